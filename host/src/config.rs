@@ -1,0 +1,148 @@
+//! Configuration: one serde struct, defaults as named constants, validated once at startup.
+//!
+//! Read in `main` (TOML file, then `PRISM_*` environment, then flags, as later issues add them)
+//! and passed down; nothing below `main` reads the environment. Every resource a filter can grow
+//! has a named cap here.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Memory one filter instance may use. Plate detection on 1080p RGBA needs a few frame-sized
+/// buffers (8 MiB each); 128 MiB leaves room while keeping a hundred instances within a few GiB.
+pub const DEFAULT_FILTER_MEMORY_BYTES: u64 = 128 * 1024 * 1024;
+/// Wall time one `process` call may take. Three frame intervals at 30 fps: a filter slower than
+/// that cannot keep up with live video anyway.
+pub const DEFAULT_PROCESS_DEADLINE_MS: u64 = 100;
+/// Wall time `describe`/`configure` may take (they may build lookup tables).
+pub const DEFAULT_CONTROL_DEADLINE_MS: u64 = 1_000;
+/// Events one `process` call may emit; a detector emits a handful per frame at most.
+pub const DEFAULT_MAX_EVENTS_PER_CALL: u32 = 32;
+/// Bytes of one event's JSON payload.
+pub const DEFAULT_MAX_EVENT_BYTES: u32 = 64 * 1024;
+/// Log lines one call may write before the rest are dropped (and counted).
+pub const DEFAULT_MAX_LOGS_PER_CALL: u32 = 32;
+/// Consecutive failures after which a filter is disabled until it is reconfigured.
+pub const DEFAULT_MAX_CONSECUTIVE_FAILURES: u32 = 5;
+/// First wait before re-instantiating a trapped filter; doubles on each further failure.
+pub const DEFAULT_BACKOFF_INITIAL_MS: u64 = 50;
+/// Longest wait between re-instantiations.
+pub const DEFAULT_BACKOFF_MAX_MS: u64 = 5_000;
+/// Filter instances alive at once in the process (the pooling allocator's slots).
+pub const DEFAULT_MAX_INSTANCES: u32 = 256;
+/// Granularity of deadlines: the epoch ticker's period.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// What happens to a frame whose filter failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnFailure {
+    /// Forward the frame as it was before the filter ran.
+    #[default]
+    PassThrough,
+    /// Drop the frame.
+    Drop,
+}
+
+/// Limits and failure policy of the filter runtime.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Linear memory cap per filter instance, bytes.
+    pub filter_memory_bytes: u64,
+    /// Deadline of one `process` call, milliseconds.
+    pub process_deadline_ms: u64,
+    /// Deadline of `describe` and `configure`, milliseconds.
+    pub control_deadline_ms: u64,
+    /// Events per `process` call.
+    pub max_events_per_call: u32,
+    /// Bytes per event payload.
+    pub max_event_bytes: u32,
+    /// Log lines per call.
+    pub max_logs_per_call: u32,
+    /// What to do with a frame when its filter fails.
+    pub on_failure: OnFailure,
+    /// Consecutive failures before the filter is disabled.
+    pub max_consecutive_failures: u32,
+    /// First re-instantiation back-off, milliseconds.
+    pub backoff_initial_ms: u64,
+    /// Longest re-instantiation back-off, milliseconds.
+    pub backoff_max_ms: u64,
+    /// Filter instances alive at once.
+    pub max_instances: u32,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            filter_memory_bytes: DEFAULT_FILTER_MEMORY_BYTES,
+            process_deadline_ms: DEFAULT_PROCESS_DEADLINE_MS,
+            control_deadline_ms: DEFAULT_CONTROL_DEADLINE_MS,
+            max_events_per_call: DEFAULT_MAX_EVENTS_PER_CALL,
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            max_logs_per_call: DEFAULT_MAX_LOGS_PER_CALL,
+            on_failure: OnFailure::default(),
+            max_consecutive_failures: DEFAULT_MAX_CONSECUTIVE_FAILURES,
+            backoff_initial_ms: DEFAULT_BACKOFF_INITIAL_MS,
+            backoff_max_ms: DEFAULT_BACKOFF_MAX_MS,
+            max_instances: DEFAULT_MAX_INSTANCES,
+        }
+    }
+}
+
+/// A configuration value that cannot work.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {field}: {reason}")]
+pub struct ConfigError {
+    /// The offending key.
+    pub field: &'static str,
+    /// Why.
+    pub reason: String,
+}
+
+impl RuntimeConfig {
+    /// Checks the values; called once at startup.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |field, reason: &str| Err(ConfigError { field, reason: reason.to_string() });
+        if self.filter_memory_bytes < 1024 * 1024 || self.filter_memory_bytes > 4 << 30 {
+            return err("filter_memory_bytes", "must be between 1 MiB and 4 GiB");
+        }
+        if self.process_deadline_ms == 0 || self.control_deadline_ms == 0 {
+            return err("process_deadline_ms", "deadlines must be at least 1 ms");
+        }
+        if self.max_consecutive_failures == 0 {
+            return err("max_consecutive_failures", "must be at least 1");
+        }
+        if self.backoff_initial_ms > self.backoff_max_ms {
+            return err("backoff_initial_ms", "must not exceed backoff_max_ms");
+        }
+        if self.max_instances == 0 {
+            return err("max_instances", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// Deadline of one `process` call.
+    pub fn process_deadline(&self) -> Duration {
+        Duration::from_millis(self.process_deadline_ms)
+    }
+
+    /// Deadline of `describe`/`configure`.
+    pub fn control_deadline(&self) -> Duration {
+        Duration::from_millis(self.control_deadline_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_unknown_keys_are_rejected() {
+        RuntimeConfig::default().validate().unwrap();
+        let err = serde_json::from_str::<RuntimeConfig>(r#"{"filter_memory": 1}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `filter_memory`"), "{err}");
+        let bad = RuntimeConfig { max_consecutive_failures: 0, ..Default::default() };
+        assert_eq!(bad.validate().unwrap_err().field, "max_consecutive_failures");
+    }
+}

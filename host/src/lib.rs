@@ -1,0 +1,13 @@
+//! Prism, a WebAssembly-extensible media server.
+//!
+//! Module map:
+//! * [`config`]: the one configuration struct, its defaults and limits.
+//! * [`runtime`]: wasmtime; loads filter components and runs them on frames in a sandbox.
+//! * [`media`]: GStreamer glue: decoding images and videos into frames, encoding them back.
+//! * [`cli`]: the `prism` command line (`filter new|check|run`, `bench`).
+//!
+//! Invariants: nothing a client or a filter sends can panic the process; every resource they
+//! can grow has a cap in [`config`]; frames are moved, not copied, between stages.
+
+pub mod config;
+pub mod runtime;

@@ -1,0 +1,96 @@
+//! Errors of the filter runtime, and the classification of guest faults.
+
+use super::events::FaultKind;
+
+/// Why a filter could not be loaded, described or configured.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The bytes are not WebAssembly at all.
+    #[error("not a WebAssembly file: it starts with [{head}], a wasm file starts with 00 61 73 6d")]
+    NotWasm {
+        /// The first bytes, hex.
+        head: String,
+    },
+    /// A core module where a component is needed.
+    #[error(
+        "this is a core WebAssembly module, not a component: build the filter with \
+         `cargo build --target wasm32-wasip2 --release` (see filter-sdk/README.md)"
+    )]
+    CoreModule,
+    /// The component does not parse, validate or link.
+    #[error("invalid component: {0}")]
+    InvalidComponent(String),
+    /// The component does not export the filter interface.
+    #[error(
+        "the component does not export prism:filter/filter@0.1.x, so it was built for another \
+         world (it exports: {found})"
+    )]
+    WrongWorld {
+        /// What it exports instead.
+        found: String,
+    },
+    /// The component imports something the host does not give filters.
+    #[error(
+        "the component imports {imports}, which Prism does not give filters (filters get \
+         prism:filter/types, prism:filter/host and a sandboxed subset of wasi:cli, io, clocks, \
+         random and filesystem)"
+    )]
+    UnsupportedImports {
+        /// The interfaces refused.
+        imports: String,
+    },
+    /// `describe` failed or returned nonsense.
+    #[error("describe failed: {0}")]
+    Describe(String),
+    /// `configure` was refused.
+    #[error("configuration refused by filter {filter}: {message}")]
+    Configure {
+        /// Filter name.
+        filter: String,
+        /// The cause (the filter's own words, or the fault).
+        message: String,
+    },
+    /// The filter is disabled after repeated failures.
+    #[error("filter {filter} is disabled after {failures} consecutive failures")]
+    Disabled {
+        /// Filter name.
+        filter: String,
+        /// Failures in a row.
+        failures: u32,
+    },
+    /// A file could not be read.
+    #[error("cannot read {path}: {message}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The OS error.
+        message: String,
+    },
+    /// The engine could not be set up.
+    #[error("wasm engine: {0}")]
+    Engine(String),
+}
+
+/// Classifies a wasmtime error from a guest call.
+pub(crate) fn classify(e: &wasmtime::Error) -> FaultKind {
+    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
+        if *trap == wasmtime::Trap::Interrupt {
+            return FaultKind::Timeout;
+        }
+    }
+    let text = format!("{e:#}");
+    if text.contains("forcing trap when growing memory") {
+        FaultKind::MemoryLimit
+    } else {
+        FaultKind::Trap
+    }
+}
+
+/// One line describing a trap: the wasmtime message without the backtrace.
+pub(crate) fn describe_trap(e: &wasmtime::Error) -> String {
+    let mut text = format!("{e:#}");
+    if let Some(at) = text.find("\nwasm backtrace:") {
+        text.truncate(at);
+    }
+    text.replace('\n', " ")
+}
