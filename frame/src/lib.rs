@@ -156,6 +156,33 @@ impl FrameBuf {
         Ok(std::mem::replace(&mut self.data, data))
     }
 
+    /// The bytes of plane `index` (0 for rgba and gray8; 0, 1, 2 = Y, U, V for i420).
+    ///
+    /// # Panics
+    /// If the format has no such plane.
+    pub fn plane(&self, index: usize) -> &[u8] {
+        let p = self.planes()[index];
+        &self.data[p.offset as usize..p.offset as usize + p.byte_len()]
+    }
+
+    /// Mutable bytes of plane `index`.
+    ///
+    /// # Panics
+    /// If the format has no such plane.
+    pub fn plane_mut(&mut self, index: usize) -> &mut [u8] {
+        let p = self.planes()[index];
+        &mut self.data[p.offset as usize..p.offset as usize + p.byte_len()]
+    }
+
+    /// The rows of plane `index`, mutable, top to bottom.
+    ///
+    /// # Panics
+    /// If the format has no such plane.
+    pub fn rows_mut(&mut self, index: usize) -> impl Iterator<Item = &mut [u8]> {
+        let stride = (self.planes()[index].stride as usize).max(1);
+        self.plane_mut(index).chunks_exact_mut(stride)
+    }
+
     /// The bytes of one pixel of a single-plane format, or the Y sample of `i420`.
     pub fn pixel(&self, x: u32, y: u32) -> Option<&[u8]> {
         if x >= self.width || y >= self.height {
@@ -180,6 +207,18 @@ mod tests {
             FrameError::WrongSize("a 2x2 rgba frame has 16 bytes, got 15".into())
         );
         assert!(FrameBuf::new(PixelFormat::I420, 3, 3, vec![0; 9 + 4 + 4]).is_ok());
+    }
+
+    #[test]
+    fn planes_and_rows() {
+        let mut frame = FrameBuf::zeroed(PixelFormat::I420, 4, 2);
+        frame.plane_mut(1).fill(5);
+        assert_eq!(frame.plane(1), &[5, 5]);
+        assert_eq!(frame.plane(2), &[0, 0]);
+        for (i, row) in frame.rows_mut(0).enumerate() {
+            row.fill(i as u8 + 1);
+        }
+        assert_eq!(frame.plane(0), &[1, 1, 1, 1, 2, 2, 2, 2]);
     }
 
     #[test]

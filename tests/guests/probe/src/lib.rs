@@ -1,0 +1,39 @@
+//! `probe`: reports what the host hands it (format, size, plane layout, pts) as a `Frame`
+//! event, and stamps a white 2x2 box at (0, 0). Asks for I420.
+
+use prism_filter_sdk::{Color, Filter, FilterInfo, Frame, PixelFormat, Rect, Result, emit, export_filter};
+use serde_json::json;
+
+/// No state.
+#[derive(Default)]
+pub struct Probe;
+
+impl Filter for Probe {
+    fn describe() -> FilterInfo {
+        FilterInfo::new("probe", "0.1.0", PixelFormat::I420)
+            .description("Reports the frames it gets (tests only).")
+    }
+
+    fn process(&mut self, frame: &mut Frame<'_>) -> Result<()> {
+        let planes: Vec<_> = frame
+            .planes()
+            .iter()
+            .map(|p| json!({"offset": p.offset, "stride": p.stride, "width": p.width, "height": p.height}))
+            .collect();
+        emit(
+            "Frame",
+            &json!({
+                "format": frame.format().name(),
+                "width": frame.width(),
+                "height": frame.height(),
+                "pts_us": frame.pts_us(),
+                "bytes": frame.read().len(),
+                "planes": planes,
+            }),
+        )?;
+        frame.fill_rect(Rect::new(0, 0, 2, 2), Color::rgb(255, 255, 255));
+        Ok(())
+    }
+}
+
+export_filter!(Probe);
