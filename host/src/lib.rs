@@ -11,3 +11,6 @@
 
 pub mod config;
 pub mod runtime;
+pub mod bench;
+pub mod cli;
+pub mod media;

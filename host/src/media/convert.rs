@@ -1,0 +1,117 @@
+//! Between GStreamer buffers (rows padded to GStreamer's strides) and packed [`FrameBuf`]s.
+//! When the strides already match (the usual case: widths that are multiples of 4) the planes
+//! are copied in one piece.
+
+use gstreamer as gst;
+use gstreamer_video as gst_video;
+use gstreamer_video::prelude::*;
+use prism_frame::{FrameBuf, PixelFormat};
+
+fn gst_format(format: PixelFormat) -> gst_video::VideoFormat {
+    match format {
+        PixelFormat::Rgba => gst_video::VideoFormat::Rgba,
+        PixelFormat::I420 => gst_video::VideoFormat::I420,
+        PixelFormat::Gray8 => gst_video::VideoFormat::Gray8,
+    }
+}
+
+/// GStreamer's description of raw frames of this format.
+pub fn video_info(
+    format: PixelFormat,
+    width: u32,
+    height: u32,
+    fps: (i32, i32),
+) -> Result<gst_video::VideoInfo, String> {
+    gst_video::VideoInfo::builder(gst_format(format), width, height)
+        .fps(gst::Fraction::new(fps.0, fps.1))
+        .build()
+        .map_err(|e| format!("cannot describe {width}x{height} {format}: {e}"))
+}
+
+/// Copies plane rows between two layouts.
+fn copy_plane(src: &[u8], src_stride: usize, dst: &mut [u8], dst_stride: usize, row: usize, rows: usize) {
+    if src_stride == dst_stride && src.len() >= row * rows && dst.len() >= row * rows {
+        let n = (src_stride * rows.saturating_sub(1) + row).min(src.len()).min(dst.len());
+        dst[..n].copy_from_slice(&src[..n]);
+        return;
+    }
+    for r in 0..rows {
+        dst[r * dst_stride..r * dst_stride + row]
+            .copy_from_slice(&src[r * src_stride..r * src_stride + row]);
+    }
+}
+
+/// A packed frame from a decoded buffer.
+pub fn buffer_to_frame(
+    buffer: &gst::BufferRef,
+    info: &gst_video::VideoInfo,
+    format: PixelFormat,
+) -> Result<FrameBuf, String> {
+    if info.format() != gst_format(format) {
+        return Err(format!("expected {} frames, got {:?}", format.gst_name(), info.format()));
+    }
+    let vframe = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info)
+        .map_err(|e| format!("cannot map a decoded frame: {e}"))?;
+    let mut frame = FrameBuf::zeroed(format, info.width(), info.height());
+    for (i, plane) in frame.planes().into_iter().enumerate() {
+        let src = vframe.plane_data(i as u32).map_err(|e| e.to_string())?;
+        let src_stride = vframe.plane_stride()[i] as usize;
+        let dst = frame.plane_mut(i);
+        let row = (plane.width * plane.bytes_per_sample) as usize;
+        copy_plane(src, src_stride, dst, plane.stride as usize, row, plane.height as usize);
+    }
+    Ok(frame)
+}
+
+/// A GStreamer buffer (GStreamer's strides) holding a packed frame.
+pub fn frame_to_buffer(frame: &FrameBuf, info: &gst_video::VideoInfo) -> Result<gst::Buffer, String> {
+    if info.width() != frame.width() || info.height() != frame.height() {
+        return Err(format!(
+            "frame size changed from {}x{} to {}x{}",
+            info.width(),
+            info.height(),
+            frame.width(),
+            frame.height()
+        ));
+    }
+    let packed = frame.planes();
+    let matches = packed.iter().enumerate().all(|(i, p)| {
+        info.stride()[i] as u32 == p.stride && info.offset()[i] as u32 == p.offset
+    }) && info.size() == frame.data().len();
+    if matches {
+        return Ok(gst::Buffer::from_slice(frame.data().to_vec()));
+    }
+    let mut buffer = gst::Buffer::with_size(info.size()).map_err(|e| e.to_string())?;
+    {
+        let b = buffer.get_mut().expect("invariant: a new buffer is writable");
+        let mut vframe = gst_video::VideoFrameRef::from_buffer_ref_writable(b, info)
+            .map_err(|e| format!("cannot map an output frame: {e}"))?;
+        for (i, plane) in packed.iter().enumerate() {
+            let dst_stride = vframe.plane_stride()[i] as usize;
+            let dst = vframe.plane_data_mut(i as u32).map_err(|e| e.to_string())?;
+            let row = (plane.width * plane.bytes_per_sample) as usize;
+            copy_plane(frame.plane(i), plane.stride as usize, dst, dst_stride, row, plane.height as usize);
+        }
+    }
+    Ok(buffer)
+}
+
+#[cfg(test)]
+mod tests {
+    use prism_frame::{Color, Rect};
+
+    use super::*;
+
+    #[test]
+    fn round_trip_through_padded_strides() {
+        gst::init().unwrap();
+        // Width 6: GStreamer pads I420 luma rows to 8 bytes and chroma rows to 4.
+        let mut frame = FrameBuf::zeroed(PixelFormat::I420, 6, 4);
+        frame.fill_rect(Rect::new(2, 0, 4, 2), Color::rgb(250, 10, 10));
+        let info = video_info(PixelFormat::I420, 6, 4, (30, 1)).unwrap();
+        assert_eq!(info.stride()[0], 8);
+        let buffer = frame_to_buffer(&frame, &info).unwrap();
+        let back = buffer_to_frame(buffer.as_ref(), &info, PixelFormat::I420).unwrap();
+        assert_eq!(back, frame);
+    }
+}
