@@ -1,0 +1,72 @@
+//! Helpers shared by Prism's cross-crate integration tests (`tests/all`): where the built guest
+//! components and the `prism` binary are, and small media fixtures made on the fly.
+//!
+//! The README's test command (`make test`) builds the guests (`wasm32-wasip2`) and the binary
+//! before running the tests.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use prism::config::RuntimeConfig;
+use prism::runtime::{FilterRuntime, LoadedFilter};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the workspace").to_path_buf()
+}
+
+/// The cargo target directory.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
+}
+
+/// Path of a guest component built by `make guests` (crate name with `-` as `_`).
+pub fn wasm(name: &str) -> PathBuf {
+    let path = target_dir()
+        .join("wasm32-wasip2/release")
+        .join(format!("{}.wasm", name.replace('-', "_")));
+    assert!(
+        path.is_file(),
+        "{} is missing: build the guests first (make guests, or make test)",
+        path.display()
+    );
+    path
+}
+
+/// The `prism` binary built by `make test`.
+pub fn prism_bin() -> PathBuf {
+    let path = target_dir().join("release/prism");
+    assert!(path.is_file(), "{} is missing: run `make test` (it builds it first)", path.display());
+    path
+}
+
+/// A runtime with test-friendly limits: small memory cap, short deadline, no back-off.
+pub fn test_runtime() -> Arc<FilterRuntime> {
+    FilterRuntime::new(RuntimeConfig {
+        filter_memory_bytes: 32 * 1024 * 1024,
+        process_deadline_ms: 50,
+        control_deadline_ms: 500,
+        backoff_initial_ms: 0,
+        backoff_max_ms: 0,
+        max_instances: 64,
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime")
+}
+
+/// Loads a guest component by crate name.
+pub fn load(runtime: &FilterRuntime, name: &str) -> Arc<LoadedFilter> {
+    runtime.load_file(&wasm(name)).unwrap_or_else(|e| panic!("loading {name}: {e}"))
+}
+
+/// A licence-plate photo from the shared test data, if present.
+pub fn sample_photo() -> Option<PathBuf> {
+    let dir = root().join("../shared/data/alpr/eu");
+    let mut photos: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jpg"))
+        .collect();
+    photos.sort();
+    photos.into_iter().next()
+}

@@ -25,8 +25,6 @@ serde_json = "1"
 # A crate of its own, not a member of an enclosing workspace.
 [workspace]
 
-[profile.release]
-opt-level = 3
 "#;
 
 const CARGO_CONFIG: &str = r#"# WebAssembly SIMD lets pixel loops vectorise; Prism's runtime supports it.

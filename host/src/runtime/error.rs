@@ -86,11 +86,14 @@ pub(crate) fn classify(e: &wasmtime::Error) -> FaultKind {
     }
 }
 
-/// One line describing a trap: the wasmtime message without the backtrace.
+/// One line describing a trap: its cause and the guest function it happened in, without the
+/// full backtrace.
 pub(crate) fn describe_trap(e: &wasmtime::Error) -> String {
-    let mut text = format!("{e:#}");
-    if let Some(at) = text.find("\nwasm backtrace:") {
-        text.truncate(at);
-    }
-    text.replace('\n', " ")
+    let cause = e.root_cause().to_string();
+    let place = e
+        .downcast_ref::<wasmtime::WasmBacktrace>()
+        .and_then(|bt| bt.frames().iter().find_map(|f| f.func_name()))
+        .map(|name| format!(" in {:#}", rustc_demangle::demangle(name)))
+        .unwrap_or_default();
+    format!("{cause}{place}").replace('\n', " ")
 }
