@@ -12,12 +12,17 @@ use prism::runtime::{FilterRuntime, LoadedFilter};
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is in the workspace")
+        .to_path_buf()
 }
 
 /// The cargo target directory.
 pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
 }
 
 /// Path of a guest component built by `make guests` (crate name with `-` as `_`).
@@ -36,7 +41,11 @@ pub fn wasm(name: &str) -> PathBuf {
 /// The `prism` binary built by `make test`.
 pub fn prism_bin() -> PathBuf {
     let path = target_dir().join("release/prism");
-    assert!(path.is_file(), "{} is missing: run `make test` (it builds it first)", path.display());
+    assert!(
+        path.is_file(),
+        "{} is missing: run `make test` (it builds it first)",
+        path.display()
+    );
     path
 }
 
@@ -56,7 +65,9 @@ pub fn test_runtime() -> Arc<FilterRuntime> {
 
 /// Loads a guest component by crate name.
 pub fn load(runtime: &FilterRuntime, name: &str) -> Arc<LoadedFilter> {
-    runtime.load_file(&wasm(name)).unwrap_or_else(|e| panic!("loading {name}: {e}"))
+    runtime
+        .load_file(&wasm(name))
+        .unwrap_or_else(|e| panic!("loading {name}: {e}"))
 }
 
 /// A licence-plate photo from the shared test data, if present.

@@ -21,12 +21,16 @@ impl<'a> Frame<'a> {
     #[doc(hidden)]
     #[cfg(target_arch = "wasm32")]
     pub fn from_host(frame: &'a wit::Frame) -> Self {
-        Self { inner: Inner::Host(frame) }
+        Self {
+            inner: Inner::Host(frame),
+        }
     }
 
     /// A frame over an in-memory buffer (what [`crate::testing::Harness`] uses).
     pub fn local(buf: &'a mut FrameBuf, pts_us: u64) -> Self {
-        Self { inner: Inner::Local(buf, pts_us) }
+        Self {
+            inner: Inner::Local(buf, pts_us),
+        }
     }
 
     /// Width in pixels.
@@ -124,7 +128,10 @@ impl<'a> Frame<'a> {
 
     /// Writes a [`FrameBuf`] back at (x, y).
     pub fn put_region(&mut self, x: u32, y: u32, pixels: &FrameBuf) -> Result<(), FrameError> {
-        self.write_region(Rect::new(x, y, pixels.width(), pixels.height()), pixels.data())
+        self.write_region(
+            Rect::new(x, y, pixels.width(), pixels.height()),
+            pixels.data(),
+        )
     }
 
     /// Runs `f` over the frame in horizontal bands of `rows` rows (rounded up to even), each
@@ -198,12 +205,22 @@ impl<'a> Frame<'a> {
 
 #[cfg(target_arch = "wasm32")]
 fn to_wit_rect(r: Rect) -> wit::Rect {
-    wit::Rect { x: r.x, y: r.y, width: r.width, height: r.height }
+    wit::Rect {
+        x: r.x,
+        y: r.y,
+        width: r.width,
+        height: r.height,
+    }
 }
 
 #[cfg(target_arch = "wasm32")]
 fn to_wit_color(c: Color) -> wit::Color {
-    wit::Color { r: c.r, g: c.g, b: c.b, a: c.a }
+    wit::Color {
+        r: c.r,
+        g: c.g,
+        b: c.b,
+        a: c.a,
+    }
 }
 
 #[cfg(target_arch = "wasm32")]

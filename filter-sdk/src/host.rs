@@ -52,7 +52,9 @@ pub fn now_us() -> u64 {
 pub fn install_panic_hook() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        std::panic::set_hook(Box::new(|info| log(Level::Error, &format!("panic: {info}"))));
+        std::panic::set_hook(Box::new(|info| {
+            log(Level::Error, &format!("panic: {info}"))
+        }));
     });
 }
 

@@ -192,7 +192,9 @@ macro_rules! export_filter {
                     with_state(|f| $crate::Filter::configure(f, &config_json)).map_err(|e| e.0)
                 }
 
-                fn process(frame: &$crate::__bindings::prism::filter::types::Frame) -> Result<(), String> {
+                fn process(
+                    frame: &$crate::__bindings::prism::filter::types::Frame,
+                ) -> Result<(), String> {
                     with_state(|f| {
                         let mut frame = $crate::Frame::from_host(frame);
                         $crate::Filter::process(f, &mut frame)
@@ -201,7 +203,7 @@ macro_rules! export_filter {
                 }
             }
 
-            $crate::__bindings::__export_raw!(Export with_types_in $crate::__bindings);
+    $crate::__bindings::__export_raw!(Export with_types_in $crate::__bindings);
         };
     };
 }

@@ -54,7 +54,9 @@ impl<F: Filter> Harness<F> {
     /// A fresh filter, as the host creates it.
     pub fn new() -> Self {
         RECORDER.with(|r| *r.borrow_mut() = Recorder::default());
-        Self { filter: F::default() }
+        Self {
+            filter: F::default(),
+        }
     }
 
     /// The filter's description.

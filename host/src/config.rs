@@ -103,7 +103,12 @@ pub struct ConfigError {
 impl RuntimeConfig {
     /// Checks the values; called once at startup.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let err = |field, reason: &str| Err(ConfigError { field, reason: reason.to_string() });
+        let err = |field, reason: &str| {
+            Err(ConfigError {
+                field,
+                reason: reason.to_string(),
+            })
+        };
         if self.filter_memory_bytes < 1024 * 1024 || self.filter_memory_bytes > 4 << 30 {
             return err("filter_memory_bytes", "must be between 1 MiB and 4 GiB");
         }
@@ -141,8 +146,17 @@ mod tests {
     fn defaults_validate_and_unknown_keys_are_rejected() {
         RuntimeConfig::default().validate().unwrap();
         let err = serde_json::from_str::<RuntimeConfig>(r#"{"filter_memory": 1}"#).unwrap_err();
-        assert!(err.to_string().contains("unknown field `filter_memory`"), "{err}");
-        let bad = RuntimeConfig { max_consecutive_failures: 0, ..Default::default() };
-        assert_eq!(bad.validate().unwrap_err().field, "max_consecutive_failures");
+        assert!(
+            err.to_string().contains("unknown field `filter_memory`"),
+            "{err}"
+        );
+        let bad = RuntimeConfig {
+            max_consecutive_failures: 0,
+            ..Default::default()
+        };
+        assert_eq!(
+            bad.validate().unwrap_err().field,
+            "max_consecutive_failures"
+        );
     }
 }

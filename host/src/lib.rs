@@ -9,8 +9,8 @@
 //! Invariants: nothing a client or a filter sends can panic the process; every resource they
 //! can grow has a cap in [`config`]; frames are moved, not copied, between stages.
 
-pub mod config;
-pub mod runtime;
 pub mod bench;
 pub mod cli;
+pub mod config;
 pub mod media;
+pub mod runtime;

@@ -9,7 +9,10 @@ use prism_frame::{Color, FrameBuf, PixelFormat, Rect};
 use prism_tests::{prism_bin, sample_photo, wasm};
 
 fn prism(args: &[&str]) -> Output {
-    Command::new(prism_bin()).args(args).output().expect("prism runs")
+    Command::new(prism_bin())
+        .args(args)
+        .output()
+        .expect("prism runs")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -27,7 +30,8 @@ fn blocks() -> FrameBuf {
 }
 
 fn write_png(path: &Path, frame: &FrameBuf) {
-    let mut enc = Encoder::create(path, frame.format(), frame.width(), frame.height(), (1, 1)).unwrap();
+    let mut enc =
+        Encoder::create(path, frame.format(), frame.width(), frame.height(), (1, 1)).unwrap();
     enc.push(frame, 0).unwrap();
     assert_eq!(enc.finish().unwrap(), 1);
 }
@@ -43,18 +47,33 @@ fn decode_all(path: &Path, format: PixelFormat) -> Vec<(FrameBuf, u64)> {
 
 #[test]
 fn check_prints_the_description() {
-    let out = prism(&["filter", "check", wasm("grayscale").to_str().unwrap(), "--json"]);
+    let out = prism(&[
+        "filter",
+        "check",
+        wasm("grayscale").to_str().unwrap(),
+        "--json",
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["ok"], true);
     assert_eq!(report["filter"]["name"], "grayscale");
     assert_eq!(report["filter"]["format"], "rgba");
     assert_eq!(report["world"], "prism:filter/video-filter@0.1.0");
-    assert!(report["exports"].as_array().unwrap().iter().any(|e| e == "prism:filter/filter@0.1.0"));
+    assert!(
+        report["exports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e == "prism:filter/filter@0.1.0")
+    );
 
     let out = prism(&["filter", "check", wasm("privacy").to_str().unwrap()]);
     assert!(out.status.success());
-    assert!(text(&out.stdout).contains("name         privacy"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("name         privacy"),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 #[test]
@@ -69,7 +88,10 @@ fn check_rejects_with_clear_errors() {
         (not_wasm.clone(), "not a WebAssembly file"),
         (core, "core WebAssembly module, not a component"),
         (wasm("wrong-world"), "built for another world"),
-        (wasm("bad-import"), "imports evil:net/socket@1.0.0, which Prism does not give filters"),
+        (
+            wasm("bad-import"),
+            "imports evil:net/socket@1.0.0, which Prism does not give filters",
+        ),
         (missing, "cannot read"),
     ];
     for (file, expected) in cases {
@@ -82,7 +104,12 @@ fn check_rejects_with_clear_errors() {
     let out = prism(&["filter", "check", not_wasm.to_str().unwrap(), "--json"]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["ok"], false);
-    assert!(report["error"].as_str().unwrap().contains("not a WebAssembly file"));
+    assert!(
+        report["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a WebAssembly file")
+    );
 }
 
 #[test]
@@ -92,17 +119,26 @@ fn run_grayscale_on_an_image() {
     let output = dir.path().join("gray.png");
     write_png(&input, &blocks());
     let out = prism(&[
-        "filter", "run", wasm("grayscale").to_str().unwrap(),
-        "--input", input.to_str().unwrap(),
-        "--output", output.to_str().unwrap(),
+        "filter",
+        "run",
+        wasm("grayscale").to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
         "--json",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let lines: Vec<serde_json::Value> =
-        text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let summary = lines.last().unwrap();
     assert_eq!(summary["kind"], "summary");
-    assert_eq!((summary["frames"].as_u64(), summary["failures"].as_u64()), (Some(1), Some(0)));
+    assert_eq!(
+        (summary["frames"].as_u64(), summary["failures"].as_u64()),
+        (Some(1), Some(0))
+    );
     assert!(summary["ms_per_frame_p50"].as_f64().unwrap() > 0.0);
 
     let frames = decode_all(&output, PixelFormat::Rgba);
@@ -123,20 +159,31 @@ fn run_on_a_video_prints_events_per_frame() {
     let mut enc = Encoder::create(&input, PixelFormat::I420, 320, 240, (30, 1)).unwrap();
     for i in 0..30u64 {
         let shade = (i * 8) as u8;
-        let frame = FrameBuf::filled(PixelFormat::I420, 320, 240, Color::rgb(shade, 128, 255 - shade));
+        let frame = FrameBuf::filled(
+            PixelFormat::I420,
+            320,
+            240,
+            Color::rgb(shade, 128, 255 - shade),
+        );
         enc.push(&frame, i * 33_333).unwrap();
     }
     assert_eq!(enc.finish().unwrap(), 30);
 
     let out = prism(&[
-        "filter", "run", wasm("probe").to_str().unwrap(),
-        "--input", input.to_str().unwrap(),
-        "--output", output.to_str().unwrap(),
+        "filter",
+        "run",
+        wasm("probe").to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
         "--json",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let lines: Vec<serde_json::Value> =
-        text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let events: Vec<_> = lines.iter().filter(|l| l["kind"] == "event").collect();
     assert_eq!(events.len(), 30);
     for (i, e) in events.iter().enumerate() {
@@ -144,10 +191,19 @@ fn run_on_a_video_prints_events_per_frame() {
         assert_eq!(e["payload"]["format"], "i420");
         assert_eq!(e["payload"]["width"], 320);
         let pts = e["pts_us"].as_u64().unwrap();
-        assert!(pts.abs_diff(i as u64 * 33_333) <= 1_000, "frame {i} pts {pts}");
+        assert!(
+            pts.abs_diff(i as u64 * 33_333) <= 1_000,
+            "frame {i} pts {pts}"
+        );
     }
     let summary = lines.last().unwrap();
-    assert_eq!((summary["frames"].as_u64(), summary["frames_written"].as_u64()), (Some(30), Some(30)));
+    assert_eq!(
+        (
+            summary["frames"].as_u64(),
+            summary["frames_written"].as_u64()
+        ),
+        (Some(30), Some(30))
+    );
     let written = decode_all(&output, PixelFormat::I420);
     assert_eq!(written.len(), 30);
     // The probe's white box survived encoding (H.264, so within tolerance).
@@ -163,20 +219,31 @@ fn run_on_a_photo_from_the_data_set() {
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("out.png");
     let out = prism(&[
-        "filter", "run", wasm("privacy").to_str().unwrap(),
-        "--input", photo.to_str().unwrap(),
-        "--output", output.to_str().unwrap(),
-        "--config", r#"{"regions":[{"x":0,"y":0,"width":64,"height":64}],"block":64,"timestamp":false}"#,
+        "filter",
+        "run",
+        wasm("privacy").to_str().unwrap(),
+        "--input",
+        photo.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--config",
+        r#"{"regions":[{"x":0,"y":0,"width":64,"height":64}],"block":64,"timestamp":false}"#,
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let original = &decode_all(&photo, PixelFormat::Rgba)[0].0;
     let result = &decode_all(&output, PixelFormat::Rgba)[0].0;
-    assert_eq!((result.width(), result.height()), (original.width(), original.height()));
+    assert_eq!(
+        (result.width(), result.height()),
+        (original.width(), original.height())
+    );
     // One flat 64x64 block in the corner; the rest of the picture is untouched.
     let corner = result.read_region(Rect::new(0, 0, 64, 64)).unwrap();
     assert!(corner.chunks_exact(4).all(|p| p == &corner[..4]));
     let far = Rect::new(original.width() - 64, original.height() - 64, 64, 64);
-    assert_eq!(result.read_region(far).unwrap(), original.read_region(far).unwrap());
+    assert_eq!(
+        result.read_region(far).unwrap(),
+        original.read_region(far).unwrap()
+    );
 }
 
 #[test]
@@ -184,7 +251,13 @@ fn run_reports_bad_input_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.mp4");
     std::fs::write(&junk, b"this is not a video").unwrap();
-    let out = prism(&["filter", "run", wasm("grayscale").to_str().unwrap(), "--input", junk.to_str().unwrap()]);
+    let out = prism(&[
+        "filter",
+        "run",
+        wasm("grayscale").to_str().unwrap(),
+        "--input",
+        junk.to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
     assert!(stderr.contains("cannot decode"), "{stderr}");
@@ -193,16 +266,34 @@ fn run_reports_bad_input_clearly() {
     let input = dir.path().join("blocks.png");
     write_png(&input, &blocks());
     let out = prism(&[
-        "filter", "run", wasm("privacy").to_str().unwrap(),
-        "--input", input.to_str().unwrap(), "--config", r#"{"block": "big"}"#,
+        "filter",
+        "run",
+        wasm("privacy").to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--config",
+        r#"{"block": "big"}"#,
     ]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("configuration refused by filter privacy"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("configuration refused by filter privacy"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let out = prism(&[
-        "filter", "run", wasm("grayscale").to_str().unwrap(),
-        "--input", input.to_str().unwrap(), "--output", dir.path().join("x.gif").to_str().unwrap(),
+        "filter",
+        "run",
+        wasm("grayscale").to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        dir.path().join("x.gif").to_str().unwrap(),
     ]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("unsupported output"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("unsupported output"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -27,7 +27,9 @@ fn frame() -> FrameBuf {
 }
 
 fn drain(rx: &Receiver<FilterEvent>) -> Vec<serde_json::Value> {
-    rx.try_iter().map(|e| serde_json::to_value(e).unwrap()).collect()
+    rx.try_iter()
+        .map(|e| serde_json::to_value(e).unwrap())
+        .collect()
 }
 
 /// Frame 0 is processed normally, frame 1 triggers `mode`, frames 2 and 3 must flow again.
@@ -39,22 +41,43 @@ fn contained(mode: &str, fault: &str, cause: &str) {
 
     let mut f1 = frame();
     let started = Instant::now();
-    assert_eq!(instance.process(&mut f1, 1), Verdict::Forward, "{mode}: passed through");
-    assert!(started.elapsed() < SANITY, "{mode}: the call was not contained");
-    assert_eq!(f1, frame(), "{mode}: the failed frame goes on exactly as it came in");
+    assert_eq!(
+        instance.process(&mut f1, 1),
+        Verdict::Forward,
+        "{mode}: passed through"
+    );
+    assert!(
+        started.elapsed() < SANITY,
+        "{mode}: the call was not contained"
+    );
+    assert_eq!(
+        f1,
+        frame(),
+        "{mode}: the failed frame goes on exactly as it came in"
+    );
 
     let events = drain(&rx);
-    let error = events.iter().find(|e| e["kind"] == "error").unwrap_or_else(|| panic!("{mode}: no error event in {events:?}"));
+    let error = events
+        .iter()
+        .find(|e| e["kind"] == "error")
+        .unwrap_or_else(|| panic!("{mode}: no error event in {events:?}"));
     assert_eq!(error["filter"], "hostile");
     assert_eq!(error["fault"], fault, "{mode}: {error}");
     assert_eq!(error["pts_us"], 1);
     let message = error["message"].as_str().unwrap();
-    assert!(message.contains(cause), "{mode}: cause {message:?} does not mention {cause:?}");
+    assert!(
+        message.contains(cause),
+        "{mode}: cause {message:?} does not mention {cause:?}"
+    );
 
     for pts in [2, 3] {
         let mut f = frame();
         assert_eq!(instance.process(&mut f, pts), Verdict::Forward);
-        assert_eq!(f.data()[0], 200, "{mode}: frame {pts} flowed through the filter again");
+        assert_eq!(
+            f.data()[0],
+            200,
+            "{mode}: frame {pts} flowed through the filter again"
+        );
     }
     assert_eq!(instance.stats().failures, 1);
     assert!(!instance.is_disabled());
@@ -78,7 +101,11 @@ fn panic_is_a_trap_with_its_message() {
 #[test]
 fn stack_overflow_is_a_trap() {
     // Rust keeps its stack in linear memory: overflowing it is an out-of-bounds access.
-    contained("stack-overflow", "trap", "out of bounds memory access in hostile::recurse");
+    contained(
+        "stack-overflow",
+        "trap",
+        "out of bounds memory access in hostile::recurse",
+    );
 }
 
 #[test]
@@ -88,7 +115,11 @@ fn oversized_write_is_refused() {
 
 #[test]
 fn wrong_sized_region_write_is_refused() {
-    contained("wrong-region-write", "filter-error", "takes 16 bytes, got 3");
+    contained(
+        "wrong-region-write",
+        "filter-error",
+        "takes 16 bytes, got 3",
+    );
 }
 
 #[test]
@@ -98,7 +129,11 @@ fn out_of_bounds_read_is_refused() {
 
 #[test]
 fn scribbles_are_rolled_back_on_failure() {
-    contained("scribble-then-fail", "filter-error", "scribbled, then failed");
+    contained(
+        "scribble-then-fail",
+        "filter-error",
+        "scribbled, then failed",
+    );
 }
 
 #[test]
@@ -108,9 +143,16 @@ fn event_flood_is_capped() {
     assert_eq!(instance.process(&mut f, 7), Verdict::Forward);
     let events = drain(&rx);
     let cap = RuntimeConfig::default().max_events_per_call as usize;
-    assert_eq!(events.len(), cap, "exactly the per-call cap of events got out");
+    assert_eq!(
+        events.len(),
+        cap,
+        "exactly the per-call cap of events got out"
+    );
     for (i, e) in events.iter().enumerate() {
-        assert_eq!((e["kind"].as_str(), e["name"].as_str()), (Some("event"), Some("Flood")));
+        assert_eq!(
+            (e["kind"].as_str(), e["name"].as_str()),
+            (Some("event"), Some("Flood"))
+        );
         assert_eq!(e["payload"], i);
     }
     // The next call has a fresh budget.
@@ -164,7 +206,9 @@ fn drop_policy_drops_failed_frames() {
     .unwrap();
     let filter = runtime.load_file(&wasm("hostile")).unwrap();
     let mut instance = runtime.instantiate(&filter, None).unwrap();
-    instance.configure(r#"{"mode": "loop", "at": [1]}"#).unwrap();
+    instance
+        .configure(r#"{"mode": "loop", "at": [1]}"#)
+        .unwrap();
     let mut f = frame();
     assert_eq!(instance.process(&mut f, 1), Verdict::Drop);
     assert_eq!(instance.process(&mut f, 2), Verdict::Forward);
@@ -178,9 +222,15 @@ fn configure_errors_are_clear_and_keep_the_last_good_config() {
     assert!(err.contains("not valid JSON"), "{err}");
     let err = instance.configure("[1, 2]").unwrap_err().to_string();
     assert!(err.contains("must be a JSON object"), "{err}");
-    let err = instance.configure(r#"{"mode": "mark", "extra": 1}"#).unwrap_err().to_string();
+    let err = instance
+        .configure(r#"{"mode": "mark", "extra": 1}"#)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("unknown field `extra`"), "{err}");
-    let err = instance.configure(r#"{"mode": "panic-in-configure"}"#).unwrap_err().to_string();
+    let err = instance
+        .configure(r#"{"mode": "panic-in-configure"}"#)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("configure blew up"), "{err}");
     // Still the "mark" instance.
     let mut f = frame();
@@ -192,10 +242,14 @@ fn configure_errors_are_clear_and_keep_the_last_good_config() {
 fn many_instances_of_many_filters_coexist() {
     let runtime = test_runtime();
     let filter = load(&runtime, "hostile");
-    let mut instances: Vec<_> = (0..32).map(|_| runtime.instantiate(&filter, None).unwrap()).collect();
+    let mut instances: Vec<_> = (0..32)
+        .map(|_| runtime.instantiate(&filter, None).unwrap())
+        .collect();
     for (i, instance) in instances.iter_mut().enumerate() {
         let mode = if i % 2 == 0 { "mark" } else { "panic" };
-        instance.configure(&format!(r#"{{"mode": "{mode}"}}"#)).unwrap();
+        instance
+            .configure(&format!(r#"{{"mode": "{mode}"}}"#))
+            .unwrap();
         let mut f = frame();
         instance.process(&mut f, 0);
         assert_eq!(f.data()[0], if i % 2 == 0 { 200 } else { 50 });

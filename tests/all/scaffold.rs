@@ -19,7 +19,11 @@ fn cargo(dir: &std::path::Path, args: &[&str]) {
         .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
         .status()
         .expect("cargo runs");
-    assert!(status.success(), "cargo {args:?} failed in {}", dir.display());
+    assert!(
+        status.success(),
+        "cargo {args:?} failed in {}",
+        dir.display()
+    );
 }
 
 #[test]
@@ -27,14 +31,27 @@ fn scaffolded_filter_builds_tests_and_runs() {
     let dir = tempfile::tempdir().unwrap();
     let crate_dir = dir.path().join("night-vision");
     let out = Command::new(prism_bin())
-        .args(["filter", "new", "night-vision", "--path", crate_dir.to_str().unwrap()])
+        .args([
+            "filter",
+            "new",
+            "night-vision",
+            "--path",
+            crate_dir.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::copy(root().join("Cargo.lock"), crate_dir.join("Cargo.lock")).unwrap();
 
     cargo(&crate_dir, &["test", "--release", "--quiet"]);
-    cargo(&crate_dir, &["build", "--target", "wasm32-wasip2", "--release", "--quiet"]);
+    cargo(
+        &crate_dir,
+        &["build", "--target", "wasm32-wasip2", "--release", "--quiet"],
+    );
     let component = target_dir().join("wasm32-wasip2/release/night_vision.wasm");
 
     let input = dir.path().join("in.png");
@@ -47,18 +64,36 @@ fn scaffolded_filter_builds_tests_and_runs() {
 
     let out = Command::new(prism_bin())
         .args(["filter", "run", component.to_str().unwrap()])
-        .args(["--input", input.to_str().unwrap(), "--output", output.to_str().unwrap()])
+        .args([
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut dec = Decoder::open(&output, PixelFormat::Rgba).unwrap();
     let inverted = dec.next_frame().unwrap().unwrap().buf;
     assert_eq!(inverted.pixel(5, 5), Some(&[0, 255, 245, 255][..]));
-    assert_eq!(inverted.pixel(50, 5).map(|p| &p[..3]), Some(&[255, 255, 255][..]));
+    assert_eq!(
+        inverted.pixel(50, 5).map(|p| &p[..3]),
+        Some(&[255, 255, 255][..])
+    );
 
     // A second scaffold into the same place is refused.
     let again = Command::new(prism_bin())
-        .args(["filter", "new", "night-vision", "--path", crate_dir.to_str().unwrap()])
+        .args([
+            "filter",
+            "new",
+            "night-vision",
+            "--path",
+            crate_dir.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(!again.status.success());

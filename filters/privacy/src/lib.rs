@@ -32,7 +32,11 @@ struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { regions: Vec::new(), block: 16, timestamp: true }
+        Self {
+            regions: Vec::new(),
+            block: 16,
+            timestamp: true,
+        }
     }
 }
 
@@ -45,7 +49,13 @@ pub struct Privacy {
 /// `HH:MM:SS.mmm` of a timestamp in microseconds.
 fn clock(pts_us: u64) -> String {
     let ms = pts_us / 1000;
-    format!("{:02}:{:02}:{:02}.{:03}", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000)
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
 }
 
 /// Replaces each `block` x `block` square of an RGBA buffer by its average colour.
@@ -55,7 +65,9 @@ fn pixelate(pixels: &mut FrameBuf, block: u32) {
         for bx in (0..w).step_by(block as usize) {
             let cell = Rect::new(bx, by, block.min(w - bx), block.min(h - by));
             let mut sum = [0u64; 3];
-            let bytes = pixels.read_region(cell).expect("cell lies inside the region");
+            let bytes = pixels
+                .read_region(cell)
+                .expect("cell lies inside the region");
             for px in bytes.chunks_exact(4) {
                 sum[0] += px[0] as u64;
                 sum[1] += px[1] as u64;
@@ -96,7 +108,8 @@ impl Filter for Privacy {
 
     fn process(&mut self, frame: &mut Frame<'_>) -> Result<()> {
         for r in &self.config.regions {
-            let Some(area) = Rect::new(r.x, r.y, r.width, r.height).clip(frame.width(), frame.height())
+            let Some(area) =
+                Rect::new(r.x, r.y, r.width, r.height).clip(frame.width(), frame.height())
             else {
                 continue;
             };
@@ -108,7 +121,15 @@ impl Filter for Privacy {
             let text = clock(frame.pts_us());
             let scale = (frame.height() / 240).max(1);
             let (w, h) = text_size(&text, scale);
-            frame.fill_rect(Rect::new(4, 4, w + 8, h + 8), Color { r: 0, g: 0, b: 0, a: 160 });
+            frame.fill_rect(
+                Rect::new(4, 4, w + 8, h + 8),
+                Color {
+                    r: 0,
+                    g: 0,
+                    b: 0,
+                    a: 160,
+                },
+            );
             frame.draw_text(&text, 8, 8, scale, Color::rgb(255, 255, 255));
         }
         Ok(())
@@ -127,7 +148,9 @@ mod tests {
     fn pixelates_only_the_region() {
         let mut harness = Harness::<Privacy>::new();
         harness
-            .configure(r#"{"regions":[{"x":0,"y":0,"width":4,"height":4}],"block":4,"timestamp":false}"#)
+            .configure(
+                r#"{"regions":[{"x":0,"y":0,"width":4,"height":4}],"block":4,"timestamp":false}"#,
+            )
             .unwrap();
         let mut frame = FrameBuf::zeroed(PixelFormat::Rgba, 8, 8);
         frame.fill_rect(Rect::new(0, 0, 2, 4), Color::rgb(200, 100, 0));
@@ -143,10 +166,20 @@ mod tests {
         assert_eq!(clock(3_723_004_000), "01:02:03.004");
         let mut harness = Harness::<Privacy>::new();
         assert!(harness.configure(r#"{"block": 1}"#).is_err());
-        assert!(harness.configure(r#"{"colour": 1}"#).unwrap_err().0.contains("unknown field"));
+        assert!(
+            harness
+                .configure(r#"{"colour": 1}"#)
+                .unwrap_err()
+                .0
+                .contains("unknown field")
+        );
         let mut frame = FrameBuf::zeroed(PixelFormat::Rgba, 160, 40);
         harness.process(&mut frame, 1_000).unwrap();
-        let white = frame.data().chunks_exact(4).filter(|p| p[..3] == [255, 255, 255]).count();
+        let white = frame
+            .data()
+            .chunks_exact(4)
+            .filter(|p| p[..3] == [255, 255, 255])
+            .count();
         assert!(white > 50, "timestamp text drawn ({white} white pixels)");
     }
 }

@@ -125,7 +125,10 @@ pub fn measure(dir: &Path, iterations: u32) -> anyhow::Result<FilterBench> {
         kernels::gray_rgba_in_place(std::hint::black_box(native_frame.data_mut()));
         native_us.push(t.elapsed().as_secs_f64() * 1e6);
     }
-    anyhow::ensure!(gray.stats().failures == 0, "grayscale failed during the benchmark");
+    anyhow::ensure!(
+        gray.stats().failures == 0,
+        "grayscale failed during the benchmark"
+    );
 
     // Instantiation from the cache.
     let mut inst_ms: Vec<f64> = (0..iterations)
@@ -156,18 +159,35 @@ pub fn measure(dir: &Path, iterations: u32) -> anyhow::Result<FilterBench> {
 pub fn run(filters: Option<PathBuf>, iterations: u32, json: bool) -> anyhow::Result<ExitCode> {
     let dir = filters.unwrap_or_else(default_filters_dir);
     if cfg!(debug_assertions) {
-        eprintln!("warning: this is a debug build; benchmark figures are only meaningful with --release");
+        eprintln!(
+            "warning: this is a debug build; benchmark figures are only meaningful with --release"
+        );
     }
     let b = measure(&dir, iterations)?;
     if json {
         println!("{}", serde_json::to_string(&b)?);
     } else {
-        println!("filter ABI, {} frames, median of {} samples", b.frame, b.iterations);
-        println!("  no-op call            {:>9.2} us   (target <= 2 us)", b.noop_us);
-        println!("  grayscale in WASM     {:>9.1} us   (p99 {:.1} us)", b.grayscale_wasm_us, b.grayscale_wasm_us_p99);
+        println!(
+            "filter ABI, {} frames, median of {} samples",
+            b.frame, b.iterations
+        );
+        println!(
+            "  no-op call            {:>9.2} us   (target <= 2 us)",
+            b.noop_us
+        );
+        println!(
+            "  grayscale in WASM     {:>9.1} us   (p99 {:.1} us)",
+            b.grayscale_wasm_us, b.grayscale_wasm_us_p99
+        );
         println!("  grayscale native      {:>9.1} us", b.grayscale_native_us);
-        println!("  WASM / native         {:>9.2} x    (target <= 1.3)", b.wasm_native_ratio);
-        println!("  instantiate (cached)  {:>9.3} ms   (target <= 0.2 ms)", b.instantiate_ms);
+        println!(
+            "  WASM / native         {:>9.2} x    (target <= 1.3)",
+            b.wasm_native_ratio
+        );
+        println!(
+            "  instantiate (cached)  {:>9.3} ms   (target <= 0.2 ms)",
+            b.instantiate_ms
+        );
         println!("  compile + describe    {:>9.1} ms", b.compile_ms);
     }
     Ok(ExitCode::SUCCESS)

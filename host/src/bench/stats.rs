@@ -15,10 +15,18 @@ impl Summary {
     /// Summarises `samples` (sorted in place). Empty input gives zeros.
     pub fn of(samples: &mut [f64]) -> Self {
         if samples.is_empty() {
-            return Self { p50: 0.0, p99: 0.0, min: 0.0 };
+            return Self {
+                p50: 0.0,
+                p99: 0.0,
+                min: 0.0,
+            };
         }
         samples.sort_by(f64::total_cmp);
-        Self { p50: percentile(samples, 0.5), p99: percentile(samples, 0.99), min: samples[0] }
+        Self {
+            p50: percentile(samples, 0.5),
+            p99: percentile(samples, 0.99),
+            min: samples[0],
+        }
     }
 }
 

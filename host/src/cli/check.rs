@@ -30,7 +30,10 @@ pub fn run(file: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
                 println!("{}", report(file, &filter));
             } else {
                 let info = &filter.info;
-                println!("{}: valid Prism filter (prism:filter/video-filter@0.1.0)", file.display());
+                println!(
+                    "{}: valid Prism filter (prism:filter/video-filter@0.1.0)",
+                    file.display()
+                );
                 println!("  name         {}", info.name);
                 println!("  version      {}", info.version);
                 println!("  description  {}", info.description);
@@ -45,7 +48,10 @@ pub fn run(file: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
         }
         Err(e) => {
             if json_out {
-                println!("{}", json!({"ok": false, "file": file.display().to_string(), "error": e.to_string()}));
+                println!(
+                    "{}",
+                    json!({"ok": false, "file": file.display().to_string(), "error": e.to_string()})
+                );
             } else {
                 eprintln!("error: {}: {e}", file.display());
             }

@@ -94,16 +94,26 @@ pub enum BenchCommand {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Filter(FilterCommand::New { name, path, sdk }) => {
-            scaffold::run(&name, path, sdk)
-        }
+        Command::Filter(FilterCommand::New { name, path, sdk }) => scaffold::run(&name, path, sdk),
         Command::Filter(FilterCommand::Check { file, json }) => check::run(&file, json),
-        Command::Filter(FilterCommand::Run { file, input, output, config, json }) => {
-            run::run(&run::Options { file, input, output, config, json })
-        }
-        Command::Bench(BenchCommand::Filter { json, filters, iterations }) => {
-            bench::filter::run(filters, iterations, json)
-        }
+        Command::Filter(FilterCommand::Run {
+            file,
+            input,
+            output,
+            config,
+            json,
+        }) => run::run(&run::Options {
+            file,
+            input,
+            output,
+            config,
+            json,
+        }),
+        Command::Bench(BenchCommand::Filter {
+            json,
+            filters,
+            iterations,
+        }) => bench::filter::run(filters, iterations, json),
     }
 }
 

@@ -31,7 +31,11 @@ pub struct Options {
 
 fn print_events(rx: &Receiver<FilterEvent>, out: &mut impl Write) -> std::io::Result<()> {
     while let Ok(event) = rx.try_recv() {
-        writeln!(out, "{}", serde_json::to_string(&event).expect("events serialise"))?;
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string(&event).expect("events serialise")
+        )?;
     }
     Ok(())
 }
@@ -78,17 +82,26 @@ pub fn run(opts: &Options) -> anyhow::Result<ExitCode> {
         if let Some(path) = &opts.output {
             if encoder.is_none() {
                 let fps = decoder.framerate().unwrap_or((30, 1));
-                encoder = Some(Encoder::create(path, format, frame.buf.width(), frame.buf.height(), fps)?);
+                encoder = Some(Encoder::create(
+                    path,
+                    format,
+                    frame.buf.width(),
+                    frame.buf.height(),
+                    fps,
+                )?);
             }
             if let Some(enc) = encoder.as_mut() {
                 enc.push(&frame.buf, frame.pts_us)?;
             }
         }
-        if show_progress {
-            if let Some(total) = decoder.duration() {
-                progress(frame.pts_us, total.as_micros() as u64, times_us.len() as u64);
+        if show_progress
+            && let Some(total) = decoder.duration() {
+                progress(
+                    frame.pts_us,
+                    total.as_micros() as u64,
+                    times_us.len() as u64,
+                );
             }
-        }
     }
     if show_progress {
         eprintln!();
@@ -129,8 +142,15 @@ pub fn run(opts: &Options) -> anyhow::Result<ExitCode> {
             stats.failures,
             summary.p50 / 1000.0,
             summary.p99 / 1000.0,
-            opts.output.as_ref().map(|p| format!(", wrote {}", p.display())).unwrap_or_default()
+            opts.output
+                .as_ref()
+                .map(|p| format!(", wrote {}", p.display()))
+                .unwrap_or_default()
         );
     }
-    Ok(if stats.failures > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+    Ok(if stats.failures > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -145,7 +145,9 @@ const GITIGNORE: &str = "/target\nCargo.lock\n";
 fn validate_name(name: &str) -> anyhow::Result<()> {
     let ok = name.len() <= 64
         && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     if !ok {
         bail!(
             "invalid filter name {name:?}: use 1 to 64 lower-case letters, digits, '-' or '_', \
@@ -165,7 +167,9 @@ fn type_name(name: &str) -> String {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let mut c = p.chars();
-            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
         })
         .collect()
 }
@@ -173,7 +177,10 @@ fn type_name(name: &str) -> String {
 /// The SDK next to the sources this binary was built from.
 fn default_sdk() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../filter-sdk");
-    dir.join("Cargo.toml").is_file().then(|| dir.canonicalize().ok()).flatten()
+    dir.join("Cargo.toml")
+        .is_file()
+        .then(|| dir.canonicalize().ok())
+        .flatten()
 }
 
 fn render(template: &str, name: &str, sdk: &Path) -> String {
@@ -194,7 +201,10 @@ pub fn scaffold(name: &str, dir: &Path, sdk: &Path) -> anyhow::Result<()> {
         .canonicalize()
         .with_context(|| format!("the filter SDK is not at {}", sdk.display()))?;
     if !sdk.join("Cargo.toml").is_file() {
-        bail!("{} is not the prism-filter-sdk crate (no Cargo.toml)", sdk.display());
+        bail!(
+            "{} is not the prism-filter-sdk crate (no Cargo.toml)",
+            sdk.display()
+        );
     }
     let files = [
         ("Cargo.toml", CARGO_TOML),
@@ -223,7 +233,10 @@ pub fn run(name: &str, path: Option<PathBuf>, sdk: Option<PathBuf>) -> anyhow::R
     };
     scaffold(name, &dir, &sdk)?;
     println!("created filter {name} in {}", dir.display());
-    println!("  cd {} && cargo test && cargo build --target wasm32-wasip2 --release", dir.display());
+    println!(
+        "  cd {} && cargo test && cargo build --target wasm32-wasip2 --release",
+        dir.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

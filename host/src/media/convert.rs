@@ -29,9 +29,18 @@ pub fn video_info(
 }
 
 /// Copies plane rows between two layouts.
-fn copy_plane(src: &[u8], src_stride: usize, dst: &mut [u8], dst_stride: usize, row: usize, rows: usize) {
+fn copy_plane(
+    src: &[u8],
+    src_stride: usize,
+    dst: &mut [u8],
+    dst_stride: usize,
+    row: usize,
+    rows: usize,
+) {
     if src_stride == dst_stride && src.len() >= row * rows && dst.len() >= row * rows {
-        let n = (src_stride * rows.saturating_sub(1) + row).min(src.len()).min(dst.len());
+        let n = (src_stride * rows.saturating_sub(1) + row)
+            .min(src.len())
+            .min(dst.len());
         dst[..n].copy_from_slice(&src[..n]);
         return;
     }
@@ -48,7 +57,11 @@ pub fn buffer_to_frame(
     format: PixelFormat,
 ) -> Result<FrameBuf, String> {
     if info.format() != gst_format(format) {
-        return Err(format!("expected {} frames, got {:?}", format.gst_name(), info.format()));
+        return Err(format!(
+            "expected {} frames, got {:?}",
+            format.gst_name(),
+            info.format()
+        ));
     }
     let vframe = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info)
         .map_err(|e| format!("cannot map a decoded frame: {e}"))?;
@@ -58,13 +71,23 @@ pub fn buffer_to_frame(
         let src_stride = vframe.plane_stride()[i] as usize;
         let dst = frame.plane_mut(i);
         let row = (plane.width * plane.bytes_per_sample) as usize;
-        copy_plane(src, src_stride, dst, plane.stride as usize, row, plane.height as usize);
+        copy_plane(
+            src,
+            src_stride,
+            dst,
+            plane.stride as usize,
+            row,
+            plane.height as usize,
+        );
     }
     Ok(frame)
 }
 
 /// A GStreamer buffer (GStreamer's strides) holding a packed frame.
-pub fn frame_to_buffer(frame: &FrameBuf, info: &gst_video::VideoInfo) -> Result<gst::Buffer, String> {
+pub fn frame_to_buffer(
+    frame: &FrameBuf,
+    info: &gst_video::VideoInfo,
+) -> Result<gst::Buffer, String> {
     if info.width() != frame.width() || info.height() != frame.height() {
         return Err(format!(
             "frame size changed from {}x{} to {}x{}",
@@ -75,22 +98,32 @@ pub fn frame_to_buffer(frame: &FrameBuf, info: &gst_video::VideoInfo) -> Result<
         ));
     }
     let packed = frame.planes();
-    let matches = packed.iter().enumerate().all(|(i, p)| {
-        info.stride()[i] as u32 == p.stride && info.offset()[i] as u32 == p.offset
-    }) && info.size() == frame.data().len();
+    let matches =
+        packed.iter().enumerate().all(|(i, p)| {
+            info.stride()[i] as u32 == p.stride && info.offset()[i] as u32 == p.offset
+        }) && info.size() == frame.data().len();
     if matches {
         return Ok(gst::Buffer::from_slice(frame.data().to_vec()));
     }
     let mut buffer = gst::Buffer::with_size(info.size()).map_err(|e| e.to_string())?;
     {
-        let b = buffer.get_mut().expect("invariant: a new buffer is writable");
+        let b = buffer
+            .get_mut()
+            .expect("invariant: a new buffer is writable");
         let mut vframe = gst_video::VideoFrameRef::from_buffer_ref_writable(b, info)
             .map_err(|e| format!("cannot map an output frame: {e}"))?;
         for (i, plane) in packed.iter().enumerate() {
             let dst_stride = vframe.plane_stride()[i] as usize;
             let dst = vframe.plane_data_mut(i as u32).map_err(|e| e.to_string())?;
             let row = (plane.width * plane.bytes_per_sample) as usize;
-            copy_plane(frame.plane(i), plane.stride as usize, dst, dst_stride, row, plane.height as usize);
+            copy_plane(
+                frame.plane(i),
+                plane.stride as usize,
+                dst,
+                dst_stride,
+                row,
+                plane.height as usize,
+            );
         }
     }
     Ok(buffer)

@@ -89,7 +89,10 @@ pub struct Decoder {
 
 impl std::fmt::Debug for Decoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Decoder").field("path", &self.path).field("format", &self.format).finish()
+        f.debug_struct("Decoder")
+            .field("path", &self.path)
+            .field("format", &self.format)
+            .finish()
     }
 }
 
@@ -97,7 +100,10 @@ impl Decoder {
     /// Opens `path` and starts decoding to `format`.
     pub fn open(path: &Path, format: PixelFormat) -> Result<Self, MediaError> {
         init()?;
-        let fail = |message: String| MediaError::Decode { path: path.display().to_string(), message };
+        let fail = |message: String| MediaError::Decode {
+            path: path.display().to_string(),
+            message,
+        };
         if !path.is_file() {
             return Err(fail("no such file".into()));
         }
@@ -129,23 +135,28 @@ impl Decoder {
         convert.link(&sink).map_err(|e| fail(e.to_string()))?;
         let convert_weak = convert.downgrade();
         decode.connect_pad_added(move |_, pad| {
-            let Some(convert) = convert_weak.upgrade() else { return };
+            let Some(convert) = convert_weak.upgrade() else {
+                return;
+            };
             let is_video = pad
                 .current_caps()
                 .and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/")))
                 .unwrap_or(false);
-            if let Some(sink_pad) = convert.static_pad("sink") {
-                if is_video && !sink_pad.is_linked() {
-                    if let Err(e) = pad.link(&sink_pad) {
+            if let Some(sink_pad) = convert.static_pad("sink")
+                && is_video && !sink_pad.is_linked()
+                    && let Err(e) = pad.link(&sink_pad) {
                         tracing::warn!(error = ?e, "cannot link decoded video");
                     }
-                }
-            }
         });
         pipeline.set_state(gst::State::Playing).map_err(|_| {
             fail(bus_error(&pipeline).unwrap_or_else(|| "the pipeline would not start".into()))
         })?;
-        Ok(Self { path: path.to_path_buf(), pipeline, sink, format })
+        Ok(Self {
+            path: path.to_path_buf(),
+            pipeline,
+            sink,
+            format,
+        })
     }
 
     /// Duration of the input, if it has one (videos; not images).
@@ -178,11 +189,18 @@ impl Decoder {
             if self.sink.is_eos() {
                 return Ok(None);
             }
-            return Err(fail(format!("no frame within {} s", PULL_TIMEOUT.as_secs())));
+            return Err(fail(format!(
+                "no frame within {} s",
+                PULL_TIMEOUT.as_secs()
+            )));
         };
-        let caps = sample.caps().ok_or_else(|| fail("a sample without caps".into()))?;
+        let caps = sample
+            .caps()
+            .ok_or_else(|| fail("a sample without caps".into()))?;
         let info = gst_video::VideoInfo::from_caps(caps).map_err(|e| fail(e.to_string()))?;
-        let buffer = sample.buffer().ok_or_else(|| fail("a sample without a buffer".into()))?;
+        let buffer = sample
+            .buffer()
+            .ok_or_else(|| fail("a sample without a buffer".into()))?;
         let pts_us = buffer.pts().map(|t| t.useconds()).unwrap_or(0);
         let buf = convert::buffer_to_frame(buffer, &info, self.format).map_err(fail)?;
         Ok(Some(DecodedFrame { buf, pts_us }))
@@ -248,7 +266,10 @@ pub struct Encoder {
 
 impl std::fmt::Debug for Encoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Encoder").field("path", &self.path).field("frames", &self.frames).finish()
+        f.debug_struct("Encoder")
+            .field("path", &self.path)
+            .field("frames", &self.frames)
+            .finish()
     }
 }
 
@@ -262,10 +283,13 @@ impl Encoder {
         fps: (i32, i32),
     ) -> Result<Self, MediaError> {
         init()?;
-        let fail =
-            |message: String| MediaError::Encode { path: path.display().to_string(), message };
-        let kind = OutputKind::from_path(path)
-            .ok_or_else(|| MediaError::UnsupportedOutput { path: path.display().to_string() })?;
+        let fail = |message: String| MediaError::Encode {
+            path: path.display().to_string(),
+            message,
+        };
+        let kind = OutputKind::from_path(path).ok_or_else(|| MediaError::UnsupportedOutput {
+            path: path.display().to_string(),
+        })?;
         let info = video_info(format, width, height, fps).map_err(fail)?;
         let location = path.to_string_lossy().replace('"', "\\\"");
         let description = format!(
@@ -287,7 +311,14 @@ impl Encoder {
         pipeline.set_state(gst::State::Playing).map_err(|_| {
             fail(bus_error(&pipeline).unwrap_or_else(|| "the pipeline would not start".into()))
         })?;
-        Ok(Self { path: path.to_path_buf(), pipeline, src, info, image: kind.is_image(), frames: 0 })
+        Ok(Self {
+            path: path.to_path_buf(),
+            pipeline,
+            src,
+            info,
+            image: kind.is_image(),
+            frames: 0,
+        })
     }
 
     /// Whether this writes a single image (only the first frame is kept).
@@ -300,11 +331,15 @@ impl Encoder {
         if self.image && self.frames > 0 {
             return Ok(());
         }
-        let fail =
-            |message: String| MediaError::Encode { path: self.path.display().to_string(), message };
+        let fail = |message: String| MediaError::Encode {
+            path: self.path.display().to_string(),
+            message,
+        };
         let mut buffer = frame_to_buffer(frame, &self.info).map_err(fail)?;
         {
-            let b = buffer.get_mut().expect("invariant: a new buffer is writable");
+            let b = buffer
+                .get_mut()
+                .expect("invariant: a new buffer is writable");
             b.set_pts(gst::ClockTime::from_useconds(pts_us));
             let fps = self.info.fps();
             if fps.numer() > 0 {
@@ -322,15 +357,16 @@ impl Encoder {
 
     /// Ends the stream and waits until the file is complete.
     pub fn finish(self) -> Result<u64, MediaError> {
-        let fail =
-            |message: String| MediaError::Encode { path: self.path.display().to_string(), message };
+        let fail = |message: String| MediaError::Encode {
+            path: self.path.display().to_string(),
+            message,
+        };
         let _ = self.src.end_of_stream();
         let bus = self.pipeline.bus().ok_or_else(|| fail("no bus".into()))?;
         let timeout = gst::ClockTime::from_seconds(60);
-        let result = match bus.timed_pop_filtered(
-            timeout,
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        ) {
+        let result = match bus
+            .timed_pop_filtered(timeout, &[gst::MessageType::Eos, gst::MessageType::Error])
+        {
             Some(msg) => match msg.view() {
                 gst::MessageView::Error(err) => Err(fail(err.error().to_string())),
                 _ => Ok(self.frames),

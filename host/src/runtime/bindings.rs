@@ -51,7 +51,12 @@ impl From<WitRect> for Rect {
 
 impl From<WitColor> for Color {
     fn from(c: WitColor) -> Self {
-        Color { r: c.r, g: c.g, b: c.b, a: c.a }
+        Color {
+            r: c.r,
+            g: c.g,
+            b: c.b,
+            a: c.a,
+        }
     }
 }
 

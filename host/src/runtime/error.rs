@@ -73,11 +73,10 @@ pub enum RuntimeError {
 
 /// Classifies a wasmtime error from a guest call.
 pub(crate) fn classify(e: &wasmtime::Error) -> FaultKind {
-    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
-        if *trap == wasmtime::Trap::Interrupt {
+    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>()
+        && *trap == wasmtime::Trap::Interrupt {
             return FaultKind::Timeout;
         }
-    }
     let text = format!("{e:#}");
     if text.contains("forcing trap when growing memory") {
         FaultKind::MemoryLimit

@@ -91,7 +91,13 @@ impl EventSink {
     /// A channel holding at most `capacity` undelivered events.
     pub fn channel(capacity: usize) -> (EventSink, Receiver<FilterEvent>) {
         let (tx, rx) = sync_channel(capacity);
-        (EventSink { tx, dropped: Arc::new(AtomicU64::new(0)) }, rx)
+        (
+            EventSink {
+                tx,
+                dropped: Arc::new(AtomicU64::new(0)),
+            },
+            rx,
+        )
     }
 
     /// Sends, or drops and counts the event when the channel is full or closed.
@@ -123,6 +129,9 @@ mod tests {
         assert_eq!(sink.dropped(), 1);
         assert_eq!(rx.try_recv().unwrap(), ev);
         let json = serde_json::to_value(&ev).unwrap();
-        assert_eq!(json, serde_json::json!({"kind": "restarted", "filter": "f"}));
+        assert_eq!(
+            json,
+            serde_json::json!({"kind": "restarted", "filter": "f"})
+        );
     }
 }

@@ -52,7 +52,9 @@ struct Live {
 enum Health {
     Running(Box<Live>),
     /// The instance trapped; a new one may be made from `retry_at` on.
-    BackingOff { retry_at: Instant },
+    BackingOff {
+        retry_at: Instant,
+    },
     /// Too many failures in a row.
     Disabled,
 }
@@ -94,7 +96,10 @@ impl FilterInstance {
     ) -> Result<Self, RuntimeError> {
         let name: Arc<str> = filter.info.name.as_str().into();
         let live = Self::spawn(&runtime, &filter, &name, &sink, None).map_err(|message| {
-            RuntimeError::Configure { filter: name.to_string(), message }
+            RuntimeError::Configure {
+                filter: name.to_string(),
+                message,
+            }
         })?;
         Ok(Self {
             runtime,
@@ -185,7 +190,9 @@ impl FilterInstance {
                 );
                 self.health = match restored {
                     Ok(live) => Health::Running(Box::new(live)),
-                    Err(_) => Health::BackingOff { retry_at: Instant::now() },
+                    Err(_) => Health::BackingOff {
+                        retry_at: Instant::now(),
+                    },
                 };
                 Err(refuse(format!("{}: {message}", fault_name(kind))))
             }
@@ -226,11 +233,18 @@ impl FilterInstance {
             }
             Health::BackingOff { .. } => {
                 let config = self.config_json.clone();
-                match Self::spawn(&self.runtime, &self.filter, &self.name, &self.sink, config.as_deref())
-                {
+                match Self::spawn(
+                    &self.runtime,
+                    &self.filter,
+                    &self.name,
+                    &self.sink,
+                    config.as_deref(),
+                ) {
                     Ok(live) => {
                         self.stats.restarts += 1;
-                        self.report(FilterEvent::Restarted { filter: self.name.to_string() });
+                        self.report(FilterEvent::Restarted {
+                            filter: self.name.to_string(),
+                        });
                         Box::new(live)
                     }
                     Err(message) => {
@@ -246,7 +260,11 @@ impl FilterInstance {
         let (back, outcome) = call_process(&self.runtime, &mut live, taken, pts_us);
         let Some(mut back) = back else {
             // The frame could not be taken back from the store: report and drop it.
-            self.record_failure(FaultKind::Trap, "frame lost in the store".into(), Some(pts_us));
+            self.record_failure(
+                FaultKind::Trap,
+                "frame lost in the store".into(),
+                Some(pts_us),
+            );
             self.stats.dropped_frames += 1;
             return Verdict::Drop;
         };
@@ -299,12 +317,17 @@ impl FilterInstance {
         if consecutive >= cfg.max_consecutive_failures {
             tracing::error!(filter = %self.name, failures = consecutive, "filter disabled");
             self.health = Health::Disabled;
-            self.report(FilterEvent::Disabled { filter: self.name.to_string(), failures: consecutive });
+            self.report(FilterEvent::Disabled {
+                filter: self.name.to_string(),
+                failures: consecutive,
+            });
         } else if !matches!(self.health, Health::Running(_)) {
             let backoff = Duration::from_millis(cfg.backoff_initial_ms)
                 .saturating_mul(1 << (consecutive - 1).min(20))
                 .min(Duration::from_millis(cfg.backoff_max_ms));
-            self.health = Health::BackingOff { retry_at: Instant::now() + backoff };
+            self.health = Health::BackingOff {
+                retry_at: Instant::now() + backoff,
+            };
         }
     }
 }
@@ -326,7 +349,10 @@ fn trapped(live: &mut Live, e: &wasmtime::Error) -> CallFailure {
     let mut message = match kind {
         FaultKind::Timeout => "the call ran past its deadline and was interrupted".to_string(),
         FaultKind::MemoryLimit => {
-            format!("the filter tried to grow its memory past the cap ({})", describe_trap(e))
+            format!(
+                "the filter tried to grow its memory past the cap ({})",
+                describe_trap(e)
+            )
         }
         _ => describe_trap(e),
     };
@@ -338,8 +364,13 @@ fn trapped(live: &mut Live, e: &wasmtime::Error) -> CallFailure {
 
 fn call_configure(runtime: &FilterRuntime, live: &mut Live, json: &str) -> Result<(), CallFailure> {
     live.store.data_mut().call.begin(None);
-    live.store.set_epoch_deadline(ticks(runtime.config.control_deadline()));
-    match live.bindings.prism_filter_filter().call_configure(&mut live.store, json) {
+    live.store
+        .set_epoch_deadline(ticks(runtime.config.control_deadline()));
+    match live
+        .bindings
+        .prism_filter_filter()
+        .call_configure(&mut live.store, json)
+    {
         Ok(Ok(())) => Ok(()),
         Ok(Err(message)) => Err(CallFailure::Refused(message)),
         Err(e) => Err(trapped(live, &e)),
@@ -358,11 +389,20 @@ fn call_process(
     data.call.begin(Some(pts_us));
     let handle = match data.lend(FrameResource::new(frame, pts_us)) {
         Ok(h) => h,
-        Err(e) => return (None, Err(CallFailure::Trapped(FaultKind::Trap, describe_trap(&e)))),
+        Err(e) => {
+            return (
+                None,
+                Err(CallFailure::Trapped(FaultKind::Trap, describe_trap(&e))),
+            );
+        }
     };
     let rep = handle.rep();
-    live.store.set_epoch_deadline(ticks(runtime.config.process_deadline()));
-    let result = live.bindings.prism_filter_filter().call_process(&mut live.store, handle);
+    live.store
+        .set_epoch_deadline(ticks(runtime.config.process_deadline()));
+    let result = live
+        .bindings
+        .prism_filter_filter()
+        .call_process(&mut live.store, handle);
     let outcome = match result {
         Ok(Ok(())) => Ok(()),
         Ok(Err(message)) => Err(CallFailure::Refused(message)),

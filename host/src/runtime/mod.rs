@@ -86,7 +86,10 @@ pub struct LoadedFilter {
 
 impl std::fmt::Debug for LoadedFilter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadedFilter").field("hash", &self.hash).field("info", &self.info).finish()
+        f.debug_struct("LoadedFilter")
+            .field("hash", &self.hash)
+            .field("info", &self.info)
+            .finish()
     }
 }
 
@@ -120,14 +123,18 @@ pub struct FilterRuntime {
 
 impl std::fmt::Debug for FilterRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FilterRuntime").field("config", &self.config).finish()
+        f.debug_struct("FilterRuntime")
+            .field("config", &self.config)
+            .finish()
     }
 }
 
 impl FilterRuntime {
     /// Builds the engine and linker. Call once per process.
     pub fn new(config: RuntimeConfig) -> Result<Arc<Self>, RuntimeError> {
-        config.validate().map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        config
+            .validate()
+            .map_err(|e| RuntimeError::Engine(e.to_string()))?;
         let mut pool = PoolingAllocationConfig::default();
         let n = config.max_instances;
         // A Rust wasip2 component holds a handful of core instances, memories and tables.
@@ -146,7 +153,12 @@ impl FilterRuntime {
         let mut linker = Linker::new(&engine);
         link(&mut linker).map_err(|e| RuntimeError::Engine(e.to_string()))?;
         start_epoch_ticker(&engine);
-        Ok(Arc::new(Self { engine, linker, config, cache: Mutex::new(HashMap::new()) }))
+        Ok(Arc::new(Self {
+            engine,
+            linker,
+            config,
+            cache: Mutex::new(HashMap::new()),
+        }))
     }
 
     /// The limits in force.
@@ -171,7 +183,14 @@ impl FilterRuntime {
         let pre = VideoFilterPre::new(pre)
             .map_err(|e| RuntimeError::InvalidComponent(format!("{e:#}")))?;
         let info = self.describe(&pre)?;
-        let loaded = Arc::new(LoadedFilter { hash, size: bytes.len(), info, imports, exports, pre });
+        let loaded = Arc::new(LoadedFilter {
+            hash,
+            size: bytes.len(),
+            info,
+            imports,
+            exports,
+            pre,
+        });
         self.cache
             .lock()
             .expect("invariant: cache lock")
@@ -189,26 +208,46 @@ impl FilterRuntime {
     }
 
     /// Checks what the component imports and exports against what the host serves.
-    fn interfaces(&self, component: &Component) -> Result<(Vec<String>, Vec<String>), RuntimeError> {
+    fn interfaces(
+        &self,
+        component: &Component,
+    ) -> Result<(Vec<String>, Vec<String>), RuntimeError> {
         let ty = component.component_type();
-        let imports: Vec<String> = ty.imports(&self.engine).map(|(n, _)| n.to_string()).collect();
+        let imports: Vec<String> = ty
+            .imports(&self.engine)
+            .map(|(n, _)| n.to_string())
+            .collect();
         let exports: Vec<(String, bool)> = ty
             .exports(&self.engine)
-            .map(|(n, item)| (n.to_string(), matches!(item.ty, ComponentItem::ComponentInstance(_))))
+            .map(|(n, item)| {
+                (
+                    n.to_string(),
+                    matches!(item.ty, ComponentItem::ComponentInstance(_)),
+                )
+            })
             .collect();
         let missing: Vec<&str> = imports
             .iter()
             .filter(|i| !PROVIDED_IMPORTS.iter().any(|p| i.starts_with(p)))
             .map(String::as_str)
             .collect();
-        if !exports.iter().any(|(n, is_instance)| *is_instance && n.starts_with("prism:filter/filter@0.1.")) {
+        if !exports
+            .iter()
+            .any(|(n, is_instance)| *is_instance && n.starts_with("prism:filter/filter@0.1."))
+        {
             let found: Vec<&str> = exports.iter().map(|(n, _)| n.as_str()).collect();
             return Err(RuntimeError::WrongWorld {
-                found: if found.is_empty() { "nothing".into() } else { found.join(", ") },
+                found: if found.is_empty() {
+                    "nothing".into()
+                } else {
+                    found.join(", ")
+                },
             });
         }
         if !missing.is_empty() {
-            return Err(RuntimeError::UnsupportedImports { imports: missing.join(", ") });
+            return Err(RuntimeError::UnsupportedImports {
+                imports: missing.join(", "),
+            });
         }
         Ok((imports, exports.into_iter().map(|(n, _)| n).collect()))
     }
@@ -228,8 +267,12 @@ impl FilterRuntime {
         pre: &VideoFilterPre<StoreData>,
         sink: Option<EventSink>,
     ) -> Result<(Store<StoreData>, VideoFilter), wasmtime::Error> {
-        let data =
-            StoreData::new(name, self.config.filter_memory_bytes, self.call_limits(), sink);
+        let data = StoreData::new(
+            name,
+            self.config.filter_memory_bytes,
+            self.call_limits(),
+            sink,
+        );
         let mut store = Store::new(&self.engine, data);
         store.limiter(|d| &mut d.limits);
         store.epoch_deadline_trap();
@@ -240,8 +283,13 @@ impl FilterRuntime {
 
     fn describe(&self, pre: &VideoFilterPre<StoreData>) -> Result<FilterInfo, RuntimeError> {
         let fail = |e: wasmtime::Error| RuntimeError::Describe(error::describe_trap(&e));
-        let (mut store, bindings) = self.instantiate_raw("(describe)".into(), pre, None).map_err(fail)?;
-        let raw = bindings.prism_filter_filter().call_describe(&mut store).map_err(fail)?;
+        let (mut store, bindings) = self
+            .instantiate_raw("(describe)".into(), pre, None)
+            .map_err(fail)?;
+        let raw = bindings
+            .prism_filter_filter()
+            .call_describe(&mut store)
+            .map_err(fail)?;
         let parameters_schema = serde_json::from_str(&raw.parameters_schema).map_err(|e| {
             RuntimeError::Describe(format!("parameters-schema is not valid JSON: {e}"))
         })?;
@@ -273,8 +321,14 @@ impl FilterRuntime {
 /// Rejects files that are not components before the compiler sees them.
 fn check_header(bytes: &[u8]) -> Result<(), RuntimeError> {
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
-        let head = bytes.iter().take(4).map(|b| format!("{b:02x}")).collect::<Vec<_>>();
-        return Err(RuntimeError::NotWasm { head: head.join(" ") });
+        let head = bytes
+            .iter()
+            .take(4)
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>();
+        return Err(RuntimeError::NotWasm {
+            head: head.join(" "),
+        });
     }
     if bytes[4..8] == [1, 0, 0, 0] {
         return Err(RuntimeError::CoreModule);
@@ -304,9 +358,7 @@ fn link(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
     VideoFilter::add_to_linker::<_, HasSelf<StoreData>>(linker, |s| s)?;
 
     let l = linker;
-    wasmtime_wasi_io::bindings::wasi::io::error::add_to_linker::<_, HasIo>(l, |t| {
-        t.ctx().table
-    })?;
+    wasmtime_wasi_io::bindings::wasi::io::error::add_to_linker::<_, HasIo>(l, |t| t.ctx().table)?;
     sync::io::poll::add_to_linker::<_, HasIo>(l, |t| t.ctx().table)?;
     sync::io::streams::add_to_linker::<_, HasIo>(l, |t| t.ctx().table)?;
     clocks::wall_clock::add_to_linker::<_, WasiClocks>(l, StoreData::clocks)?;
@@ -335,8 +387,14 @@ mod tests {
 
     #[test]
     fn header_checks() {
-        assert!(matches!(check_header(b"hello world"), Err(RuntimeError::NotWasm { .. })));
-        assert!(matches!(check_header(b"\0asm\x01\0\0\0"), Err(RuntimeError::CoreModule)));
+        assert!(matches!(
+            check_header(b"hello world"),
+            Err(RuntimeError::NotWasm { .. })
+        ));
+        assert!(matches!(
+            check_header(b"\0asm\x01\0\0\0"),
+            Err(RuntimeError::CoreModule)
+        ));
         assert!(check_header(b"\0asm\x0d\0\x01\0").is_ok());
     }
 

@@ -42,7 +42,11 @@ enum Undo {
 
 impl FrameResource {
     pub(crate) fn new(buf: FrameBuf, pts_us: u64) -> Self {
-        Self { buf, pts_us, journal: Vec::new() }
+        Self {
+            buf,
+            pts_us,
+            journal: Vec::new(),
+        }
     }
 
     /// Puts back every byte the filter changed.
@@ -50,7 +54,9 @@ impl FrameResource {
         while let Some(undo) = self.journal.pop() {
             match undo {
                 Undo::Whole(data) => {
-                    self.buf.replace_data(data).expect("invariant: journal keeps the frame size");
+                    self.buf
+                        .replace_data(data)
+                        .expect("invariant: journal keeps the frame size");
                 }
                 Undo::Region(area, data) => {
                     self.buf
@@ -73,8 +79,10 @@ impl FrameResource {
             area.height.saturating_add(area.y - y + 1),
         );
         if let Some(clipped) = grown.clip(self.buf.width(), self.buf.height()) {
-            let saved =
-                self.buf.read_region(clipped).expect("invariant: clipped, even-aligned region");
+            let saved = self
+                .buf
+                .read_region(clipped)
+                .expect("invariant: clipped, even-aligned region");
             self.journal.push(Undo::Region(clipped, saved));
         }
     }
@@ -181,7 +189,10 @@ impl StoreData {
         }
     }
 
-    pub(crate) fn lend(&mut self, frame: FrameResource) -> wasmtime::Result<Resource<FrameResource>> {
+    pub(crate) fn lend(
+        &mut self,
+        frame: FrameResource,
+    ) -> wasmtime::Result<Resource<FrameResource>> {
         Ok(self.table.push(frame)?)
     }
 
@@ -199,7 +210,10 @@ impl StoreData {
 
 impl WasiView for StoreData {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -223,7 +237,13 @@ impl prism::filter::types::HostFrame for StoreData {
     }
 
     fn planes(&mut self, f: Resource<FrameResource>) -> wasmtime::Result<Vec<WitPlane>> {
-        Ok(self.frame(&f)?.buf.planes().into_iter().map(Into::into).collect())
+        Ok(self
+            .frame(&f)?
+            .buf
+            .planes()
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 
     fn byte_length(&mut self, f: Resource<FrameResource>) -> wasmtime::Result<u32> {
@@ -239,7 +259,11 @@ impl prism::filter::types::HostFrame for StoreData {
         f: Resource<FrameResource>,
         area: WitRect,
     ) -> wasmtime::Result<Result<Vec<u8>, WitFrameError>> {
-        Ok(self.frame(&f)?.buf.read_region(area.into()).map_err(Into::into))
+        Ok(self
+            .frame(&f)?
+            .buf
+            .read_region(area.into())
+            .map_err(Into::into))
     }
 
     fn write(
@@ -273,8 +297,14 @@ impl prism::filter::types::HostFrame for StoreData {
         if len != data.len() {
             return Ok(frame.buf.write_region(area, &data).map_err(Into::into));
         }
-        let old = frame.buf.read_region(area).expect("invariant: region checked above");
-        frame.buf.write_region(area, &data).expect("invariant: region and size checked above");
+        let old = frame
+            .buf
+            .read_region(area)
+            .expect("invariant: region checked above");
+        frame
+            .buf
+            .write_region(area, &data)
+            .expect("invariant: region and size checked above");
         frame.journal.push(Undo::Region(area, old));
         Ok(Ok(()))
     }
@@ -331,7 +361,9 @@ impl prism::filter::host::Host for StoreData {
     fn log(&mut self, level: Level, mut message: String) -> wasmtime::Result<()> {
         let call = &mut self.call;
         if message.len() > MAX_LOG_LINE_BYTES {
-            let cut = (0..=MAX_LOG_LINE_BYTES).rev().find(|&i| message.is_char_boundary(i));
+            let cut = (0..=MAX_LOG_LINE_BYTES)
+                .rev()
+                .find(|&i| message.is_char_boundary(i));
             message.truncate(cut.unwrap_or(0));
             message.push('…');
         }
@@ -408,8 +440,13 @@ mod tests {
         let original = FrameBuf::filled(PixelFormat::I420, 9, 7, Color::rgb(10, 200, 30));
         let mut frame = FrameResource::new(original.clone(), 0);
         frame.save_drawn(Rect::new(3, 3, 5, 3));
-        frame.buf.fill_rect(Rect::new(3, 3, 5, 3), Color::rgb(255, 0, 0));
-        let old = frame.buf.replace_data(vec![1; original.data().len()]).unwrap();
+        frame
+            .buf
+            .fill_rect(Rect::new(3, 3, 5, 3), Color::rgb(255, 0, 0));
+        let old = frame
+            .buf
+            .replace_data(vec![1; original.data().len()])
+            .unwrap();
         frame.journal.push(Undo::Whole(old));
         assert_eq!(frame.journal.len(), 2);
         frame.rollback();

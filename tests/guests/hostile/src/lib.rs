@@ -29,7 +29,10 @@ pub struct Hostile {
     config: Config,
 }
 
-#[allow(unconditional_recursion, reason = "the stack-overflow mode recurses until the stack runs out")]
+#[allow(
+    unconditional_recursion,
+    reason = "the stack-overflow mode recurses until the stack runs out"
+)]
 fn recurse(depth: u64, buf: &mut [u8; 1024]) -> u64 {
     buf[(depth % 1024) as usize] = depth as u8;
     let mut local = [0u8; 1024];
@@ -58,7 +61,9 @@ impl Filter for Hostile {
             None => true,
         };
         if !hit || self.config.mode == "mark" || self.config.mode.is_empty() {
-            return frame.write_region(Rect::new(0, 0, 1, 1), &[200]).map_err(Into::into);
+            return frame
+                .write_region(Rect::new(0, 0, 1, 1), &[200])
+                .map_err(Into::into);
         }
         match self.config.mode.as_str() {
             "loop" => {
@@ -95,9 +100,9 @@ impl Filter for Hostile {
                 let big = vec![0u8; frame.read().len() * 2];
                 frame.write(&big).map_err(Into::into)
             }
-            "wrong-region-write" => {
-                frame.write_region(Rect::new(0, 0, 4, 4), &[1, 2, 3]).map_err(Into::into)
-            }
+            "wrong-region-write" => frame
+                .write_region(Rect::new(0, 0, 4, 4), &[1, 2, 3])
+                .map_err(Into::into),
             "out-of-bounds-read" => {
                 frame.read_region(Rect::new(frame.width(), 0, 10, 10))?;
                 Ok(())
@@ -111,7 +116,8 @@ impl Filter for Hostile {
             }
             "stack-overflow" => {
                 let mut buf = [0u8; 1024];
-                Ok(std::hint::black_box(recurse(0, &mut buf)).to_string()).map(drop)
+                std::hint::black_box(recurse(0, &mut buf));
+                Ok(())
             }
             other => Err(format!("unknown mode {other:?}").into()),
         }

@@ -1,7 +1,9 @@
 //! `probe`: reports what the host hands it (format, size, plane layout, pts) as a `Frame`
 //! event, and stamps a white 2x2 box at (0, 0). Asks for I420.
 
-use prism_filter_sdk::{Color, Filter, FilterInfo, Frame, PixelFormat, Rect, Result, emit, export_filter};
+use prism_filter_sdk::{
+    Color, Filter, FilterInfo, Frame, PixelFormat, Rect, Result, emit, export_filter,
+};
 use serde_json::json;
 
 /// No state.

@@ -1,0 +1,76 @@
+# Prism: the two commands of the README, and their parts.
+#
+#   make run    install what is missing, build, and run the demo
+#   make test   install what is missing, build the guests and the host, run every test
+#
+# Everything builds with --release into one target/ (tests, benchmarks and the server share
+# the heavy dependencies).
+
+SHELL := /bin/bash
+CARGO ?= cargo
+
+# Debian 12 packages: build and run.
+APT_PACKAGES := \
+	build-essential pkg-config clang libclang-dev \
+	libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
+	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
+	gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools \
+	fonts-dejavu-core
+
+# Sample filters (shipped) and test guests (built for the test suite only).
+FILTERS := passthrough grayscale privacy
+TEST_GUESTS := hostile probe wrong-world bad-import
+
+DEMO_DIR := target/demo
+
+.PHONY: all setup guests build run demo test lint fmt bench clean
+
+all: build
+
+setup:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@command -v cargo >/dev/null || { echo "Rust is missing: install it with rustup (https://rustup.rs)"; exit 1; }
+	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+
+guests:
+	$(CARGO) build --target wasm32-wasip2 --release $(addprefix -p ,$(FILTERS) $(TEST_GUESTS))
+
+build: guests
+	$(CARGO) build --release -p prism
+
+# Until the server lands, the demo shows the filter tool chain end to end: check the sample
+# filters, run them over a generated clip, and measure the ABI.
+demo:
+	@mkdir -p $(DEMO_DIR)
+	gst-launch-1.0 -q videotestsrc num-buffers=90 pattern=ball ! video/x-raw,width=640,height=480,framerate=30/1 \
+		! videoconvert ! vp8enc deadline=1 ! webmmux ! filesink location=$(DEMO_DIR)/clip.webm
+	@for f in $(FILTERS); do ./target/release/prism filter check target/wasm32-wasip2/release/$$f.wasm || exit 1; done
+	./target/release/prism filter run target/wasm32-wasip2/release/grayscale.wasm \
+		--input $(DEMO_DIR)/clip.webm --output $(DEMO_DIR)/gray.webm
+	./target/release/prism filter run target/wasm32-wasip2/release/privacy.wasm \
+		--input $(DEMO_DIR)/clip.webm --output $(DEMO_DIR)/private.webm \
+		--config '{"regions":[{"x":200,"y":120,"width":240,"height":240}],"block":24}'
+	./target/release/prism bench filter
+	@echo "demo output in $(DEMO_DIR)/ (gray.webm, private.webm)"
+
+run: setup build demo
+
+test: setup build
+	$(CARGO) test --release --workspace --exclude wrong-world --exclude bad-import
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --release --workspace --all-targets --exclude wrong-world --exclude bad-import -- -D warnings
+	$(CARGO) clippy --release --target wasm32-wasip2 $(addprefix -p ,$(FILTERS) hostile probe) -- -D warnings
+
+bench: build
+	./target/release/prism bench filter
+
+clean:
+	$(CARGO) clean
