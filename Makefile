@@ -20,6 +20,8 @@ APT_PACKAGES := \
 # Sample filters (shipped) and test guests (built for the test suite only).
 FILTERS := passthrough grayscale privacy
 TEST_GUESTS := hostile probe wrong-world bad-import
+# Guests that only build for wasm32 (they use raw wit-bindgen exports).
+NATIVE_EXCLUDES := --exclude wrong-world --exclude bad-import
 
 DEMO_DIR := target/demo
 
@@ -42,7 +44,7 @@ guests:
 	$(CARGO) build --target wasm32-wasip2 --release $(addprefix -p ,$(FILTERS) $(TEST_GUESTS))
 
 build: guests
-	$(CARGO) build --release -p prism
+	$(CARGO) build --release --workspace --all-targets $(NATIVE_EXCLUDES)
 
 # Until the server lands, the demo shows the filter tool chain end to end: check the sample
 # filters, run them over a generated clip, and measure the ABI.
@@ -62,11 +64,11 @@ demo:
 run: setup build demo
 
 test: setup build
-	$(CARGO) test --release --workspace --exclude wrong-world --exclude bad-import
+	$(CARGO) test --release --workspace $(NATIVE_EXCLUDES)
 
 lint:
 	$(CARGO) fmt --all --check
-	$(CARGO) clippy --release --workspace --all-targets --exclude wrong-world --exclude bad-import -- -D warnings
+	$(CARGO) clippy --release --workspace --all-targets $(NATIVE_EXCLUDES) -- -D warnings
 	$(CARGO) clippy --release --target wasm32-wasip2 $(addprefix -p ,$(FILTERS) hostile probe) -- -D warnings
 
 bench: build

@@ -119,14 +119,14 @@ pub trait Filter: Default + 'static {
 /// Parses a configuration into `T`, with an error message that names the problem.
 ///
 /// ```
-/// #[derive(serde::Deserialize)]
+/// #[derive(Debug, serde::Deserialize)]
 /// #[serde(deny_unknown_fields)]
 /// struct Config { radius: u32 }
 ///
 /// let c: Config = prism_filter_sdk::parse_config(r#"{"radius": 3}"#).unwrap();
 /// assert_eq!(c.radius, 3);
 /// let err = prism_filter_sdk::parse_config::<Config>(r#"{"radius": -1}"#).unwrap_err();
-/// assert!(err.0.contains("radius") || err.0.contains("invalid value"), "{err}");
+/// assert!(err.0.starts_with("invalid configuration: invalid value: integer `-1`"), "{err}");
 /// ```
 pub fn parse_config<T: serde::de::DeserializeOwned>(config_json: &str) -> Result<T> {
     serde_json::from_str(config_json).map_err(|e| Error(format!("invalid configuration: {e}")))

@@ -58,7 +58,9 @@ impl FrameBuf {
                 area.width, area.height, area.x, area.y, self.width, self.height
             )));
         }
-        if self.format == PixelFormat::I420 && (!area.x.is_multiple_of(2) || !area.y.is_multiple_of(2)) {
+        if self.format == PixelFormat::I420
+            && (!area.x.is_multiple_of(2) || !area.y.is_multiple_of(2))
+        {
             return Err(FrameError::OutOfBounds(format!(
                 "i420 regions start at even coordinates, got ({}, {})",
                 area.x, area.y

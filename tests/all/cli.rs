@@ -45,6 +45,25 @@ fn decode_all(path: &Path, format: PixelFormat) -> Vec<(FrameBuf, u64)> {
     frames
 }
 
+/// `prism filter run FILTER --input IN --output OUT --json`: its JSON lines (it must succeed).
+fn run_json(filter: &str, input: &Path, output: &Path) -> Vec<serde_json::Value> {
+    let out = prism(&[
+        "filter",
+        "run",
+        wasm(filter).to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 #[test]
 fn check_prints_the_description() {
     let out = prism(&[
@@ -118,21 +137,7 @@ fn run_grayscale_on_an_image() {
     let input = dir.path().join("blocks.png");
     let output = dir.path().join("gray.png");
     write_png(&input, &blocks());
-    let out = prism(&[
-        "filter",
-        "run",
-        wasm("grayscale").to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        output.to_str().unwrap(),
-        "--json",
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let lines: Vec<serde_json::Value> = text(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = run_json("grayscale", &input, &output);
     let summary = lines.last().unwrap();
     assert_eq!(summary["kind"], "summary");
     assert_eq!(
@@ -169,21 +174,7 @@ fn run_on_a_video_prints_events_per_frame() {
     }
     assert_eq!(enc.finish().unwrap(), 30);
 
-    let out = prism(&[
-        "filter",
-        "run",
-        wasm("probe").to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        output.to_str().unwrap(),
-        "--json",
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let lines: Vec<serde_json::Value> = text(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = run_json("probe", &input, &output);
     let events: Vec<_> = lines.iter().filter(|l| l["kind"] == "event").collect();
     assert_eq!(events.len(), 30);
     for (i, e) in events.iter().enumerate() {

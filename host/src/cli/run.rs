@@ -94,14 +94,13 @@ pub fn run(opts: &Options) -> anyhow::Result<ExitCode> {
                 enc.push(&frame.buf, frame.pts_us)?;
             }
         }
-        if show_progress
-            && let Some(total) = decoder.duration() {
-                progress(
-                    frame.pts_us,
-                    total.as_micros() as u64,
-                    times_us.len() as u64,
-                );
-            }
+        if show_progress && let Some(total) = decoder.duration() {
+            progress(
+                frame.pts_us,
+                total.as_micros() as u64,
+                times_us.len() as u64,
+            );
+        }
     }
     if show_progress {
         eprintln!();

@@ -143,10 +143,12 @@ impl Decoder {
                 .and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/")))
                 .unwrap_or(false);
             if let Some(sink_pad) = convert.static_pad("sink")
-                && is_video && !sink_pad.is_linked()
-                    && let Err(e) = pad.link(&sink_pad) {
-                        tracing::warn!(error = ?e, "cannot link decoded video");
-                    }
+                && is_video
+                && !sink_pad.is_linked()
+                && let Err(e) = pad.link(&sink_pad)
+            {
+                tracing::warn!(error = ?e, "cannot link decoded video");
+            }
         });
         pipeline.set_state(gst::State::Playing).map_err(|_| {
             fail(bus_error(&pipeline).unwrap_or_else(|| "the pipeline would not start".into()))

@@ -12,8 +12,8 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use prism::filter::host::{EventError, Level};
-pub use prism::filter::types::{
+pub use self::prism::filter::host::{EventError, Level};
+pub use self::prism::filter::types::{
     Color as WitColor, FrameError as WitFrameError, PixelFormat as WitPixelFormat,
     Plane as WitPlane, Rect as WitRect,
 };

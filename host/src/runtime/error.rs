@@ -50,13 +50,13 @@ pub enum RuntimeError {
         /// The cause (the filter's own words, or the fault).
         message: String,
     },
-    /// The filter is disabled after repeated failures.
-    #[error("filter {filter} is disabled after {failures} consecutive failures")]
-    Disabled {
+    /// A new instance could not be made (its start-up code trapped or ran out of time).
+    #[error("cannot instantiate filter {filter}: {message}")]
+    Instantiate {
         /// Filter name.
         filter: String,
-        /// Failures in a row.
-        failures: u32,
+        /// The cause.
+        message: String,
     },
     /// A file could not be read.
     #[error("cannot read {path}: {message}")]
@@ -74,9 +74,10 @@ pub enum RuntimeError {
 /// Classifies a wasmtime error from a guest call.
 pub(crate) fn classify(e: &wasmtime::Error) -> FaultKind {
     if let Some(trap) = e.downcast_ref::<wasmtime::Trap>()
-        && *trap == wasmtime::Trap::Interrupt {
-            return FaultKind::Timeout;
-        }
+        && *trap == wasmtime::Trap::Interrupt
+    {
+        return FaultKind::Timeout;
+    }
     let text = format!("{e:#}");
     if text.contains("forcing trap when growing memory") {
         FaultKind::MemoryLimit
