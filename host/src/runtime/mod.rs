@@ -356,6 +356,11 @@ fn link(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
     }
 
     VideoFilter::add_to_linker::<_, HasSelf<StoreData>>(linker, |s| s)?;
+    linker.allow_shadowing(true);
+    linker
+        .instance("prism:filter/types@0.1.0")?
+        .func_wrap("[method]frame.write-region", state::write_region_from_guest)?;
+    linker.allow_shadowing(false);
 
     let l = linker;
     wasmtime_wasi_io::bindings::wasi::io::error::add_to_linker::<_, HasIo>(l, |t| t.ctx().table)?;
