@@ -67,6 +67,8 @@ test: setup build
 	$(CARGO) test --release --workspace $(NATIVE_EXCLUDES)
 
 lint:
+	@rustup component list --installed | grep -q '^clippy' && rustup component list --installed | grep -q '^rustfmt' \
+		|| rustup component add clippy rustfmt
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --release --workspace --all-targets $(NATIVE_EXCLUDES) -- -D warnings
 	$(CARGO) clippy --release --target wasm32-wasip2 $(addprefix -p ,$(FILTERS) hostile probe) -- -D warnings
