@@ -2,7 +2,7 @@
 //!
 //! A region's bytes are packed row by row, plane after plane: for `i420` the Y rows of the
 //! rectangle, then the U rows and V rows of the chroma rectangle (the luma one halved, rounded
-//! up). That is also the order in which [`FrameBuf::region_spans`] visits them.
+//! up). Reads and writes visit the row segments in that order.
 
 use crate::{FrameBuf, FrameError, PixelFormat, PlaneLayout};
 
@@ -66,9 +66,8 @@ impl FrameBuf {
                 area.x, area.y
             )));
         }
-        let mut len = 0;
-        self.for_each_span(area, |_, n| len += n);
-        Ok(len)
+        // A packed region is laid out like a frame of its size.
+        Ok(self.format.byte_len(area.width, area.height))
     }
 
     /// Calls `f(offset, len)` for each row segment of the region in packed order. The region
@@ -104,14 +103,6 @@ fn visit_spans(planes: &[PlaneLayout], area: Rect, mut f: impl FnMut(usize, usiz
 }
 
 impl FrameBuf {
-    /// Byte spans `(offset, len)` of a region, in packed order.
-    pub fn region_spans(&self, area: Rect) -> Result<Vec<(usize, usize)>, FrameError> {
-        self.region_len(area)?;
-        let mut spans = Vec::new();
-        self.for_each_span(area, |at, n| spans.push((at, n)));
-        Ok(spans)
-    }
-
     /// Copies a region out, packed.
     pub fn read_region(&self, area: Rect) -> Result<Vec<u8>, FrameError> {
         let len = self.region_len(area)?;

@@ -30,16 +30,19 @@ fn cargo(dir: &std::path::Path, args: &[&str]) {
 fn scaffolded_filter_builds_tests_and_runs() {
     let dir = tempfile::tempdir().unwrap();
     let crate_dir = dir.path().join("night-vision");
-    let out = Command::new(prism_bin())
-        .args([
-            "filter",
-            "new",
-            "night-vision",
-            "--path",
-            crate_dir.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let new_filter = || {
+        Command::new(prism_bin())
+            .args([
+                "filter",
+                "new",
+                "night-vision",
+                "--path",
+                crate_dir.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = new_filter();
     assert!(
         out.status.success(),
         "{}",
@@ -86,16 +89,7 @@ fn scaffolded_filter_builds_tests_and_runs() {
     );
 
     // A second scaffold into the same place is refused.
-    let again = Command::new(prism_bin())
-        .args([
-            "filter",
-            "new",
-            "night-vision",
-            "--path",
-            crate_dir.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let again = new_filter();
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
 }
