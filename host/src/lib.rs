@@ -4,6 +4,8 @@
 //! * [`config`]: the one configuration struct, its defaults and limits.
 //! * [`runtime`]: wasmtime; loads filter components and runs them on frames in a sandbox.
 //! * [`media`]: GStreamer glue: decoding images and videos into frames, encoding them back.
+//! * [`pipeline`]: media pipelines: elements (WebRTC endpoints, WASM filters), connections, events.
+//! * [`webrtc`]: the WebRTC endpoint (crate `webrtc`) and a loopback client for tests and benches.
 //! * [`cli`]: the `prism` command line (`filter new|check|run`, `bench`).
 //!
 //! Invariants: nothing a client or a filter sends can panic the process; every resource they
@@ -13,4 +15,6 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod media;
+pub mod pipeline;
 pub mod runtime;
+pub mod webrtc;

@@ -15,6 +15,16 @@ fn gst_format(format: PixelFormat) -> gst_video::VideoFormat {
     }
 }
 
+/// The Prism pixel format of a GStreamer video format, if Prism has one.
+pub fn pixel_format(format: gst_video::VideoFormat) -> Option<PixelFormat> {
+    match format {
+        gst_video::VideoFormat::Rgba => Some(PixelFormat::Rgba),
+        gst_video::VideoFormat::I420 => Some(PixelFormat::I420),
+        gst_video::VideoFormat::Gray8 => Some(PixelFormat::Gray8),
+        _ => None,
+    }
+}
+
 /// GStreamer's description of raw frames of this format.
 pub fn video_info(
     format: PixelFormat,
@@ -83,6 +93,27 @@ pub fn buffer_to_frame(
     Ok(frame)
 }
 
+fn layout_matches(frame: &FrameBuf, info: &gst_video::VideoInfo) -> bool {
+    frame.planes().iter().enumerate().all(|(i, p)| {
+        info.stride()[i] as u32 == p.stride && info.offset()[i] as u32 == p.offset
+    }) && info.size() == frame.data().len()
+}
+
+/// A GStreamer buffer holding a packed frame, taking its memory without a copy when the
+/// packed layout is GStreamer's (widths that are multiples of 8).
+pub fn frame_into_buffer(
+    frame: FrameBuf,
+    info: &gst_video::VideoInfo,
+) -> Result<gst::Buffer, String> {
+    if info.width() == frame.width()
+        && info.height() == frame.height()
+        && layout_matches(&frame, info)
+    {
+        return Ok(gst::Buffer::from_mut_slice(frame.into_data()));
+    }
+    frame_to_buffer(&frame, info)
+}
+
 /// A GStreamer buffer (GStreamer's strides) holding a packed frame.
 pub fn frame_to_buffer(
     frame: &FrameBuf,
@@ -98,11 +129,7 @@ pub fn frame_to_buffer(
         ));
     }
     let packed = frame.planes();
-    let matches =
-        packed.iter().enumerate().all(|(i, p)| {
-            info.stride()[i] as u32 == p.stride && info.offset()[i] as u32 == p.offset
-        }) && info.size() == frame.data().len();
-    if matches {
+    if layout_matches(frame, info) {
         return Ok(gst::Buffer::from_slice(frame.data().to_vec()));
     }
     let mut buffer = gst::Buffer::with_size(info.size()).map_err(|e| e.to_string())?;
@@ -129,6 +156,49 @@ pub fn frame_to_buffer(
     Ok(buffer)
 }
 
+/// Converts frames between pixel formats (GStreamer's video converter, cached per geometry).
+#[derive(Default)]
+pub struct FrameConverter {
+    cached: Option<(
+        gst_video::VideoInfo,
+        gst_video::VideoInfo,
+        gst_video::VideoConverter,
+    )>,
+}
+
+impl std::fmt::Debug for FrameConverter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameConverter").finish_non_exhaustive()
+    }
+}
+
+impl FrameConverter {
+    /// `frame` in `format` (moved through unchanged when it already is).
+    pub fn convert(&mut self, frame: FrameBuf, format: PixelFormat) -> Result<FrameBuf, String> {
+        if frame.format() == format {
+            return Ok(frame);
+        }
+        let (w, h) = (frame.width(), frame.height());
+        let in_info = video_info(frame.format(), w, h, (0, 1))?;
+        let out_info = video_info(format, w, h, (0, 1))?;
+        let reuse = matches!(&self.cached, Some((i, o, _)) if *i == in_info && *o == out_info);
+        if !reuse {
+            let converter = gst_video::VideoConverter::new(&in_info, &out_info, None)
+                .map_err(|e| format!("cannot convert {} to {format}: {e}", frame.format()))?;
+            self.cached = Some((in_info.clone(), out_info.clone(), converter));
+        }
+        let (_, _, converter) = self.cached.as_mut().expect("invariant: just cached");
+        let input = frame_into_buffer(frame, &in_info)?;
+        let input = gst_video::VideoFrame::from_buffer_readable(input, &in_info)
+            .map_err(|_| "cannot map the frame to convert".to_string())?;
+        let output = gst::Buffer::with_size(out_info.size()).map_err(|e| e.to_string())?;
+        let mut output = gst_video::VideoFrame::from_buffer_writable(output, &out_info)
+            .map_err(|_| "cannot map the converted frame".to_string())?;
+        converter.frame(&input, &mut output);
+        buffer_to_frame(output.buffer(), &out_info, format)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use prism_frame::{Color, Rect};
@@ -146,5 +216,18 @@ mod tests {
         let buffer = frame_to_buffer(&frame, &info).unwrap();
         let back = buffer_to_frame(buffer.as_ref(), &info, PixelFormat::I420).unwrap();
         assert_eq!(back, frame);
+    }
+
+    #[test]
+    fn converts_rgba_to_i420_and_back() {
+        gst::init().unwrap();
+        let frame = FrameBuf::filled(PixelFormat::Rgba, 16, 8, Color::rgb(200, 40, 40));
+        let mut conv = FrameConverter::default();
+        let i420 = conv.convert(frame, PixelFormat::I420).unwrap();
+        assert_eq!(i420.format(), PixelFormat::I420);
+        let rgba = conv.convert(i420, PixelFormat::Rgba).unwrap();
+        let px = rgba.pixel(3, 3).unwrap();
+        assert!((px[0] as i32 - 200).abs() < 8, "{px:?}");
+        assert!((px[1] as i32 - 40).abs() < 8, "{px:?}");
     }
 }

@@ -8,6 +8,7 @@
 //! Not here: filters (runtime/), the WebRTC session (webrtc/).
 
 mod convert;
+pub mod rtp;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,7 +19,9 @@ use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 use prism_frame::{FrameBuf, PixelFormat};
 
-pub use convert::{frame_to_buffer, video_info};
+pub use convert::{
+    FrameConverter, frame_into_buffer, frame_to_buffer, pixel_format, video_info,
+};
 
 /// How long to wait for the next decoded frame before calling the pipeline stuck.
 const PULL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -43,6 +46,14 @@ pub enum MediaError {
         /// The output file.
         path: String,
         /// The cause.
+        message: String,
+    },
+    /// A GStreamer element is missing or refused its configuration.
+    #[error("GStreamer element {element}: {message}")]
+    Element {
+        /// The element (factory or branch) name.
+        element: String,
+        /// GStreamer's words.
         message: String,
     },
     /// The output file type is not one Prism writes.

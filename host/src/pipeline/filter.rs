@@ -1,0 +1,304 @@
+//! `WasmFilter`: one filter instance (its own wasm store) on its own thread.
+//!
+//! Frames arrive in a one-slot mailbox: when the filter is slower than the frame rate the
+//! stale frame is replaced by the newest one and counted as dropped, so a slow filter adds
+//! no queueing delay and no memory. Audio passes straight through.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use prism_frame::PixelFormat;
+use rtc::rtp;
+
+use super::graph::{AudioSink, Outputs, VideoSink, take_frame};
+use super::{
+    Direction, ElementId, EventBus, EventKind, FlowMeter, LatencyWindow, MediaElement,
+    MediaPipeline, MediaType, PipelineError,
+};
+use crate::media::FrameConverter;
+use crate::media::rtp::VideoFrame;
+use crate::runtime::{
+    EventSink, FilterEvent, FilterInstance, LoadedFilter, RuntimeError, Verdict,
+};
+
+/// Events a filter may queue between two frames before extra ones are dropped.
+const FILTER_EVENT_QUEUE: usize = 256;
+
+type ConfigReply = SyncSender<Result<(), RuntimeError>>;
+
+#[derive(Default)]
+struct Mailbox {
+    frame: Option<Arc<VideoFrame>>,
+    config: Option<(String, ConfigReply)>,
+    stop: bool,
+}
+
+#[derive(Default)]
+struct Counters {
+    frames_in: AtomicU64,
+    stale_dropped: AtomicU64,
+    processed: AtomicU64,
+    filter_dropped: AtomicU64,
+}
+
+struct Shared {
+    id: ElementId,
+    name: String,
+    format: PixelFormat,
+    mailbox: Mutex<Mailbox>,
+    wake: Condvar,
+    outputs: Outputs,
+    flow: FlowMeter,
+    events: EventBus,
+    counters: Counters,
+    process_time: LatencyWindow,
+}
+
+impl Shared {
+    fn mailbox(&self) -> std::sync::MutexGuard<'_, Mailbox> {
+        self.mailbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl VideoSink for Shared {
+    fn push_video(&self, frame: Arc<VideoFrame>) {
+        self.flow.mark(Direction::In, MediaType::Video);
+        self.counters.frames_in.fetch_add(1, Ordering::Relaxed);
+        let mut mailbox = self.mailbox();
+        if mailbox.frame.replace(frame).is_some() {
+            self.counters.stale_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        drop(mailbox);
+        self.wake.notify_one();
+    }
+
+    fn wanted_format(&self) -> Option<PixelFormat> {
+        Some(self.format)
+    }
+}
+
+impl AudioSink for Shared {
+    fn push_audio(&self, packet: &rtp::Packet) {
+        self.flow.mark(Direction::In, MediaType::Audio);
+        if self.outputs.push_audio(packet) > 0 {
+            self.flow.mark(Direction::Out, MediaType::Audio);
+        }
+    }
+}
+
+/// A WASM filter element.
+pub struct WasmFilter {
+    shared: Arc<Shared>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for WasmFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmFilter")
+            .field("id", &self.shared.id)
+            .field("filter", &self.shared.name)
+            .finish()
+    }
+}
+
+impl WasmFilter {
+    pub(super) fn new(
+        id: ElementId,
+        pipeline: &MediaPipeline,
+        filter: &Arc<LoadedFilter>,
+        config: Option<&str>,
+    ) -> Result<Self, PipelineError> {
+        let (sink, events_rx) = EventSink::channel(FILTER_EVENT_QUEUE);
+        let mut instance = pipeline
+            .context()
+            .filters
+            .instantiate(filter, Some(sink))?;
+        if let Some(config) = config {
+            instance.configure(config)?;
+        }
+        let shared = Arc::new(Shared {
+            id: id.clone(),
+            name: filter.info.name.clone(),
+            format: filter.info.format,
+            mailbox: Mutex::new(Mailbox::default()),
+            wake: Condvar::new(),
+            outputs: Outputs::default(),
+            flow: FlowMeter::default(),
+            events: pipeline.events().clone(),
+            counters: Counters::default(),
+            process_time: LatencyWindow::default(),
+        });
+        let worker_shared = shared.clone();
+        let worker = std::thread::Builder::new()
+            .name(format!("filter-{}", filter.info.name))
+            .spawn(move || run(worker_shared, instance, events_rx))
+            .map_err(|e| RuntimeError::Io {
+                path: "filter thread".into(),
+                message: e.to_string(),
+            })?;
+        Ok(Self {
+            shared,
+            worker: Mutex::new(Some(worker)),
+        })
+    }
+
+    /// The filter's name (from `describe`).
+    pub fn filter_name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Reconfigures the filter (JSON); waits for the filter's answer.
+    pub fn configure(&self, json: &str) -> Result<(), RuntimeError> {
+        let (tx, rx) = sync_channel(1);
+        {
+            let mut mailbox = self.shared.mailbox();
+            if mailbox.stop {
+                return Err(RuntimeError::Configure {
+                    filter: self.shared.name.clone(),
+                    message: "the element has been released".into(),
+                });
+            }
+            mailbox.config = Some((json.to_string(), tx));
+        }
+        self.shared.wake.notify_one();
+        rx.recv().unwrap_or_else(|_| {
+            Err(RuntimeError::Configure {
+                filter: self.shared.name.clone(),
+                message: "the filter thread ended".into(),
+            })
+        })
+    }
+}
+
+fn forward_events(shared: &Shared, events: &Receiver<FilterEvent>) {
+    while let Ok(event) = events.try_recv() {
+        shared
+            .events
+            .emit(&shared.id, EventKind::Filter { event });
+    }
+}
+
+fn run(shared: Arc<Shared>, mut instance: FilterInstance, events: Receiver<FilterEvent>) {
+    let mut converter = FrameConverter::default();
+    loop {
+        let (frame, config) = {
+            let mut mailbox = shared.mailbox();
+            while mailbox.frame.is_none() && mailbox.config.is_none() && !mailbox.stop {
+                mailbox = shared
+                    .wake
+                    .wait(mailbox)
+                    .unwrap_or_else(|e| e.into_inner());
+            }
+            if mailbox.stop {
+                return;
+            }
+            (mailbox.frame.take(), mailbox.config.take())
+        };
+        if let Some((json, reply)) = config {
+            let _ = reply.send(instance.configure(&json));
+            forward_events(&shared, &events);
+        }
+        let Some(frame) = frame else { continue };
+        let VideoFrame {
+            buf,
+            pts_us,
+            decoded_at,
+        } = take_frame(frame);
+        let mut buf = match converter.convert(buf, shared.format) {
+            Ok(buf) => buf,
+            Err(message) => {
+                shared
+                    .events
+                    .emit(&shared.id, EventKind::Error { message });
+                continue;
+            }
+        };
+        let started = Instant::now();
+        let verdict = instance.process(&mut buf, pts_us);
+        shared.process_time.record(started.elapsed());
+        shared.counters.processed.fetch_add(1, Ordering::Relaxed);
+        forward_events(&shared, &events);
+        match verdict {
+            Verdict::Forward => {
+                if shared.outputs.push_video(VideoFrame {
+                    buf,
+                    pts_us,
+                    decoded_at,
+                }) > 0
+                {
+                    shared.flow.mark(Direction::Out, MediaType::Video);
+                }
+            }
+            Verdict::Drop => {
+                shared.counters.filter_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl MediaElement for WasmFilter {
+    fn id(&self) -> &ElementId {
+        &self.shared.id
+    }
+
+    fn type_name(&self) -> &'static str {
+        "WasmFilter"
+    }
+
+    fn outputs(&self) -> Option<&Outputs> {
+        Some(&self.shared.outputs)
+    }
+
+    fn video_sink(&self) -> Option<Arc<dyn VideoSink>> {
+        Some(self.shared.clone())
+    }
+
+    fn audio_sink(&self) -> Option<Arc<dyn AudioSink>> {
+        Some(self.shared.clone())
+    }
+
+    fn flow(&self) -> &FlowMeter {
+        &self.shared.flow
+    }
+
+    fn stats(&self) -> serde_json::Value {
+        let c = &self.shared.counters;
+        let (p50, p99) = self.shared.process_time.percentiles_ms().unwrap_or((0.0, 0.0));
+        serde_json::json!({
+            "filter": self.shared.name,
+            "format": self.shared.format.name(),
+            "framesIn": c.frames_in.load(Ordering::Relaxed),
+            "framesProcessed": c.processed.load(Ordering::Relaxed),
+            "framesDroppedStale": c.stale_dropped.load(Ordering::Relaxed),
+            "framesDroppedByFilter": c.filter_dropped.load(Ordering::Relaxed),
+            "processMsP50": p50,
+            "processMsP99": p99,
+        })
+    }
+
+    fn release(&self) {
+        self.shared.mailbox().stop = true;
+        self.shared.wake.notify_all();
+        let worker = self
+            .worker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(worker) = worker {
+            let _ = worker.join();
+        }
+    }
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
+        self
+    }
+}
+
+impl Drop for WasmFilter {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
