@@ -81,3 +81,77 @@ pub fn sample_photo() -> Option<PathBuf> {
     photos.sort();
     photos.into_iter().next()
 }
+
+/// WebRTC loopback helpers: a server-side pipeline context bound to 127.0.0.1 and the
+/// signalling between a [`LoopbackClient`] and a `WebRtcEndpoint` (trickle ICE both ways).
+pub mod loopback {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use prism::pipeline::{EventKind, MediaPipeline, PipelineContext};
+    use prism::webrtc::client::LoopbackClient;
+    use prism::webrtc::{WebRtcConfig, WebRtcEndpoint};
+
+    /// A multi-threaded tokio runtime for a test.
+    pub fn tokio() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    }
+
+    /// A pipeline context whose endpoints only use 127.0.0.1.
+    pub fn context(rt: &tokio::runtime::Runtime) -> PipelineContext {
+        PipelineContext {
+            filters: super::test_runtime(),
+            tokio: rt.handle().clone(),
+            webrtc: WebRtcConfig {
+                bind_addrs: vec!["127.0.0.1:0".into()],
+                ..WebRtcConfig::default()
+            },
+        }
+    }
+
+    /// Negotiates `client` with `endpoint` (client offers, server answers, trickle ICE both
+    /// ways) and waits until the client is connected.
+    pub async fn connect(
+        pipeline: &MediaPipeline,
+        endpoint: &Arc<WebRtcEndpoint>,
+        client: &LoopbackClient,
+    ) -> anyhow::Result<()> {
+        use prism::pipeline::MediaElement;
+        let mut events = pipeline.subscribe();
+        let offer = client.create_offer(false).await?;
+        let answer = endpoint.process_offer(&offer).await?;
+        client.set_answer(&answer).await?;
+        let mut local = client
+            .take_candidates()
+            .ok_or_else(|| anyhow::anyhow!("candidates already taken"))?;
+        let server = endpoint.clone();
+        tokio::spawn(async move {
+            while let Some(c) = local.recv().await {
+                let _ = server.add_ice_candidate(c).await;
+            }
+        });
+        endpoint.gather_candidates();
+        let id = endpoint.id().clone();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        let connected = client.wait_connected(Duration::from_secs(15));
+        tokio::pin!(connected);
+        loop {
+            tokio::select! {
+                r = &mut connected => return r.map_err(Into::into),
+                ev = events.recv() => {
+                    if let Ok(ev) = ev
+                        && ev.element == id
+                        && let EventKind::IceCandidateFound { candidate } = ev.kind
+                    {
+                        client.add_ice_candidate(candidate).await?;
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => anyhow::bail!("ICE timed out"),
+            }
+        }
+    }
+}

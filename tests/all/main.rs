@@ -2,5 +2,6 @@
 
 mod cli;
 mod hostile;
+mod media;
 mod runtime;
 mod scaffold;

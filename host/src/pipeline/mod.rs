@@ -228,6 +228,12 @@ pub trait MediaElement: Send + Sync + 'static {
     fn audio_sink(&self) -> Option<Arc<dyn AudioSink>>;
     /// Media-flow stamps.
     fn flow(&self) -> &FlowMeter;
+    /// Whether its input flows to its output (filters do; an endpoint's received media is
+    /// unrelated to what it sends, so connecting an endpoint to itself is a loopback, not a
+    /// loop).
+    fn forwards_input(&self) -> bool {
+        true
+    }
     /// Called after its sinks changed (e.g. to renegotiate the decoded format).
     fn outputs_changed(&self) {}
     /// Counters and figures as JSON.
@@ -493,8 +499,17 @@ impl MediaPipeline {
             .collect()
     }
 
-    /// Whether `to` is reachable from `from` along connections.
+    /// Whether media entering `from` would come back to `to`: connections are followed
+    /// through elements that forward their input.
     fn reaches(&self, from: &ElementId, to: &ElementId) -> bool {
+        let forwards = |id: &ElementId| {
+            lock(&self.inner.elements)
+                .get(id)
+                .is_some_and(|e| e.forwards_input())
+        };
+        if !forwards(from) {
+            return false;
+        }
         let connections = lock(&self.inner.connections);
         let mut stack = vec![from.clone()];
         let mut seen = std::collections::HashSet::new();
@@ -502,7 +517,7 @@ impl MediaPipeline {
             if &at == to {
                 return true;
             }
-            if seen.insert(at.clone()) {
+            if seen.insert(at.clone()) && forwards(&at) {
                 stack.extend(
                     connections
                         .iter()
@@ -525,7 +540,7 @@ impl MediaPipeline {
         self.check_live()?;
         let src = self.element(source)?;
         let dst = self.element(sink)?;
-        if source == sink || self.reaches(sink, source) {
+        if self.reaches(sink, source) {
             return Err(PipelineError::Loop {
                 source_id: source.clone(),
                 sink_id: sink.clone(),

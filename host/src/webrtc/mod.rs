@@ -860,6 +860,10 @@ impl MediaElement for WebRtcEndpoint {
         &self.shared.flow
     }
 
+    fn forwards_input(&self) -> bool {
+        false
+    }
+
     fn outputs_changed(&self) {
         if let Some(ingest) = lock(&self.shared.ingest).as_ref() {
             ingest.set_format(self.shared.outputs.preferred_format());
