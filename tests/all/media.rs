@@ -95,3 +95,190 @@ fn colour_survives_without_a_filter() {
     assert!(received * 100 >= sent * 90, "{received} of {sent}");
     assert_eq!(gray, 0, "the SMPTE bars must stay coloured without the filter");
 }
+
+async fn client(codec: VideoCodec) -> LoopbackClient {
+    LoopbackClient::new(ClientOptions {
+        codec,
+        ..ClientOptions::default()
+    })
+    .await
+    .unwrap()
+}
+
+#[test]
+fn fan_out_to_two_receivers() {
+    let rt = tokio();
+    let ctx = context(&rt);
+    rt.block_on(async move {
+        let pipeline = MediaPipeline::new(ctx).unwrap();
+        let source = pipeline.add_webrtc_endpoint().await.unwrap();
+        let viewers = [
+            pipeline.add_webrtc_endpoint().await.unwrap(),
+            pipeline.add_webrtc_endpoint().await.unwrap(),
+        ];
+        let gray = load(&pipeline.context().filters, "grayscale");
+        let filter = pipeline
+            .add_filter(&gray, None, "prism", "WasmFilter")
+            .unwrap();
+        pipeline.connect(source.id(), filter.id(), None).unwrap();
+        for v in &viewers {
+            pipeline.connect(filter.id(), v.id(), None).unwrap();
+        }
+        assert_eq!(pipeline.sink_connections(filter.id()).len(), 4, "audio+video x2");
+
+        let sender = client(VideoCodec::Vp8).await;
+        connect(&pipeline, &source, &sender).await.unwrap();
+        let receivers = [client(VideoCodec::Vp8).await, client(VideoCodec::Vp8).await];
+        for (viewer, receiver) in viewers.iter().zip(&receivers) {
+            connect(&pipeline, viewer, receiver).await.unwrap();
+        }
+        sender.start_sending().unwrap();
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        sender.stop_sending();
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let sent = sender.frames_sent();
+        for receiver in &receivers {
+            let got = receiver.received();
+            eprintln!("fan-out: sent {sent}, received {got:?}");
+            assert!(got.frames * 100 >= sent * 85, "{} of {sent}", got.frames);
+            assert!(got.gray_frames * 100 >= got.frames * 98, "{got:?}");
+        }
+        // Nothing came back to the sender: its endpoint has no source.
+        assert_eq!(sender.received().frames, 0);
+        pipeline.release();
+    });
+}
+
+#[test]
+fn pli_from_the_receiver_forces_a_keyframe() {
+    let rt = tokio();
+    let ctx = context(&rt);
+    rt.block_on(async move {
+        let pipeline = MediaPipeline::new(ctx).unwrap();
+        let endpoint = pipeline.add_webrtc_endpoint().await.unwrap();
+        pipeline
+            .connect(endpoint.id(), endpoint.id(), None)
+            .unwrap();
+        let peer = client(VideoCodec::Vp8).await;
+        connect(&pipeline, &endpoint, &peer).await.unwrap();
+        peer.start_sending().unwrap();
+        // Past the first keyframe; the server's keyframe interval is 10 s.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let before = peer.received().keyframes;
+        assert!(before >= 1, "the stream starts with a keyframe");
+        assert_eq!(endpoint.forced_keyframes(), 0);
+        let mut events = pipeline.subscribe();
+        peer.send_pli().await.unwrap();
+        let asked = tokio::time::Instant::now();
+        let mut requested = false;
+        while asked.elapsed() < Duration::from_secs(2) {
+            if peer.received().keyframes > before {
+                break;
+            }
+            if let Ok(Ok(ev)) =
+                tokio::time::timeout(Duration::from_millis(20), events.recv()).await
+            {
+                requested |= ev.kind == prism::pipeline::EventKind::KeyframeRequested;
+            }
+        }
+        let waited = asked.elapsed();
+        eprintln!("keyframe {waited:?} after PLI");
+        assert!(
+            peer.received().keyframes > before,
+            "no keyframe within {waited:?} of the PLI"
+        );
+        assert!(requested, "no KeyframeRequested event");
+        assert_eq!(endpoint.forced_keyframes(), 1);
+        peer.close().await;
+        pipeline.release();
+    });
+}
+
+#[test]
+fn bad_sdp_gets_a_clear_error() {
+    use prism::webrtc::WebRtcError;
+    let rt = tokio();
+    let ctx = context(&rt);
+    rt.block_on(async move {
+        let pipeline = MediaPipeline::new(ctx).unwrap();
+        let endpoint = pipeline.add_webrtc_endpoint().await.unwrap();
+        let cases: [(&str, fn(&WebRtcError) -> bool); 4] = [
+            ("", |e| matches!(e, WebRtcError::BadSdp(_))),
+            ("hello, I am not an SDP", |e| matches!(e, WebRtcError::BadSdp(_))),
+            (
+                "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n",
+                |e| matches!(e, WebRtcError::NoVideo),
+            ),
+            (
+                "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 98\r\na=rtpmap:98 VP9/90000\r\n",
+                |e| matches!(e, WebRtcError::UnsupportedCodec { .. }),
+            ),
+        ];
+        for (sdp, expected) in cases {
+            let err = endpoint.process_offer(sdp).await.unwrap_err();
+            eprintln!("{sdp:?} -> {err} ({})", err.kurento_code());
+            assert!(expected(&err), "{sdp:?} gave {err:?}");
+        }
+        let err = endpoint.process_offer("v=0\r\nm=video 9 RTP 98\r\na=rtpmap:98 VP9/90000\r\n").await.unwrap_err();
+        assert!(err.to_string().contains("VP9"), "{err}");
+        // A real offer cut in half: an error, not a panic.
+        let peer = client(VideoCodec::Vp8).await;
+        let offer = peer.create_offer(false).await.unwrap();
+        let cut = &offer[..offer.len() / 2];
+        let fresh = pipeline.add_webrtc_endpoint().await.unwrap();
+        match fresh.process_offer(cut).await {
+            Ok(_) => {}
+            Err(e) => eprintln!("truncated offer -> {e}"),
+        }
+        // The endpoint still works after the errors.
+        let ok = pipeline.add_webrtc_endpoint().await.unwrap();
+        assert!(ok.process_offer(&offer).await.unwrap().contains("m=video"));
+        peer.close().await;
+        pipeline.release();
+    });
+}
+
+fn process_counts() -> (usize, usize, u64) {
+    let threads = std::fs::read_dir("/proc/self/task").unwrap().count();
+    let fds = std::fs::read_dir("/proc/self/fd").unwrap().count();
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let rss_pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (threads, fds, rss_pages * 4096 / (1024 * 1024))
+}
+
+#[test]
+fn release_cycles_do_not_leak() {
+    let rt = tokio();
+    let ctx = context(&rt);
+    rt.block_on(async move {
+        let gray = load(&ctx.filters, "grayscale");
+        let cycle = |ctx: prism::pipeline::PipelineContext| {
+            let gray = gray.clone();
+            async move {
+                let pipeline = MediaPipeline::new(ctx).unwrap();
+                let a = pipeline.add_webrtc_endpoint().await.unwrap();
+                let b = pipeline.add_webrtc_endpoint().await.unwrap();
+                let f = pipeline.add_filter(&gray, None, "prism", "WasmFilter").unwrap();
+                pipeline.connect(a.id(), f.id(), None).unwrap();
+                pipeline.connect(f.id(), b.id(), None).unwrap();
+                let _offer = a.generate_offer().await.unwrap();
+                pipeline.release();
+                assert!(pipeline.connect(a.id(), b.id(), None).is_err());
+            }
+        };
+        for _ in 0..5 {
+            cycle(ctx.clone()).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let before = process_counts();
+        for _ in 0..50 {
+            cycle(ctx.clone()).await;
+        }
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let after = process_counts();
+        eprintln!("threads/fds/rss MB before {before:?}, after {after:?}");
+        assert!(after.0 <= before.0 + 2, "threads grew: {before:?} -> {after:?}");
+        assert!(after.1 <= before.1 + 4, "fds grew: {before:?} -> {after:?}");
+        assert!(after.2 <= before.2 + 40, "RSS grew: {before:?} -> {after:?}");
+    });
+}

@@ -146,11 +146,22 @@ fn attach(pipeline: &gst::Pipeline, bin: &gst::Bin) -> Result<(), MediaError> {
     Ok(())
 }
 
-/// Stops `bin` and takes it out of its pipeline.
+/// Stops `bin` and takes it out of its pipeline. The last owner may be one of the bin's own
+/// streaming threads (a callback), which cannot stop itself, so a short-lived thread does it.
 fn detach(bin: &gst::Bin) {
-    let _ = bin.set_state(gst::State::Null);
-    if let Some(parent) = bin.parent().and_then(|p| p.downcast::<gst::Bin>().ok()) {
-        let _ = parent.remove(bin);
+    let bin = bin.clone();
+    let stop = move || {
+        let _ = bin.set_state(gst::State::Null);
+        if let Some(parent) = bin.parent().and_then(|p| p.downcast::<gst::Bin>().ok()) {
+            let _ = parent.remove(&bin);
+        }
+    };
+    if std::thread::Builder::new()
+        .name("gst-detach".into())
+        .spawn(stop)
+        .is_err()
+    {
+        tracing::warn!("cannot spawn a thread to stop a GStreamer branch");
     }
 }
 
@@ -183,8 +194,44 @@ pub struct IngestStats {
     pub frames: AtomicU64,
 }
 
+/// Arrival time of the first packet of each recent RTP timestamp (one per frame).
+#[derive(Default)]
+struct Arrivals {
+    recent: std::collections::VecDeque<(u32, gst::ClockTime)>,
+}
+
+/// Frames remembered for re-stamping after the jitter buffer.
+const ARRIVALS_KEPT: usize = 256;
+
+impl Arrivals {
+    fn note(&mut self, rtp_ts: u32, at: gst::ClockTime) {
+        if self.recent.iter().any(|(ts, _)| *ts == rtp_ts) {
+            return;
+        }
+        if self.recent.len() == ARRIVALS_KEPT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((rtp_ts, at));
+    }
+
+    fn get(&self, rtp_ts: u32) -> Option<gst::ClockTime> {
+        self.recent
+            .iter()
+            .rev()
+            .find(|(ts, _)| *ts == rtp_ts)
+            .map(|(_, at)| *at)
+    }
+}
+
+fn rtp_timestamp(packet: &[u8]) -> Option<u32> {
+    packet
+        .get(4..8)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
 /// RTP in, decoded frames out (to a callback on GStreamer's streaming thread).
 pub struct RtpIngest {
+    arrivals: Arc<Mutex<Arrivals>>,
     bin: gst::Bin,
     appsrc: gst_app::AppSrc,
     appsink: gst_app::AppSink,
@@ -238,6 +285,24 @@ impl RtpIngest {
         jitter.set_property("latency", JITTER_LATENCY_MS);
         jitter.set_property("drop-on-latency", true);
         jitter.set_property_from_str("mode", "none");
+        // The jitter buffer re-times packets from their RTP timestamps; put the arrival time
+        // of each frame's first packet back, so a frame's pts says when it arrived.
+        let arrivals = Arc::new(Mutex::new(Arrivals::default()));
+        if let Some(pad) = jitter.static_pad("src") {
+            let arrivals = arrivals.clone();
+            pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                if let Some(buffer) = info.buffer_mut() {
+                    let ts = buffer.map_readable().ok().and_then(|m| rtp_timestamp(&m));
+                    let at = ts.and_then(|ts| {
+                        arrivals.lock().unwrap_or_else(|e| e.into_inner()).get(ts)
+                    });
+                    if let Some(at) = at {
+                        buffer.make_mut().set_pts(at);
+                    }
+                }
+                gst::PadProbeReturn::Ok
+            });
+        }
         let depay = make("depay", codec.depayloader())?;
         let decoder = make("decoder", codec.decoder())?;
         if codec == VideoCodec::H264 {
@@ -295,6 +360,7 @@ impl RtpIngest {
         );
         attach(pipeline, &bin)?;
         Ok(Self {
+            arrivals,
             bin,
             appsrc,
             appsink,
@@ -318,6 +384,12 @@ impl RtpIngest {
         self.stats.packets.fetch_add(1, Ordering::Relaxed);
         if self.appsrc.current_level_buffers() >= INGEST_QUEUE_PACKETS {
             self.stats.dropped_packets.fetch_add(1, Ordering::Relaxed);
+        }
+        if let (Some(ts), Some(now)) = (rtp_timestamp(packet), running_time(&self.appsrc)) {
+            self.arrivals
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .note(ts, now);
         }
         let _ = self
             .appsrc

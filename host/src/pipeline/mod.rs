@@ -674,10 +674,12 @@ impl MediaPipeline {
         if self.inner.released.swap(true, Ordering::AcqRel) {
             return;
         }
+        // Stop the media first (every branch goes to NULL with the pipeline), then the
+        // elements' threads and connections.
+        let _ = self.inner.gst.set_state(gst::State::Null);
         for id in self.elements() {
             let _ = self.release_element(&id);
         }
-        let _ = self.inner.gst.set_state(gst::State::Null);
     }
 
     /// The GStreamer graph as DOT (Kurento's getGstreamerDot).

@@ -190,6 +190,7 @@ struct State {
     connected: watch::Sender<Option<RTCPeerConnectionState>>,
     remote_video: Mutex<Option<Arc<dyn TrackRemote>>>,
     ingest: Mutex<Option<Arc<RtpIngest>>>,
+    closed: std::sync::atomic::AtomicBool,
     gst: gst::Pipeline,
 }
 
@@ -233,6 +234,9 @@ impl PeerConnectionEventHandler for Handler {
                 let TrackRemoteEvent::OnRtpPacket(packet) = event else {
                     continue;
                 };
+                if state.closed.load(Ordering::Acquire) {
+                    break;
+                }
                 state.packets_received.fetch_add(1, Ordering::Relaxed);
                 let existing = state.ingest.lock().unwrap().as_ref().map(|i| i.codec());
                 let codec = match existing {
@@ -329,6 +333,7 @@ impl LoopbackClient {
             connected: connected_tx,
             remote_video: Mutex::new(None),
             ingest: Mutex::new(None),
+            closed: std::sync::atomic::AtomicBool::new(false),
             gst,
         });
         let tokio = tokio::runtime::Handle::current();
@@ -545,8 +550,9 @@ impl LoopbackClient {
     /// Closes the connection and stops everything.
     pub async fn close(&self) {
         self.stop_sending();
+        self.state.closed.store(true, Ordering::Release);
+        let _ = self.state.gst.set_state(gst::State::Null);
         self.state.ingest.lock().unwrap().take();
         let _ = self.pc.close().await;
-        let _ = self.state.gst.set_state(gst::State::Null);
     }
 }
