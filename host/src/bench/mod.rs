@@ -2,4 +2,5 @@
 //! same run (machines are shared and noisy, so ratios travel better than absolute times).
 
 pub mod filter;
+pub mod sessions;
 pub mod stats;

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::bench;
+use crate::media::rtp::VideoCodec;
 
 /// Prism: a WebAssembly-extensible media server.
 #[derive(Debug, Parser)]
@@ -89,6 +90,38 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 300)]
         iterations: u32,
     },
+    /// Concurrent 640x480@30 WebRTC loopback sessions through a pass-through filter (peers in
+    /// a separate process): delivery, CPU against the bare codec cost, latency, memory.
+    Sessions {
+        /// Concurrent sessions.
+        #[arg(long, default_value_t = 4)]
+        sessions: usize,
+        /// Seconds measured (after a 2 s warm-up).
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Video codec: VP8 or H264.
+        #[arg(long, default_value = "VP8")]
+        codec: VideoCodec,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Directory holding passthrough.wasm (default: the build's target/wasm32-wasip2/release).
+        #[arg(long)]
+        filters: Option<PathBuf>,
+    },
+    /// The peers of `bench sessions` (driven over stdin/stdout).
+    #[command(hide = true)]
+    Peers {
+        /// Sessions.
+        #[arg(long)]
+        sessions: usize,
+        /// Seconds to send.
+        #[arg(long)]
+        seconds: u64,
+        /// Video codec.
+        #[arg(long)]
+        codec: VideoCodec,
+    },
 }
 
 /// Runs a parsed command line.
@@ -114,6 +147,24 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             filters,
             iterations,
         }) => bench::filter::run(filters, iterations, json),
+        Command::Bench(BenchCommand::Sessions {
+            sessions,
+            seconds,
+            codec,
+            json,
+            filters,
+        }) => bench::sessions::run(
+            &filters.unwrap_or_else(default_filters_dir),
+            sessions,
+            seconds,
+            codec,
+            json,
+        ),
+        Command::Bench(BenchCommand::Peers {
+            sessions,
+            seconds,
+            codec,
+        }) => bench::sessions::peers(sessions, seconds, codec),
     }
 }
 

@@ -86,6 +86,17 @@ impl VideoCodec {
     }
 }
 
+impl std::str::FromStr for VideoCodec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.encoding_name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown video codec {s:?} (use VP8 or H264)"))
+    }
+}
+
 impl std::fmt::Display for VideoCodec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.encoding_name())

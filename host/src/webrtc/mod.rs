@@ -89,11 +89,9 @@ impl Default for WebRtcConfig {
 
 impl<'de> serde::Deserialize<'de> for VideoCodec {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let name = String::deserialize(d)?;
-        VideoCodec::ALL
-            .into_iter()
-            .find(|c| c.to_string().eq_ignore_ascii_case(&name))
-            .ok_or_else(|| serde::de::Error::custom(format!("unknown video codec {name}")))
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
