@@ -75,6 +75,7 @@ lint:
 
 bench: build
 	./target/release/prism bench filter
+	./target/release/prism bench sessions --sessions 12 --seconds 10
 
 clean:
 	$(CARGO) clean

@@ -321,6 +321,8 @@ async fn measure_sessions(
 
 /// `prism bench peers`: the client side, driven over stdin/stdout by `bench sessions`.
 pub fn peers(sessions: usize, seconds: u64, codec: VideoCodec) -> anyhow::Result<ExitCode> {
+    crate::media::init()?;
+    let stream = record_stream(codec, seconds * FPS as u64)?;
     let rt = tokio_runtime()?;
     rt.block_on(async move {
         let say = |line: PeerLine| -> anyhow::Result<()> {
@@ -339,6 +341,7 @@ pub fn peers(sessions: usize, seconds: u64, codec: VideoCodec) -> anyhow::Result
                 pattern: PATTERN.into(),
                 bind: "127.0.0.1:0".into(),
                 bitrate_bps: PEER_BITRATE,
+                decode: false,
             })
             .await?;
             let sdp = client.create_offer(true).await?;
@@ -368,12 +371,15 @@ pub fn peers(sessions: usize, seconds: u64, codec: VideoCodec) -> anyhow::Result
                 break;
             }
         }
-        for c in &clients {
-            c.start_sending()?;
-        }
-        tokio::time::sleep(Duration::from_secs(seconds)).await;
-        for c in &clients {
-            c.stop_sending();
+        // Pre-encoded once, paced in real time: the peers cost next to nothing, so the
+        // server has the cores.
+        let frame_time = Duration::from_secs(1) / FPS;
+        let start = tokio::time::Instant::now();
+        for (k, frame) in stream.iter().enumerate() {
+            tokio::time::sleep_until(start + frame_time * k as u32).await;
+            for c in &clients {
+                c.send_encoded_frame(frame).await;
+            }
         }
         tokio::time::sleep(Duration::from_millis(1000)).await;
         for (session, c) in clients.iter().enumerate() {
@@ -391,16 +397,25 @@ pub fn peers(sessions: usize, seconds: u64, codec: VideoCodec) -> anyhow::Result
     })
 }
 
+/// The payload type the peers use (Prism's offer numbers).
+fn payload_type(codec: VideoCodec) -> u8 {
+    match codec {
+        VideoCodec::Vp8 => crate::webrtc::engine::VP8_PAYLOAD_TYPE,
+        VideoCodec::H264 => crate::webrtc::engine::H264_PAYLOAD_TYPE,
+    }
+}
+
 /// Encodes `frames` frames of the peers' stream once, as RTP packets per frame.
 fn record_stream(codec: VideoCodec, frames: u64) -> anyhow::Result<Vec<Vec<Vec<u8>>>> {
     let encoder = match codec {
         VideoCodec::Vp8 => format!(
             "vp8enc deadline=1 cpu-used=8 end-usage=cbr lag-in-frames=0 threads=1 \
-             keyframe-max-dist=60 target-bitrate={PEER_BITRATE} ! rtpvp8pay pt=96 mtu=1200"
+             keyframe-max-dist=60 target-bitrate={PEER_BITRATE} ! rtpvp8pay pt=96 mtu=1200 \
+             picture-id-mode=15-bit"
         ),
         VideoCodec::H264 => format!(
             "x264enc tune=zerolatency speed-preset=ultrafast threads=1 key-int-max=60 bitrate={} \
-             ! video/x-h264,profile=constrained-baseline ! rtph264pay pt=96 mtu=1200 \
+             ! video/x-h264,profile=constrained-baseline ! rtph264pay pt=102 mtu=1200 \
              config-interval=-1 aggregate-mode=zero-latency",
             PEER_BITRATE / 1000
         ),
@@ -449,7 +464,7 @@ fn codec_floor(sessions: usize, seconds: u64, codec: VideoCodec) -> anyhow::Resu
             &pipeline,
             &format!("floor-out-{i}"),
             codec,
-            96,
+            payload_type(codec),
             EncoderSettings {
                 bitrate_bps: WebRtcConfig::default().start_bitrate_bps,
                 ..EncoderSettings::default()
@@ -463,7 +478,7 @@ fn codec_floor(sessions: usize, seconds: u64, codec: VideoCodec) -> anyhow::Resu
             &pipeline,
             &format!("floor-in-{i}"),
             codec,
-            96,
+            payload_type(codec),
             PixelFormat::I420,
             move |frame| {
                 let _ = to_encoder.push_frame(frame);

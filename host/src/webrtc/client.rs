@@ -56,6 +56,9 @@ pub struct ClientOptions {
     pub bind: String,
     /// Encoder bitrate, bits per second.
     pub bitrate_bps: u32,
+    /// Decode what comes back (pixel checks); without, frames are counted from RTP marker
+    /// bits only, which keeps a load generator cheap.
+    pub decode: bool,
 }
 
 impl Default for ClientOptions {
@@ -68,6 +71,7 @@ impl Default for ClientOptions {
             pattern: "smpte".into(),
             bind: "127.0.0.1:0".into(),
             bitrate_bps: 600_000,
+            decode: true,
         }
     }
 }
@@ -191,6 +195,7 @@ struct State {
     remote_video: Mutex<Option<Arc<dyn TrackRemote>>>,
     ingest: Mutex<Option<Arc<RtpIngest>>>,
     closed: std::sync::atomic::AtomicBool,
+    decode: bool,
     gst: gst::Pipeline,
 }
 
@@ -238,6 +243,12 @@ impl PeerConnectionEventHandler for Handler {
                     break;
                 }
                 state.packets_received.fetch_add(1, Ordering::Relaxed);
+                if !state.decode {
+                    if packet.header.marker {
+                        state.received.lock().unwrap().frames += 1;
+                    }
+                    continue;
+                }
                 let existing = state.ingest.lock().unwrap().as_ref().map(|i| i.codec());
                 let codec = match existing {
                     Some(codec) => codec,
@@ -334,6 +345,7 @@ impl LoopbackClient {
             remote_video: Mutex::new(None),
             ingest: Mutex::new(None),
             closed: std::sync::atomic::AtomicBool::new(false),
+            decode: options.decode,
             gst,
         });
         let tokio = tokio::runtime::Handle::current();
@@ -504,6 +516,19 @@ impl LoopbackClient {
         pipeline.set_state(gst::State::Playing).map_err(err)?;
         *self.source.lock().unwrap() = Some(pipeline);
         Ok(())
+    }
+
+    /// Sends one pre-encoded frame (its RTP packets), re-stamped with this client's SSRC.
+    pub async fn send_encoded_frame(&self, packets: &[Vec<u8>]) {
+        self.state.frames_sent.fetch_add(1, Ordering::Relaxed);
+        for bytes in packets {
+            if let Ok(mut p) = rtp::Packet::unmarshal(&mut bytes.as_slice()) {
+                p.header.ssrc = self.ssrc;
+                if self.track.write_rtp(p).await.is_ok() {
+                    self.state.packets_sent.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
     }
 
     /// Stops sending.
