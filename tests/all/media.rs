@@ -6,8 +6,16 @@ use std::time::Duration;
 use prism::media::rtp::VideoCodec;
 use prism::pipeline::{ElementId, MediaElement, MediaPipeline, PipelineContext};
 use prism::webrtc::client::{ClientOptions, LoopbackClient};
-use prism_tests::loopback::{connect, context, tokio};
 use prism_tests::load;
+use prism_tests::loopback::{connect, context, tokio};
+
+/// One media test at a time: each runs real encoders and decoders, and the frame-delivery
+/// assertions should measure Prism, not a machine shared with three other sessions' codecs.
+static MEDIA: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    MEDIA.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Sends `seconds` of colour test pattern through `chain` (filter crate names) and back;
 /// returns (frames sent, frames received, gray frames).
@@ -75,25 +83,32 @@ fn assert_gray_loopback(codec: VideoCodec, chain: &[&str]) {
 
 #[test]
 fn vp8_loopback_through_grayscale_comes_back_gray() {
+    let _serial = serial();
     assert_gray_loopback(VideoCodec::Vp8, &["grayscale"]);
 }
 
 #[test]
 fn h264_loopback_through_grayscale_comes_back_gray() {
+    let _serial = serial();
     assert_gray_loopback(VideoCodec::H264, &["grayscale"]);
 }
 
 #[test]
 fn two_chained_filters() {
+    let _serial = serial();
     assert_gray_loopback(VideoCodec::Vp8, &["passthrough", "grayscale"]);
 }
 
 #[test]
 fn colour_survives_without_a_filter() {
+    let _serial = serial();
     let rt = tokio();
     let (sent, received, gray) = rt.block_on(loopback(context(&rt), VideoCodec::Vp8, &[], 3));
     assert!(received * 100 >= sent * 90, "{received} of {sent}");
-    assert_eq!(gray, 0, "the SMPTE bars must stay coloured without the filter");
+    assert_eq!(
+        gray, 0,
+        "the SMPTE bars must stay coloured without the filter"
+    );
 }
 
 async fn client(codec: VideoCodec) -> LoopbackClient {
@@ -107,6 +122,7 @@ async fn client(codec: VideoCodec) -> LoopbackClient {
 
 #[test]
 fn fan_out_to_two_receivers() {
+    let _serial = serial();
     let rt = tokio();
     let ctx = context(&rt);
     rt.block_on(async move {
@@ -124,7 +140,11 @@ fn fan_out_to_two_receivers() {
         for v in &viewers {
             pipeline.connect(filter.id(), v.id(), None).unwrap();
         }
-        assert_eq!(pipeline.sink_connections(filter.id()).len(), 4, "audio+video x2");
+        assert_eq!(
+            pipeline.sink_connections(filter.id()).len(),
+            4,
+            "audio+video x2"
+        );
 
         let sender = client(VideoCodec::Vp8).await;
         connect(&pipeline, &source, &sender).await.unwrap();
@@ -151,6 +171,7 @@ fn fan_out_to_two_receivers() {
 
 #[test]
 fn pli_from_the_receiver_forces_a_keyframe() {
+    let _serial = serial();
     let rt = tokio();
     let ctx = context(&rt);
     rt.block_on(async move {
@@ -175,8 +196,7 @@ fn pli_from_the_receiver_forces_a_keyframe() {
             if peer.received().keyframes > before {
                 break;
             }
-            if let Ok(Ok(ev)) =
-                tokio::time::timeout(Duration::from_millis(20), events.recv()).await
+            if let Ok(Ok(ev)) = tokio::time::timeout(Duration::from_millis(20), events.recv()).await
             {
                 requested |= ev.kind == prism::pipeline::EventKind::KeyframeRequested;
             }
@@ -196,13 +216,15 @@ fn pli_from_the_receiver_forces_a_keyframe() {
 
 #[test]
 fn bad_sdp_gets_a_clear_error() {
+    let _serial = serial();
     use prism::webrtc::WebRtcError;
     let rt = tokio();
     let ctx = context(&rt);
     rt.block_on(async move {
         let pipeline = MediaPipeline::new(ctx).unwrap();
         let endpoint = pipeline.add_webrtc_endpoint().await.unwrap();
-        let cases: [(&str, fn(&WebRtcError) -> bool); 4] = [
+        type Check = fn(&WebRtcError) -> bool;
+        let cases: [(&str, Check); 4] = [
             ("", |e| matches!(e, WebRtcError::BadSdp(_))),
             ("hello, I am not an SDP", |e| matches!(e, WebRtcError::BadSdp(_))),
             (
@@ -248,6 +270,7 @@ fn process_counts() -> (usize, usize, u64) {
 
 #[test]
 fn release_cycles_do_not_leak() {
+    let _serial = serial();
     let rt = tokio();
     let ctx = context(&rt);
     rt.block_on(async move {
@@ -258,7 +281,9 @@ fn release_cycles_do_not_leak() {
                 let pipeline = MediaPipeline::new(ctx).unwrap();
                 let a = pipeline.add_webrtc_endpoint().await.unwrap();
                 let b = pipeline.add_webrtc_endpoint().await.unwrap();
-                let f = pipeline.add_filter(&gray, None, "prism", "WasmFilter").unwrap();
+                let f = pipeline
+                    .add_filter(&gray, None, "prism", "WasmFilter")
+                    .unwrap();
                 pipeline.connect(a.id(), f.id(), None).unwrap();
                 pipeline.connect(f.id(), b.id(), None).unwrap();
                 let _offer = a.generate_offer().await.unwrap();
@@ -277,8 +302,14 @@ fn release_cycles_do_not_leak() {
         tokio::time::sleep(Duration::from_millis(1000)).await;
         let after = process_counts();
         eprintln!("threads/fds/rss MB before {before:?}, after {after:?}");
-        assert!(after.0 <= before.0 + 2, "threads grew: {before:?} -> {after:?}");
+        assert!(
+            after.0 <= before.0 + 2,
+            "threads grew: {before:?} -> {after:?}"
+        );
         assert!(after.1 <= before.1 + 4, "fds grew: {before:?} -> {after:?}");
-        assert!(after.2 <= before.2 + 40, "RSS grew: {before:?} -> {after:?}");
+        assert!(
+            after.2 <= before.2 + 40,
+            "RSS grew: {before:?} -> {after:?}"
+        );
     });
 }

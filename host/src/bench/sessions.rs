@@ -69,9 +69,16 @@ pub struct SessionsBench {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum PeerLine {
-    Offer { session: usize, sdp: String },
+    Offer {
+        session: usize,
+        sdp: String,
+    },
     Connected,
-    Result { session: usize, sent: u64, received: u64 },
+    Result {
+        session: usize,
+        sent: u64,
+        received: u64,
+    },
     Done,
 }
 
@@ -89,7 +96,12 @@ fn cpu_time() -> Duration {
     // Fields after the command name (which may hold spaces): state is field 3.
     let rest = stat.rsplit(')').next().unwrap_or("");
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     // utime and stime are fields 14 and 15 (1-based), i.e. 11 and 12 after the name.
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
@@ -435,9 +447,13 @@ fn record_stream(codec: VideoCodec, frames: u64) -> anyhow::Result<Vec<Vec<Vec<u
     pipeline.set_state(gst::State::Playing)?;
     let mut out: Vec<Vec<Vec<u8>>> = vec![Vec::new()];
     while let Ok(sample) = sink.pull_sample() {
-        let Some(buffer) = sample.buffer() else { continue };
+        let Some(buffer) = sample.buffer() else {
+            continue;
+        };
         let map = buffer.map_readable()?;
-        out.last_mut().expect("invariant: never empty").push(map.to_vec());
+        out.last_mut()
+            .expect("invariant: never empty")
+            .push(map.to_vec());
         // The marker bit ends a frame.
         if map.get(1).is_some_and(|b| b & 0x80 != 0) {
             out.push(Vec::new());

@@ -94,9 +94,12 @@ pub fn buffer_to_frame(
 }
 
 fn layout_matches(frame: &FrameBuf, info: &gst_video::VideoInfo) -> bool {
-    frame.planes().iter().enumerate().all(|(i, p)| {
-        info.stride()[i] as u32 == p.stride && info.offset()[i] as u32 == p.offset
-    }) && info.size() == frame.data().len()
+    frame
+        .planes()
+        .iter()
+        .enumerate()
+        .all(|(i, p)| info.stride()[i] as u32 == p.stride && info.offset()[i] as u32 == p.offset)
+        && info.size() == frame.data().len()
 }
 
 /// A GStreamer buffer holding a packed frame, taking its memory without a copy when the

@@ -20,8 +20,8 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
-use std::sync::Mutex;
 use prism_frame::{FrameBuf, PixelFormat};
+use std::sync::Mutex;
 
 use super::MediaError;
 use super::convert::{buffer_to_frame, frame_into_buffer, pixel_format, video_info};
@@ -304,9 +304,8 @@ impl RtpIngest {
             pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
                 if let Some(buffer) = info.buffer_mut() {
                     let ts = buffer.map_readable().ok().and_then(|m| rtp_timestamp(&m));
-                    let at = ts.and_then(|ts| {
-                        arrivals.lock().unwrap_or_else(|e| e.into_inner()).get(ts)
-                    });
+                    let at = ts
+                        .and_then(|ts| arrivals.lock().unwrap_or_else(|e| e.into_inner()).get(ts));
                     if let Some(at) = at {
                         buffer.make_mut().set_pts(at);
                     }
@@ -512,12 +511,8 @@ impl RtpEgress {
         let to_i420 = make("i420", "capsfilter")?;
         to_i420.set_property("caps", raw_caps(PixelFormat::I420));
         let enc = encoder(codec, &settings)?;
-        let mut chain: Vec<gst::Element> = vec![
-            appsrc.clone().upcast(),
-            convert,
-            to_i420,
-            enc.clone(),
-        ];
+        let mut chain: Vec<gst::Element> =
+            vec![appsrc.clone().upcast(), convert, to_i420, enc.clone()];
         let pay = match codec {
             VideoCodec::Vp8 => {
                 let pay = make("pay", "rtpvp8pay")?;

@@ -20,9 +20,7 @@ use super::{
 };
 use crate::media::FrameConverter;
 use crate::media::rtp::VideoFrame;
-use crate::runtime::{
-    EventSink, FilterEvent, FilterInstance, LoadedFilter, RuntimeError, Verdict,
-};
+use crate::runtime::{EventSink, FilterEvent, FilterInstance, LoadedFilter, RuntimeError, Verdict};
 
 /// Events a filter may queue between two frames before extra ones are dropped.
 const FILTER_EVENT_QUEUE: usize = 256;
@@ -112,10 +110,7 @@ impl WasmFilter {
         config: Option<&str>,
     ) -> Result<Self, PipelineError> {
         let (sink, events_rx) = EventSink::channel(FILTER_EVENT_QUEUE);
-        let mut instance = pipeline
-            .context()
-            .filters
-            .instantiate(filter, Some(sink))?;
+        let mut instance = pipeline.context().filters.instantiate(filter, Some(sink))?;
         if let Some(config) = config {
             instance.configure(config)?;
         }
@@ -175,9 +170,7 @@ impl WasmFilter {
 
 fn forward_events(shared: &Shared, events: &Receiver<FilterEvent>) {
     while let Ok(event) = events.try_recv() {
-        shared
-            .events
-            .emit(&shared.id, EventKind::Filter { event });
+        shared.events.emit(&shared.id, EventKind::Filter { event });
     }
 }
 
@@ -187,10 +180,7 @@ fn run(shared: Arc<Shared>, mut instance: FilterInstance, events: Receiver<Filte
         let (frame, config) = {
             let mut mailbox = shared.mailbox();
             while mailbox.frame.is_none() && mailbox.config.is_none() && !mailbox.stop {
-                mailbox = shared
-                    .wake
-                    .wait(mailbox)
-                    .unwrap_or_else(|e| e.into_inner());
+                mailbox = shared.wake.wait(mailbox).unwrap_or_else(|e| e.into_inner());
             }
             if mailbox.stop {
                 return;
@@ -210,9 +200,7 @@ fn run(shared: Arc<Shared>, mut instance: FilterInstance, events: Receiver<Filte
         let mut buf = match converter.convert(buf, shared.format) {
             Ok(buf) => buf,
             Err(message) => {
-                shared
-                    .events
-                    .emit(&shared.id, EventKind::Error { message });
+                shared.events.emit(&shared.id, EventKind::Error { message });
                 continue;
             }
         };
@@ -233,7 +221,10 @@ fn run(shared: Arc<Shared>, mut instance: FilterInstance, events: Receiver<Filte
                 }
             }
             Verdict::Drop => {
-                shared.counters.filter_dropped.fetch_add(1, Ordering::Relaxed);
+                shared
+                    .counters
+                    .filter_dropped
+                    .fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -266,7 +257,11 @@ impl MediaElement for WasmFilter {
 
     fn stats(&self) -> serde_json::Value {
         let c = &self.shared.counters;
-        let (p50, p99) = self.shared.process_time.percentiles_ms().unwrap_or((0.0, 0.0));
+        let (p50, p99) = self
+            .shared
+            .process_time
+            .percentiles_ms()
+            .unwrap_or((0.0, 0.0));
         serde_json::json!({
             "filter": self.shared.name,
             "format": self.shared.format.name(),
@@ -282,11 +277,7 @@ impl MediaElement for WasmFilter {
     fn release(&self) {
         self.shared.mailbox().stop = true;
         self.shared.wake.notify_all();
-        let worker = self
-            .worker
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let worker = self.worker.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(worker) = worker {
             let _ = worker.join();
         }

@@ -62,7 +62,9 @@ impl FlowMeter {
 
     /// Whether media is flowing (as of the last [`FlowMeter::poll`]).
     pub fn is_flowing(&self, dir: Direction, media: MediaType) -> bool {
-        self.slots[index(dir, media)].flowing.load(Ordering::Relaxed)
+        self.slots[index(dir, media)]
+            .flowing
+            .load(Ordering::Relaxed)
     }
 
     /// The state changes since the last poll.
@@ -73,7 +75,8 @@ impl FlowMeter {
             for media in MediaType::ALL {
                 let slot = &self.slots[index(dir, media)];
                 let last = slot.last_ms.load(Ordering::Relaxed);
-                let flowing = last != 0 && now.saturating_sub(last) < FLOW_TIMEOUT.as_millis() as u64;
+                let flowing =
+                    last != 0 && now.saturating_sub(last) < FLOW_TIMEOUT.as_millis() as u64;
                 if slot.flowing.swap(flowing, Ordering::Relaxed) != flowing {
                     changes.push((dir, media, flowing));
                 }

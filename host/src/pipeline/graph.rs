@@ -114,7 +114,11 @@ impl Outputs {
 
     /// Whether anything takes video.
     pub fn wants_video(&self) -> bool {
-        !self.video.read().unwrap_or_else(|e| e.into_inner()).is_empty()
+        !self
+            .video
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
     }
 
     /// The pixel format that suits the connected sinks: the one they all ask for, else I420

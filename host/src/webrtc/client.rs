@@ -29,8 +29,7 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceCandidateInit,
-    RTCIceGatheringState, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
-    RTCSessionDescription,
+    RTCIceGatheringState, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription,
 };
 use webrtc::runtime::TokioRuntime;
 
@@ -145,7 +144,11 @@ pub fn starts_keyframe(codec: VideoCodec, payload: &[u8]) -> bool {
                 i = 2;
                 if x & 0x80 != 0 {
                     // PictureID, 7 or 15 bits.
-                    i += if payload.get(i).is_some_and(|b| b & 0x80 != 0) { 2 } else { 1 };
+                    i += if payload.get(i).is_some_and(|b| b & 0x80 != 0) {
+                        2
+                    } else {
+                        1
+                    };
                 }
                 if x & 0x40 != 0 {
                     i += 1;
@@ -328,7 +331,8 @@ impl LoopbackClient {
         media_engine
             .register_codec(opus_codec_parameters(), RtpCodecKind::Audio)
             .map_err(err)?;
-        let registry = register_default_interceptors(Registry::new(), &mut media_engine).map_err(err)?;
+        let registry =
+            register_default_interceptors(Registry::new(), &mut media_engine).map_err(err)?;
         let (candidates_tx, candidates_rx) = mpsc::unbounded_channel();
         let (gathered_tx, gathered) = watch::channel(false);
         let (connected_tx, connected) = watch::channel(None);
@@ -437,12 +441,15 @@ impl LoopbackClient {
     /// Waits until the connection is up.
     pub async fn wait_connected(&self, timeout: Duration) -> Result<(), WebRtcError> {
         let mut rx = self.connected.clone();
-        let ok = tokio::time::timeout(timeout, rx.wait_for(|s| {
-            matches!(
-                s,
-                Some(RTCPeerConnectionState::Connected | RTCPeerConnectionState::Failed)
-            )
-        }))
+        let ok = tokio::time::timeout(
+            timeout,
+            rx.wait_for(|s| {
+                matches!(
+                    s,
+                    Some(RTCPeerConnectionState::Connected | RTCPeerConnectionState::Failed)
+                )
+            }),
+        )
         .await;
         match ok {
             Ok(Ok(s)) if *s == Some(RTCPeerConnectionState::Connected) => Ok(()),

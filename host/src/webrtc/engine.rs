@@ -33,7 +33,8 @@ pub const H264_PAYLOAD_TYPE: u8 = 102;
 /// Opus.
 pub const OPUS_PAYLOAD_TYPE: u8 = 111;
 /// The fmtp line of the H.264 profile Prism sends and receives.
-pub const H264_FMTP: &str = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
+pub const H264_FMTP: &str =
+    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
 
 /// Where the forwarder sits: after every built-in interceptor has seen the RTCP.
 const FORWARDER_SLOT: usize = 14_000;

@@ -34,8 +34,7 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceCandidateInit,
-    RTCIceGatheringState, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
-    RTCSessionDescription,
+    RTCIceGatheringState, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription,
 };
 use webrtc::rtp_transceiver::RtpSender;
 use webrtc::runtime::TokioRuntime;
@@ -45,8 +44,8 @@ use crate::media::rtp::{
 };
 use crate::pipeline::graph::take_frame;
 use crate::pipeline::{
-    AudioSink, Direction, ElementId, EventBus, EventKind, FlowMeter, IceCandidate,
-    LatencyWindow, MediaElement, MediaPipeline, MediaType, Outputs, VideoSink,
+    AudioSink, Direction, ElementId, EventBus, EventKind, FlowMeter, IceCandidate, LatencyWindow,
+    MediaElement, MediaPipeline, MediaType, Outputs, VideoSink,
 };
 
 /// RTP packets queued towards the peer connection before new ones are dropped.
@@ -190,7 +189,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn local_track(kind: RtpCodecKind, ssrc: u32, codec: rtc::rtp_transceiver::rtp_sender::RTCRtpCodec) -> Arc<TrackLocalStaticRTP> {
+fn local_track(
+    kind: RtpCodecKind,
+    ssrc: u32,
+    codec: rtc::rtp_transceiver::rtp_sender::RTCRtpCodec,
+) -> Arc<TrackLocalStaticRTP> {
     let name = format!("prism-{kind}");
     Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
         "prism".to_string(),
@@ -316,7 +319,9 @@ impl Shared {
             }
             match kind {
                 RtpCodecKind::Video => {
-                    self.counters.video_packets_in.fetch_add(1, Ordering::Relaxed);
+                    self.counters
+                        .video_packets_in
+                        .fetch_add(1, Ordering::Relaxed);
                     self.flow.mark(Direction::In, MediaType::Video);
                     if ingest.is_none() {
                         let codec = track
@@ -335,7 +340,9 @@ impl Shared {
                     }
                 }
                 _ => {
-                    self.counters.audio_packets_in.fetch_add(1, Ordering::Relaxed);
+                    self.counters
+                        .audio_packets_in
+                        .fetch_add(1, Ordering::Relaxed);
                     self.flow.mark(Direction::In, MediaType::Audio);
                     if self.outputs.push_audio(&packet) > 0 {
                         self.flow.mark(Direction::Out, MediaType::Audio);
@@ -396,10 +403,7 @@ impl Shared {
         }
     }
 
-    async fn write_loop(
-        self: Arc<Self>,
-        mut rx: mpsc::Receiver<(MediaType, rtp::Packet)>,
-    ) {
+    async fn write_loop(self: Arc<Self>, mut rx: mpsc::Receiver<(MediaType, rtp::Packet)>) {
         while let Some((media, packet)) = rx.recv().await {
             let track = match media {
                 MediaType::Video => &self.video_track,
@@ -441,9 +445,9 @@ impl Shared {
                 if let (Some(pts), Some(now)) = (pts, running_time(&shared.gst))
                     && packet.header.marker
                 {
-                    shared
-                        .latency_rtp
-                        .record(Duration::from_nanos(now.nseconds().saturating_sub(pts.nseconds())));
+                    shared.latency_rtp.record(Duration::from_nanos(
+                        now.nseconds().saturating_sub(pts.nseconds()),
+                    ));
                 }
                 packet.header.ssrc = shared.video_ssrc;
                 packet.header.payload_type = payload_type;
@@ -505,7 +509,9 @@ struct Handler {
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Handler {
     async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
-        let Some(shared) = self.shared.upgrade() else { return };
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
         if let Ok(init) = event.candidate.to_json() {
             shared.emit_ice(EventKind::IceCandidateFound {
                 candidate: IceCandidate {
@@ -563,9 +569,10 @@ impl WebRtcEndpoint {
         let ctx = pipeline.context();
         let config = ctx.webrtc.clone();
         let (media_engine, registry, target_bitrate) = engine::build(&config, &config.codecs)?;
-        let first_codec = *config.codecs.first().ok_or_else(|| {
-            WebRtcError::Setup("no video codec configured".into())
-        })?;
+        let first_codec = *config
+            .codecs
+            .first()
+            .ok_or_else(|| WebRtcError::Setup("no video codec configured".into()))?;
         let video_ssrc = random_ssrc();
         let audio_ssrc = random_ssrc();
         let (send_tx, send_rx) = mpsc::channel(SEND_QUEUE);
