@@ -313,3 +313,67 @@ fn release_cycles_do_not_leak() {
         );
     });
 }
+
+#[test]
+fn graph_connect_replace_disconnect_release_without_network() {
+    let _serial = serial();
+    use prism::pipeline::{Connection, MediaType, PipelineError};
+    let rt = tokio();
+    let ctx = context(&rt);
+    let _guard = rt.enter();
+    let pipeline = MediaPipeline::new(ctx).unwrap();
+    let a = pipeline.add_passthrough().unwrap();
+    let b = pipeline.add_passthrough().unwrap();
+    let gray = load(&pipeline.context().filters, "grayscale");
+    let f = pipeline
+        .add_filter(&gray, None, "prism", "WasmFilter")
+        .unwrap();
+    assert!(f.id().as_str().starts_with(pipeline.id().as_str()));
+    assert!(f.id().as_str().ends_with("_prism.WasmFilter"));
+
+    // Video only, then everything.
+    assert_eq!(
+        pipeline
+            .connect(a.id(), f.id(), Some(MediaType::Video))
+            .unwrap(),
+        vec![MediaType::Video]
+    );
+    assert_eq!(pipeline.connect(f.id(), b.id(), None).unwrap().len(), 2);
+    // A loop through forwarding elements is refused.
+    assert!(matches!(
+        pipeline.connect(b.id(), a.id(), None),
+        Err(PipelineError::Loop { .. })
+    ));
+    // A new source for f's video replaces a.
+    pipeline
+        .connect(b.id(), f.id(), Some(MediaType::Video))
+        .unwrap_err();
+    let c = pipeline.add_passthrough().unwrap();
+    pipeline
+        .connect(c.id(), f.id(), Some(MediaType::Video))
+        .unwrap();
+    assert_eq!(
+        pipeline.source_connections(f.id()),
+        vec![Connection {
+            source: c.id().clone(),
+            sink: f.id().clone(),
+            media: MediaType::Video
+        }]
+    );
+    assert!(pipeline.graph_dot().contains("WasmFilter"));
+    pipeline
+        .disconnect(f.id(), b.id(), Some(MediaType::Audio))
+        .unwrap();
+    assert_eq!(pipeline.sink_connections(f.id()).len(), 1);
+    pipeline.release_element(f.id()).unwrap();
+    assert!(pipeline.connections().is_empty());
+    assert!(matches!(
+        pipeline.connect(c.id(), f.id(), None),
+        Err(PipelineError::NoSuchElement(_))
+    ));
+    pipeline.release();
+    assert!(matches!(
+        pipeline.add_passthrough(),
+        Err(PipelineError::Released)
+    ));
+}
