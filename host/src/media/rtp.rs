@@ -314,9 +314,11 @@ impl RtpIngest {
             });
         }
         let depay = make("depay", codec.depayloader())?;
+
         let decoder = make("decoder", codec.decoder())?;
         if codec == VideoCodec::H264 {
             decoder.set_property("max-threads", 1i32);
+            decoder.set_property_from_str("thread-type", "slice");
         }
         let convert = make("convert", "videoconvert")?;
         let appsink = gst_app::AppSink::builder()
@@ -327,17 +329,22 @@ impl RtpIngest {
             .drop(true)
             .build();
         appsink.set_async(false);
-        link_bin(
-            &bin,
-            &[
-                appsrc.upcast_ref(),
-                &jitter,
-                &depay,
-                &decoder,
-                &convert,
-                appsink.upcast_ref(),
-            ],
-        )?;
+        let mut chain: Vec<&gst::Element> = vec![appsrc.upcast_ref(), &jitter, &depay];
+        let au = make("au", "capsfilter")?;
+        if codec == VideoCodec::H264 {
+            // Whole access units: the decoder need not wait for the next frame to see where
+            // this one ends (that wait is a frame of latency).
+            au.set_property(
+                "caps",
+                gst::Caps::builder("video/x-h264")
+                    .field("stream-format", "avc")
+                    .field("alignment", "au")
+                    .build(),
+            );
+            chain.push(&au);
+        }
+        chain.extend([&decoder, &convert, appsink.upcast_ref()]);
+        link_bin(&bin, &chain)?;
         let stats = Arc::new(IngestStats::default());
         let frame_stats = stats.clone();
         appsink.set_callbacks(
@@ -480,6 +487,9 @@ fn encoder(codec: VideoCodec, settings: &EncoderSettings) -> Result<gst::Element
             enc.set_property_from_str("speed-preset", "ultrafast");
             enc.set_property("threads", settings.threads);
             enc.set_property("key-int-max", settings.keyframe_interval);
+            enc.set_property("rc-lookahead", 0i32);
+            enc.set_property("sync-lookahead", 0i32);
+            enc.set_property("bframes", 0u32);
             enc.set_property("bitrate", (settings.bitrate_bps / 1000).max(1));
             enc
         }
@@ -489,7 +499,7 @@ fn encoder(codec: VideoCodec, settings: &EncoderSettings) -> Result<gst::Element
 
 impl RtpEgress {
     /// Builds the branch `name` inside `pipeline`; `on_rtp` gets every RTP packet made, with
-    /// the running time of the frame it carries.
+    /// the running time of the frame it carries (= the frame's pts in).
     pub fn new(
         pipeline: &gst::Pipeline,
         name: &str,
@@ -553,10 +563,20 @@ impl RtpEgress {
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |sink| {
                     let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    // Encoders may shift timestamps (x264enc starts its segment at 1000 h);
+                    // the running time is what the frame carried in.
+                    let segment = sample
+                        .segment()
+                        .and_then(|s| s.downcast_ref::<gst::ClockTime>().cloned());
                     let emit = |buffer: &gst::BufferRef| {
                         if let Ok(map) = buffer.map_readable() {
                             rtp_stats.packets.fetch_add(1, Ordering::Relaxed);
-                            on_rtp(map.as_slice(), buffer.pts());
+                            let running = match (&segment, buffer.pts()) {
+                                (Some(seg), Some(pts)) => seg.to_running_time(pts),
+                                (None, pts) => pts,
+                                _ => None,
+                            };
+                            on_rtp(map.as_slice(), running);
                         }
                     };
                     if let Some(list) = sample.buffer_list() {
