@@ -377,3 +377,49 @@ fn graph_connect_replace_disconnect_release_without_network() {
         Err(PipelineError::Released)
     ));
 }
+
+#[test]
+fn opus_passes_through_the_filter_chain_untouched() {
+    let _serial = serial();
+    let rt = tokio();
+    let ctx = context(&rt);
+    rt.block_on(async move {
+        let pipeline = MediaPipeline::new(ctx).unwrap();
+        let endpoint = pipeline.add_webrtc_endpoint().await.unwrap();
+        let gray = load(&pipeline.context().filters, "grayscale");
+        let filter = pipeline
+            .add_filter(&gray, None, "prism", "WasmFilter")
+            .unwrap();
+        pipeline.connect(endpoint.id(), filter.id(), None).unwrap();
+        pipeline.connect(filter.id(), endpoint.id(), None).unwrap();
+        let peer = LoopbackClient::new(ClientOptions {
+            audio: true,
+            ..ClientOptions::default()
+        })
+        .await
+        .unwrap();
+        connect(&pipeline, &endpoint, &peer).await.unwrap();
+        peer.start_sending().unwrap();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        peer.stop_sending();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (sent, back) = peer.audio_echo();
+        eprintln!(
+            "opus: {back} of {sent} packets came back unchanged; {}",
+            endpoint.stats()
+        );
+        assert!(sent >= 100, "only {sent} Opus packets sent");
+        assert!(
+            back * 100 >= sent * 90,
+            "{back} of {sent} Opus packets came back"
+        );
+        // Video still came back gray alongside.
+        let video = peer.received();
+        assert!(
+            video.frames > 60 && video.gray_frames == video.frames,
+            "{video:?}"
+        );
+        peer.close().await;
+        pipeline.release();
+    });
+}

@@ -354,6 +354,7 @@ pub fn peers(sessions: usize, seconds: u64, codec: VideoCodec) -> anyhow::Result
                 bind: "127.0.0.1:0".into(),
                 bitrate_bps: PEER_BITRATE,
                 decode: false,
+                audio: false,
             })
             .await?;
             let sdp = client.create_offer(true).await?;

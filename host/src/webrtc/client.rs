@@ -58,6 +58,8 @@ pub struct ClientOptions {
     /// Decode what comes back (pixel checks); without, frames are counted from RTP marker
     /// bits only, which keeps a load generator cheap.
     pub decode: bool,
+    /// Also send Opus (a tone).
+    pub audio: bool,
 }
 
 impl Default for ClientOptions {
@@ -71,6 +73,7 @@ impl Default for ClientOptions {
             bind: "127.0.0.1:0".into(),
             bitrate_bps: 600_000,
             decode: true,
+            audio: false,
         }
     }
 }
@@ -187,6 +190,19 @@ pub fn starts_keyframe(codec: VideoCodec, payload: &[u8]) -> bool {
     }
 }
 
+/// Payload checksums kept per direction.
+const AUDIO_KEPT: usize = 5000;
+
+fn note_payload(list: &Mutex<Vec<u64>>, payload: &[u8]) {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    payload.hash(&mut h);
+    let mut list = list.lock().unwrap();
+    if list.len() < AUDIO_KEPT {
+        list.push(h.finish());
+    }
+}
+
 struct State {
     received: Mutex<ReceivedStats>,
     frames_sent: AtomicU64,
@@ -199,6 +215,9 @@ struct State {
     ingest: Mutex<Option<Arc<RtpIngest>>>,
     closed: std::sync::atomic::AtomicBool,
     decode: bool,
+    /// Checksums of the Opus payloads sent and received (the first few thousand).
+    audio_sent: Mutex<Vec<u64>>,
+    audio_received: Mutex<Vec<u64>>,
     gst: gst::Pipeline,
 }
 
@@ -233,7 +252,11 @@ impl PeerConnectionEventHandler for Handler {
         let state = self.state.clone();
         self.tokio.spawn(async move {
             if track.kind().await != RtpCodecKind::Video {
-                while track.poll().await.is_some() {}
+                while let Some(event) = track.poll().await {
+                    if let TrackRemoteEvent::OnRtpPacket(packet) = event {
+                        note_payload(&state.audio_received, &packet.payload);
+                    }
+                }
                 return;
             }
             *state.remote_video.lock().unwrap() = Some(track.clone());
@@ -300,10 +323,13 @@ pub struct LoopbackClient {
     state: Arc<State>,
     track: Arc<TrackLocalStaticRTP>,
     ssrc: u32,
+    audio_track: Arc<TrackLocalStaticRTP>,
+    audio_ssrc: u32,
     candidates: Mutex<Option<mpsc::UnboundedReceiver<IceCandidate>>>,
     gathered: watch::Receiver<bool>,
     connected: watch::Receiver<Option<RTCPeerConnectionState>>,
     source: Mutex<Option<gst::Pipeline>>,
+    audio_source: Mutex<Option<gst::Pipeline>>,
     tokio: tokio::runtime::Handle,
 }
 
@@ -350,6 +376,8 @@ impl LoopbackClient {
             ingest: Mutex::new(None),
             closed: std::sync::atomic::AtomicBool::new(false),
             decode: options.decode,
+            audio_sent: Mutex::new(Vec::new()),
+            audio_received: Mutex::new(Vec::new()),
             gst,
         });
         let tokio = tokio::runtime::Handle::current();
@@ -384,16 +412,37 @@ impl LoopbackClient {
         pc.add_track(track.clone() as Arc<dyn TrackLocal>)
             .await
             .map_err(err)?;
+        let audio_ssrc = ssrc ^ 0xa0d1_0000;
+        let audio_track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            "client".into(),
+            "client-audio".into(),
+            "client-audio".into(),
+            RtpCodecKind::Audio,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(audio_ssrc),
+                    ..Default::default()
+                },
+                codec: opus_codec_parameters().rtp_codec,
+                ..Default::default()
+            }],
+        )));
+        pc.add_track(audio_track.clone() as Arc<dyn TrackLocal>)
+            .await
+            .map_err(err)?;
         Ok(Self {
             options,
             pc,
             state,
             track,
             ssrc,
+            audio_track,
+            audio_ssrc,
             candidates: Mutex::new(Some(candidates_rx)),
             gathered,
             connected,
             source: Mutex::new(None),
+            audio_source: Mutex::new(None),
             tokio,
         })
     }
@@ -522,6 +571,54 @@ impl LoopbackClient {
         });
         pipeline.set_state(gst::State::Playing).map_err(err)?;
         *self.source.lock().unwrap() = Some(pipeline);
+        if self.options.audio {
+            self.start_audio()?;
+        }
+        Ok(())
+    }
+
+    /// Sends a live Opus tone on the audio track.
+    fn start_audio(&self) -> Result<(), WebRtcError> {
+        let pipeline = gst::parse::launch(
+            "audiotestsrc is-live=true wave=sine freq=440 ! audio/x-raw,rate=48000,channels=2 \
+             ! opusenc ! rtpopuspay pt=111 ! appsink name=rtp sync=false",
+        )
+        .map_err(err)?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| err("not a pipeline"))?;
+        let sink = pipeline
+            .by_name("rtp")
+            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+            .ok_or_else(|| err("no appsink"))?;
+        let (tx, mut rx) = mpsc::channel::<rtp::Packet>(1024);
+        let ssrc = self.audio_ssrc;
+        sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |s| {
+                    let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    if let Some(buffer) = sample.buffer()
+                        && let Ok(map) = buffer.map_readable()
+                        && let Ok(mut p) = rtp::Packet::unmarshal(&mut map.as_slice())
+                    {
+                        p.header.ssrc = ssrc;
+                        let _ = tx.try_send(p);
+                    }
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+        let track = self.audio_track.clone();
+        let state = self.state.clone();
+        self.tokio.spawn(async move {
+            while let Some(p) = rx.recv().await {
+                let payload = p.payload.clone();
+                if track.write_rtp(p).await.is_ok() {
+                    note_payload(&state.audio_sent, &payload);
+                }
+            }
+        });
+        pipeline.set_state(gst::State::Playing).map_err(err)?;
+        *self.audio_source.lock().unwrap() = Some(pipeline);
         Ok(())
     }
 
@@ -540,8 +637,10 @@ impl LoopbackClient {
 
     /// Stops sending.
     pub fn stop_sending(&self) {
-        if let Some(p) = self.source.lock().unwrap().take() {
-            let _ = p.set_state(gst::State::Null);
+        for source in [&self.source, &self.audio_source] {
+            if let Some(p) = source.lock().unwrap().take() {
+                let _ = p.set_state(gst::State::Null);
+            }
         }
     }
 
@@ -567,6 +666,21 @@ impl LoopbackClient {
     /// RTP packets received so far.
     pub fn packets_received(&self) -> u64 {
         self.state.packets_received.load(Ordering::Relaxed)
+    }
+
+    /// Opus packets sent, and how many of them came back byte for byte.
+    pub fn audio_echo(&self) -> (usize, usize) {
+        let sent = self.state.audio_sent.lock().unwrap().clone();
+        let received: std::collections::HashSet<u64> = self
+            .state
+            .audio_received
+            .lock()
+            .unwrap()
+            .iter()
+            .copied()
+            .collect();
+        let back = sent.iter().filter(|h| received.contains(h)).count();
+        (sent.len(), back)
     }
 
     /// What came back so far.
