@@ -209,6 +209,18 @@ fn pli_from_the_receiver_forces_a_keyframe() {
         );
         assert!(requested, "no KeyframeRequested event");
         assert_eq!(endpoint.forced_keyframes(), 1);
+        // The GStreamer graph shows this endpoint's decode and encode branches.
+        let dot = pipeline.gstreamer_dot();
+        assert!(dot.starts_with("digraph"), "{}", &dot[..40.min(dot.len())]);
+        for part in [
+            "GstRtpJitterBuffer",
+            "GstVP8Dec",
+            "GstVP8Enc",
+            "GstRtpVP8Pay",
+        ] {
+            assert!(dot.contains(part), "no {part} in the DOT graph");
+        }
+        assert!(dot.contains(&endpoint.id().gst_name()));
         peer.close().await;
         pipeline.release();
     });
@@ -419,6 +431,51 @@ fn opus_passes_through_the_filter_chain_untouched() {
             video.frames > 60 && video.gray_frames == video.frames,
             "{video:?}"
         );
+        peer.close().await;
+        pipeline.release();
+    });
+}
+
+#[test]
+fn encoder_bitrate_follows_the_receiver_within_bounds() {
+    let _serial = serial();
+    let rt = tokio();
+    let mut ctx = context(&rt);
+    ctx.webrtc.min_bitrate_bps = 200_000;
+    ctx.webrtc.max_bitrate_bps = 700_000;
+    ctx.webrtc.start_bitrate_bps = 500_000;
+    rt.block_on(async move {
+        let pipeline = MediaPipeline::new(ctx).unwrap();
+        let endpoint = pipeline.add_webrtc_endpoint().await.unwrap();
+        pipeline
+            .connect(endpoint.id(), endpoint.id(), None)
+            .unwrap();
+        let peer = client(VideoCodec::Vp8).await;
+        connect(&pipeline, &endpoint, &peer).await.unwrap();
+        peer.start_sending().unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let free = endpoint.encoder_bitrate().unwrap();
+        assert!(
+            (200_000..=700_000).contains(&free),
+            "bitrate {free} outside the configured bounds"
+        );
+        // The receiver says it can only take 300 kbit/s.
+        for _ in 0..10 {
+            peer.send_remb(300_000).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let capped = endpoint.encoder_bitrate().unwrap();
+        eprintln!("bitrate free {free}, after REMB 300k {capped}");
+        assert!(
+            (200_000..=300_000).contains(&capped),
+            "bitrate {capped} after a 300 kbit/s REMB"
+        );
+        // Below the floor: the floor wins.
+        for _ in 0..5 {
+            peer.send_remb(50_000).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(endpoint.encoder_bitrate(), Some(200_000));
         peer.close().await;
         pipeline.release();
     });

@@ -658,6 +658,22 @@ impl LoopbackClient {
             .map_err(err)
     }
 
+    /// Tells the peer the most this receiver can take (REMB), bits per second.
+    pub async fn send_remb(&self, bps: u32) -> Result<(), WebRtcError> {
+        use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+        let track = self.state.remote_video.lock().unwrap().clone();
+        let track = track.ok_or_else(|| err("no video received yet"))?;
+        let media_ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
+        track
+            .write_rtcp(vec![Box::new(ReceiverEstimatedMaximumBitrate {
+                sender_ssrc: self.ssrc,
+                bitrate: bps as f32,
+                ssrcs: vec![media_ssrc],
+            })])
+            .await
+            .map_err(err)
+    }
+
     /// Frames handed to the encoder so far.
     pub fn frames_sent(&self) -> u64 {
         self.state.frames_sent.load(Ordering::Relaxed)
