@@ -155,3 +155,33 @@ pub mod loopback {
         }
     }
 }
+
+/// An in-process Prism control server on 127.0.0.1 (random port) with the built filters.
+pub mod server {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use prism::control::kurento::KurentoServer;
+    use prism::control::server::{DirCatalog, router};
+
+    /// Starts the server on `rt`; returns it and its address.
+    pub fn start(rt: &tokio::runtime::Runtime, grace: Duration) -> (KurentoServer, SocketAddr) {
+        let ctx = super::loopback::context(rt);
+        let dir = super::wasm("grayscale")
+            .parent()
+            .expect("wasm dir")
+            .to_path_buf();
+        let catalog = Arc::new(DirCatalog::new(ctx.filters.clone(), &dir));
+        let kurento = KurentoServer::new(ctx, catalog, grace);
+        let app = router(kurento.clone());
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        rt.spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        (kurento, addr)
+    }
+}

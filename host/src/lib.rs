@@ -6,6 +6,7 @@
 //! * [`media`]: GStreamer glue: decoding images and videos into frames, encoding them back.
 //! * [`pipeline`]: media pipelines: elements (WebRTC endpoints, WASM filters), connections, events.
 //! * [`webrtc`]: the WebRTC endpoint (crate `webrtc`) and a loopback client for tests and benches.
+//! * [`control`]: the control plane: Kurento protocol over WebSocket, `prism serve`.
 //! * [`cli`]: the `prism` command line (`filter new|check|run`, `bench`).
 //!
 //! Invariants: nothing a client or a filter sends can panic the process; every resource they
@@ -14,6 +15,7 @@
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod media;
 pub mod pipeline;
 pub mod runtime;

@@ -2,6 +2,7 @@
 
 mod cli;
 mod hostile;
+mod kurento;
 mod media;
 mod runtime;
 mod scaffold;

@@ -31,6 +31,21 @@ pub enum Command {
     /// Measure performance; prints figures (JSON with --json).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Run the media server: the Kurento protocol on ws://HOST:PORT/kurento.
+    Serve {
+        /// TOML configuration file (overridden by PRISM_* variables, then by flags).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to listen on (default 0.0.0.0).
+        #[arg(long)]
+        bind: Option<String>,
+        /// Port (default 8888).
+        #[arg(long)]
+        port: Option<u16>,
+        /// Data directory (default ./prism-data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 /// `prism filter ...`
@@ -160,6 +175,21 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             codec,
             json,
         ),
+        Command::Serve {
+            config,
+            bind,
+            port,
+            data_dir,
+        } => {
+            let overrides = crate::control::server::Overrides {
+                bind,
+                port,
+                data_dir,
+            };
+            let config = crate::control::server::ServeConfig::load(config.as_deref(), &overrides)?;
+            crate::control::server::run(config)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench(BenchCommand::Peers {
             sessions,
             seconds,

@@ -1,0 +1,1313 @@
+//! The Kurento Protocol as a state machine: requests in, responses and event notifications
+//! out, no sockets here (the WebSocket edge is `ws.rs`).
+//!
+//! Sessions: a request without `sessionId` on an unbound connection gets a new session and
+//! binds the connection to it; `connect{sessionId}` re-attaches a session (its objects live on
+//! for a grace period after its connection closes). Objects: pipelines and elements with
+//! Kurento's ids, plus `manager_ServerManager`. Subscriptions deliver `onEvent` to whatever
+//! connection the session has now.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::protocol::*;
+use crate::pipeline::{
+    Direction, ElementEvent, ElementId, EventKind, IceCandidate, MediaElement, MediaPipeline,
+    MediaType, PipelineContext, PipelineError,
+};
+use crate::runtime::{FilterEvent, LoadedFilter};
+use crate::webrtc::WebRtcEndpoint;
+
+/// The id of the server manager object.
+pub const SERVER_MANAGER: &str = "manager_ServerManager";
+/// Largest request accepted, bytes.
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+/// Operations per transaction.
+pub const MAX_TRANSACTION_OPERATIONS: usize = 256;
+/// Pipelines per server.
+pub const MAX_PIPELINES: usize = 256;
+
+/// Finds filters by `name` or `name@version` (the registry).
+pub trait FilterCatalog: Send + Sync {
+    /// The loaded filter.
+    fn resolve(&self, spec: &str) -> Result<Arc<LoadedFilter>, String>;
+}
+
+/// What a media element is, in Kurento's type system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    WebRtcEndpoint,
+    PassThrough,
+    WasmFilter,
+    PlateDetectorFilter,
+}
+
+impl Class {
+    fn parse(type_name: &str) -> Option<Self> {
+        let bare = type_name.rsplit('.').next().unwrap_or(type_name);
+        Some(match bare {
+            "WebRtcEndpoint" => Class::WebRtcEndpoint,
+            "PassThrough" => Class::PassThrough,
+            "WasmFilter" => Class::WasmFilter,
+            "PlateDetectorFilter" => Class::PlateDetectorFilter,
+            _ => return None,
+        })
+    }
+
+    fn module(self) -> &'static str {
+        match self {
+            Class::WebRtcEndpoint | Class::PassThrough => "kurento",
+            Class::WasmFilter => "prism",
+            Class::PlateDetectorFilter => "platedetector",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Class::WebRtcEndpoint => "WebRtcEndpoint",
+            Class::PassThrough => "PassThrough",
+            Class::WasmFilter => "WasmFilter",
+            Class::PlateDetectorFilter => "PlateDetectorFilter",
+        }
+    }
+
+    fn hierarchy(self) -> Vec<&'static str> {
+        match self {
+            Class::WebRtcEndpoint => vec![
+                "kurento.BaseRtpEndpoint",
+                "kurento.SdpEndpoint",
+                "kurento.SessionEndpoint",
+                "kurento.Endpoint",
+                "kurento.MediaElement",
+                "kurento.MediaObject",
+            ],
+            Class::PassThrough => vec!["kurento.MediaElement", "kurento.MediaObject"],
+            Class::WasmFilter | Class::PlateDetectorFilter => vec![
+                "kurento.Filter",
+                "kurento.MediaElement",
+                "kurento.MediaObject",
+            ],
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Kind {
+    Pipeline(MediaPipeline),
+    Element {
+        pipeline: MediaPipeline,
+        id: ElementId,
+        class: Class,
+    },
+}
+
+struct Meta {
+    name: String,
+    tags: Vec<(String, String)>,
+    created: u64,
+    send_tags: bool,
+}
+
+#[derive(Clone)]
+struct Object {
+    kind: Kind,
+    session: String,
+    meta: Arc<Mutex<Meta>>,
+}
+
+struct Subscription {
+    object: String,
+    event_type: String,
+}
+
+#[derive(Default)]
+struct Session {
+    outbox: Option<UnboundedSender<String>>,
+    subscriptions: HashMap<String, Subscription>,
+    /// One event forwarder per pipeline this session listens to, so events keep their order.
+    forwarders: HashMap<String, tokio::task::JoinHandle<()>>,
+    refs: HashSet<String>,
+    disconnected_at: Option<Instant>,
+}
+
+struct State {
+    ctx: PipelineContext,
+    catalog: Arc<dyn FilterCatalog>,
+    server_id: String,
+    grace: Duration,
+    started: Instant,
+    objects: Mutex<HashMap<String, Object>>,
+    sessions: Mutex<HashMap<String, Session>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// One client connection: which session it is bound to and where its messages go.
+#[derive(Debug)]
+pub struct Connection {
+    session: Option<String>,
+    outbox: UnboundedSender<String>,
+}
+
+impl Connection {
+    /// The session this connection is bound to, once it is.
+    pub fn session(&self) -> Option<&str> {
+        self.session.as_deref()
+    }
+}
+
+/// The Kurento protocol server (shared by every connection).
+#[derive(Clone)]
+pub struct KurentoServer {
+    state: Arc<State>,
+}
+
+impl std::fmt::Debug for KurentoServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KurentoServer")
+            .field("server_id", &self.state.server_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn pipeline_error(e: PipelineError) -> RpcError {
+    match &e {
+        PipelineError::NoSuchElement(_) | PipelineError::Released => {
+            RpcError::new(MEDIA_OBJECT_NOT_FOUND, e.to_string())
+        }
+        PipelineError::WrongRole { .. } | PipelineError::Loop { .. } => {
+            RpcError::new(CONNECT_ERROR, e.to_string())
+        }
+        PipelineError::Filter(_) => RpcError::new(MEDIA_OBJECT_ILLEGAL_PARAM_ERROR, e.to_string()),
+        PipelineError::WebRtc(w) => RpcError::new(w.kurento_code(), e.to_string()),
+        PipelineError::Media(_) => RpcError::new(NOT_ENOUGH_RESOURCES, e.to_string()),
+    }
+}
+
+fn media_type(value: Option<&Value>) -> Result<Option<MediaType>, RpcError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => match s.as_str() {
+            "AUDIO" => Ok(Some(MediaType::Audio)),
+            "VIDEO" => Ok(Some(MediaType::Video)),
+            "DATA" => Err(RpcError::new(
+                MEDIA_OBJECT_ILLEGAL_PARAM_ERROR,
+                "DATA connections are not supported",
+            )),
+            other => Err(bad_param(
+                "mediaType",
+                &format!("must be AUDIO, VIDEO or DATA, not {other:?}"),
+            )),
+        },
+        Some(_) => Err(bad_param("mediaType", "must be a string")),
+    }
+}
+
+fn media_name(media: MediaType) -> &'static str {
+    match media {
+        MediaType::Audio => "AUDIO",
+        MediaType::Video => "VIDEO",
+    }
+}
+
+/// Kurento's name and data for a pipeline event (without the common fields).
+fn kurento_event(event: &ElementEvent) -> Option<(String, Value)> {
+    let (name, data) = match &event.kind {
+        EventKind::Filter { event } => match event {
+            FilterEvent::Event { name, payload, .. } => {
+                let data = match payload {
+                    Value::Object(map) => Value::Object(map.clone()),
+                    other => json!({ "value": other }),
+                };
+                (name.clone(), data)
+            }
+            FilterEvent::Error { message, fault, .. } => (
+                "Error".into(),
+                json!({ "description": message, "errorCode": 1, "type": format!("FILTER_{fault:?}").to_uppercase() }),
+            ),
+            FilterEvent::Disabled { filter, failures } => (
+                "Error".into(),
+                json!({
+                    "description": format!("filter {filter} disabled after {failures} failures in a row"),
+                    "errorCode": 2,
+                    "type": "FILTER_DISABLED",
+                }),
+            ),
+            FilterEvent::Restarted { .. } => return None,
+        },
+        EventKind::MediaFlowInStateChanged { media, flowing }
+        | EventKind::MediaFlowOutStateChanged { media, flowing } => (
+            if matches!(event.kind, EventKind::MediaFlowInStateChanged { .. }) {
+                "MediaFlowInStateChanged".into()
+            } else {
+                "MediaFlowOutStateChanged".into()
+            },
+            json!({
+                "state": if *flowing { "FLOWING" } else { "NOT_FLOWING" },
+                "padName": "default",
+                "mediaType": media_name(*media),
+            }),
+        ),
+        EventKind::IceCandidateFound { candidate } => (
+            "IceCandidateFound".into(),
+            json!({ "candidate": ice_candidate_json(candidate) }),
+        ),
+        EventKind::IceGatheringDone => ("IceGatheringDone".into(), json!({})),
+        EventKind::ConnectionStateChanged { state } => {
+            let new = match state.as_str() {
+                "connected" => "CONNECTED",
+                _ => "DISCONNECTED",
+            };
+            (
+                "ConnectionStateChanged".into(),
+                json!({ "oldState": "DISCONNECTED", "newState": new }),
+            )
+        }
+        EventKind::KeyframeRequested => return None,
+        EventKind::ElementConnected {
+            source,
+            sink,
+            media,
+        }
+        | EventKind::ElementDisconnected {
+            source,
+            sink,
+            media,
+        } => (
+            if matches!(event.kind, EventKind::ElementConnected { .. }) {
+                "ElementConnected".into()
+            } else {
+                "ElementDisconnected".into()
+            },
+            json!({
+                "source": source.as_str(),
+                "sink": sink.as_str(),
+                "mediaType": media_name(*media),
+                "sourceMediaDescription": "default",
+                "sinkMediaDescription": "default",
+            }),
+        ),
+        EventKind::Error { message } => (
+            "Error".into(),
+            json!({ "description": message, "errorCode": 3, "type": "MEDIA_ERROR" }),
+        ),
+    };
+    Some((name, data))
+}
+
+fn ice_candidate_json(c: &IceCandidate) -> Value {
+    json!({
+        "__module__": "kurento",
+        "__type__": "IceCandidate",
+        "candidate": c.candidate,
+        "sdpMid": c.sdp_mid.clone().unwrap_or_default(),
+        "sdpMLineIndex": c.sdp_mline_index.unwrap_or(0),
+    })
+}
+
+/// Replaces `"newref:N"` strings with the ids created by operation N of a transaction.
+fn substitute_refs(value: &mut Value, created: &[Option<String>]) -> Result<(), RpcError> {
+    match value {
+        Value::String(s) => {
+            if let Some(n) = s.strip_prefix("newref:") {
+                let index: usize = n.parse().map_err(|_| {
+                    RpcError::new(MALFORMED_TRANSACTION, format!("bad reference {s:?}"))
+                })?;
+                let id = created.get(index).cloned().flatten().ok_or_else(|| {
+                    RpcError::new(
+                        MALFORMED_TRANSACTION,
+                        format!("{s:?} refers to an operation that created nothing"),
+                    )
+                })?;
+                *s = id;
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                substitute_refs(item, created)?;
+            }
+        }
+        Value::Object(map) => {
+            for (_, item) in map.iter_mut() {
+                substitute_refs(item, created)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+impl KurentoServer {
+    /// A server creating pipelines with `ctx` and finding filters in `catalog`; objects of a
+    /// disconnected session are released after `grace`.
+    pub fn new(ctx: PipelineContext, catalog: Arc<dyn FilterCatalog>, grace: Duration) -> Self {
+        Self {
+            state: Arc::new(State {
+                ctx,
+                catalog,
+                server_id: uuid::Uuid::new_v4().to_string(),
+                grace,
+                started: Instant::now(),
+                objects: Mutex::new(HashMap::new()),
+                sessions: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// A new connection whose messages (events) go to `outbox`.
+    pub fn connection(&self, outbox: UnboundedSender<String>) -> Connection {
+        Connection {
+            session: None,
+            outbox,
+        }
+    }
+
+    /// The connection closed: its session's objects live on for the grace period.
+    pub fn disconnected(&self, conn: &Connection) {
+        let Some(session) = conn.session.clone() else {
+            return;
+        };
+        {
+            let mut sessions = lock(&self.state.sessions);
+            let Some(s) = sessions.get_mut(&session) else {
+                return;
+            };
+            // Only if this connection is still the session's (it may have re-attached).
+            if s.outbox
+                .as_ref()
+                .is_some_and(|o| o.same_channel(&conn.outbox))
+            {
+                s.outbox = None;
+                s.disconnected_at = Some(Instant::now());
+            } else {
+                return;
+            }
+        }
+        let server = self.clone();
+        let grace = self.state.grace;
+        self.state.ctx.tokio.spawn(async move {
+            tokio::time::sleep(grace).await;
+            let expired = lock(&server.state.sessions)
+                .get(&session)
+                .and_then(|s| s.disconnected_at)
+                .is_some_and(|at| at.elapsed() >= grace);
+            if expired {
+                server.close_session(&session);
+            }
+        });
+    }
+
+    /// Ids of the live pipelines.
+    pub fn pipelines(&self) -> Vec<String> {
+        let mut ids: Vec<String> = lock(&self.state.objects)
+            .iter()
+            .filter(|(_, o)| matches!(o.kind, Kind::Pipeline(_)))
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Handles one text message; returns the response to send, if any.
+    pub async fn handle_text(&self, conn: &mut Connection, text: &str) -> Option<String> {
+        if text.len() > MAX_MESSAGE_BYTES {
+            let e = RpcError::new(
+                INVALID_REQUEST,
+                format!(
+                    "message of {} bytes is over the {MAX_MESSAGE_BYTES}-byte limit",
+                    text.len()
+                ),
+            );
+            return Some(error_response(&Value::Null, &e).to_string());
+        }
+        let request: Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(e) => {
+                let e = RpcError::new(PARSE_ERROR, format!("not JSON: {e}"));
+                return Some(error_response(&Value::Null, &e).to_string());
+            }
+        };
+        self.handle(conn, request).await.map(|v| v.to_string())
+    }
+
+    /// Handles one parsed message.
+    pub async fn handle(&self, conn: &mut Connection, request: Value) -> Option<Value> {
+        let Value::Object(map) = &request else {
+            let e = RpcError::new(INVALID_REQUEST, "a request is a JSON object");
+            return Some(error_response(&Value::Null, &e));
+        };
+        let id = map.get("id").cloned();
+        let Some(method) = map.get("method").and_then(Value::as_str) else {
+            // A response from the client (to nothing we sent) or garbage.
+            if id.is_some() && (map.contains_key("result") || map.contains_key("error")) {
+                return None;
+            }
+            let e = RpcError::new(INVALID_REQUEST, "a request has a string 'method'");
+            return Some(error_response(&id.unwrap_or(Value::Null), &e));
+        };
+        if map.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+            let e = RpcError::new(INVALID_REQUEST, "'jsonrpc' must be \"2.0\"");
+            return Some(error_response(&id.unwrap_or(Value::Null), &e));
+        }
+        let params = map.get("params").cloned().unwrap_or_else(|| json!({}));
+        let result = self.dispatch(conn, method, params).await;
+        // Notifications (no id) get no response.
+        let id = id?;
+        Some(match result {
+            Ok(value) => response(&id, value),
+            Err(e) => error_response(&id, &e),
+        })
+    }
+
+    /// Binds the connection to the request's session (or a new one).
+    fn bind_session(&self, conn: &mut Connection, params: &Value) -> Result<String, RpcError> {
+        let asked = opt_str_param(params, "sessionId")?;
+        let mut sessions = lock(&self.state.sessions);
+        if let Some(asked) = asked {
+            if conn.session.as_deref() == Some(asked) {
+                return Ok(asked.to_string());
+            }
+            let Some(s) = sessions.get_mut(asked) else {
+                return Err(RpcError::new(
+                    INVALID_SESSION,
+                    format!("invalid session {asked}"),
+                ));
+            };
+            s.outbox = Some(conn.outbox.clone());
+            s.disconnected_at = None;
+            conn.session = Some(asked.to_string());
+            return Ok(asked.to_string());
+        }
+        if let Some(s) = &conn.session {
+            return Ok(s.clone());
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        sessions.insert(
+            id.clone(),
+            Session {
+                outbox: Some(conn.outbox.clone()),
+                ..Session::default()
+            },
+        );
+        conn.session = Some(id.clone());
+        Ok(id)
+    }
+
+    fn dispatch<'a>(
+        &'a self,
+        conn: &'a mut Connection,
+        method: &'a str,
+        params: Value,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Value, RpcError>> + Send + 'a>> {
+        Box::pin(async move {
+            if method == "ping" {
+                return Ok(json!({ "value": "pong" }));
+            }
+            if !params.is_object() {
+                return Err(bad_param("params", "must be an object"));
+            }
+            if method == "connect" {
+                let session = self.bind_session(conn, &params)?;
+                return Ok(json!({ "sessionId": session, "serverId": self.state.server_id }));
+            }
+            let session = self.bind_session(conn, &params)?;
+            let mut result = match method {
+                "create" => self.create(&session, &params).await?,
+                "invoke" => self.invoke(&params).await?,
+                "subscribe" => self.subscribe(&session, &params)?,
+                "unsubscribe" => self.unsubscribe(&session, &params)?,
+                "release" => self.release(&params)?,
+                "describe" => self.describe(&params)?,
+                "ref" => self.reference(&session, &params, true)?,
+                "unref" => self.reference(&session, &params, false)?,
+                "keepAlive" => json!({}),
+                "closeSession" => {
+                    self.close_session(&session);
+                    conn.session = None;
+                    json!({})
+                }
+                "transaction" => self.transaction(conn, &params).await?,
+                other => {
+                    return Err(RpcError::new(
+                        METHOD_NOT_FOUND,
+                        format!("unknown method {other:?}"),
+                    ));
+                }
+            };
+            if let Value::Object(map) = &mut result {
+                map.insert("sessionId".into(), Value::String(session));
+            }
+            Ok(result)
+        })
+    }
+
+    async fn transaction(&self, conn: &mut Connection, params: &Value) -> Result<Value, RpcError> {
+        let operations = params
+            .get("operations")
+            .and_then(Value::as_array)
+            .ok_or_else(|| {
+                RpcError::new(
+                    MALFORMED_TRANSACTION,
+                    "a transaction needs an 'operations' array",
+                )
+            })?;
+        if operations.len() > MAX_TRANSACTION_OPERATIONS {
+            return Err(RpcError::new(
+                MALFORMED_TRANSACTION,
+                format!("more than {MAX_TRANSACTION_OPERATIONS} operations"),
+            ));
+        }
+        let mut results = Vec::new();
+        let mut created: Vec<Option<String>> = Vec::new();
+        for op in operations {
+            let method = op.get("method").and_then(Value::as_str);
+            let (Some(method), Some(op_params)) = (method, op.get("params")) else {
+                let e = RpcError::new(
+                    MALFORMED_TRANSACTION,
+                    "each operation needs 'method' and 'params'",
+                );
+                results.push(json!({ "error": e.to_json() }));
+                break;
+            };
+            if method == "transaction" {
+                let e = RpcError::new(MALFORMED_TRANSACTION, "transactions do not nest");
+                results.push(json!({ "error": e.to_json() }));
+                break;
+            }
+            let mut op_params = op_params.clone();
+            if let Err(e) = substitute_refs(&mut op_params, &created) {
+                results.push(json!({ "error": e.to_json() }));
+                break;
+            }
+            match self.dispatch(conn, method, op_params).await {
+                Ok(result) => {
+                    created.push(if method == "create" {
+                        result
+                            .get("value")
+                            .and_then(Value::as_str)
+                            .map(str::to_string)
+                    } else {
+                        None
+                    });
+                    results.push(json!({ "result": result }));
+                }
+                Err(e) => {
+                    results.push(json!({ "error": e.to_json() }));
+                    break;
+                }
+            }
+        }
+        Ok(json!({ "value": results }))
+    }
+
+    fn object(&self, id: &str) -> Result<Object, RpcError> {
+        lock(&self.state.objects)
+            .get(id)
+            .cloned()
+            .ok_or_else(|| RpcError::new(MEDIA_OBJECT_NOT_FOUND, format!("object {id} not found")))
+    }
+
+    fn insert(&self, id: String, kind: Kind, session: &str) {
+        lock(&self.state.objects).insert(
+            id,
+            Object {
+                kind,
+                session: session.to_string(),
+                meta: Arc::new(Mutex::new(Meta {
+                    name: String::new(),
+                    tags: Vec::new(),
+                    created: now_ms() / 1000,
+                    send_tags: false,
+                })),
+            },
+        );
+    }
+
+    fn pipeline_param(&self, params: &Value) -> Result<MediaPipeline, RpcError> {
+        let id = str_param(params, "mediaPipeline")?;
+        match self.object(id)?.kind {
+            Kind::Pipeline(p) => Ok(p),
+            Kind::Element { .. } => Err(bad_param("mediaPipeline", "is not a MediaPipeline")),
+        }
+    }
+
+    async fn create(&self, session: &str, params: &Value) -> Result<Value, RpcError> {
+        let type_name = str_param(params, "type")?;
+        let cp = params
+            .get("constructorParams")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        let bare = type_name.rsplit('.').next().unwrap_or(type_name);
+        if bare == "MediaPipeline" {
+            let live = self.pipelines().len();
+            if live >= MAX_PIPELINES {
+                return Err(RpcError::new(
+                    NOT_ENOUGH_RESOURCES,
+                    format!("{live} pipelines is the limit"),
+                ));
+            }
+            let pipeline = MediaPipeline::new(self.state.ctx.clone()).map_err(pipeline_error)?;
+            let id = pipeline.id().to_string();
+            self.insert(id.clone(), Kind::Pipeline(pipeline), session);
+            return Ok(json!({ "value": id }));
+        }
+        let Some(class) = Class::parse(type_name) else {
+            return Err(RpcError::new(
+                FACTORY_NOT_FOUND,
+                format!("no factory for type {type_name:?}"),
+            ));
+        };
+        let pipeline = self.pipeline_param(&cp)?;
+        let id = match class {
+            Class::WebRtcEndpoint => pipeline
+                .add_webrtc_endpoint()
+                .await
+                .map_err(pipeline_error)?
+                .id()
+                .clone(),
+            Class::PassThrough => pipeline
+                .add_passthrough()
+                .map_err(pipeline_error)?
+                .id()
+                .clone(),
+            Class::WasmFilter | Class::PlateDetectorFilter => {
+                let spec = if class == Class::WasmFilter {
+                    str_param(&cp, "filter")?.to_string()
+                } else {
+                    "platedetector".to_string()
+                };
+                let filter = self.state.catalog.resolve(&spec).map_err(|e| {
+                    RpcError::new(FACTORY_NOT_FOUND, format!("filter {spec:?}: {e}"))
+                })?;
+                let config = match cp.get("config") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(s)) => Some(s.clone()),
+                    Some(v) => Some(v.to_string()),
+                };
+                pipeline
+                    .add_filter(&filter, config.as_deref(), class.module(), class.name())
+                    .map_err(pipeline_error)?
+                    .id()
+                    .clone()
+            }
+        };
+        let text = id.to_string();
+        self.insert(
+            text.clone(),
+            Kind::Element {
+                pipeline,
+                id,
+                class,
+            },
+            session,
+        );
+        Ok(json!({ "value": text }))
+    }
+
+    fn describe(&self, params: &Value) -> Result<Value, RpcError> {
+        let id = str_param(params, "object")?;
+        if id == SERVER_MANAGER {
+            return Ok(json!({
+                "type": "ServerManager",
+                "qualifiedType": "kurento.ServerManager",
+                "hierarchy": ["kurento.MediaObject"],
+            }));
+        }
+        let object = self.object(id)?;
+        Ok(match object.kind {
+            Kind::Pipeline(_) => json!({
+                "type": "MediaPipeline",
+                "qualifiedType": "kurento.MediaPipeline",
+                "hierarchy": ["kurento.MediaObject"],
+            }),
+            Kind::Element { class, .. } => json!({
+                "type": class.name(),
+                "qualifiedType": format!("{}.{}", class.module(), class.name()),
+                "hierarchy": class.hierarchy(),
+            }),
+        })
+    }
+
+    fn release(&self, params: &Value) -> Result<Value, RpcError> {
+        let id = str_param(params, "object")?;
+        let object = self.object(id)?;
+        self.release_object(id, &object);
+        Ok(json!({}))
+    }
+
+    fn release_object(&self, id: &str, object: &Object) {
+        match &object.kind {
+            Kind::Pipeline(p) => {
+                p.release();
+                let prefix = format!("{id}/");
+                lock(&self.state.objects).retain(|k, _| k != id && !k.starts_with(&prefix));
+            }
+            Kind::Element {
+                pipeline, id: eid, ..
+            } => {
+                let _ = pipeline.release_element(eid);
+                lock(&self.state.objects).remove(id);
+            }
+        }
+        // Subscriptions to released objects end, and so do forwarders of a released pipeline.
+        let prefix = format!("{id}/");
+        for s in lock(&self.state.sessions).values_mut() {
+            s.subscriptions
+                .retain(|_, sub| sub.object != id && !sub.object.starts_with(&prefix));
+            if let Some(task) = s.forwarders.remove(id) {
+                task.abort();
+            }
+        }
+    }
+
+    fn close_session(&self, session: &str) {
+        let owned: Vec<(String, Object)> = lock(&self.state.objects)
+            .iter()
+            .filter(|(_, o)| o.session == session && matches!(o.kind, Kind::Pipeline(_)))
+            .map(|(k, o)| (k.clone(), o.clone()))
+            .collect();
+        for (id, object) in owned {
+            self.release_object(&id, &object);
+        }
+        if let Some(s) = lock(&self.state.sessions).remove(session) {
+            for task in s.forwarders.into_values() {
+                task.abort();
+            }
+        }
+    }
+
+    fn reference(&self, session: &str, params: &Value, add: bool) -> Result<Value, RpcError> {
+        let id = str_param(params, "object")?;
+        if id != SERVER_MANAGER {
+            self.object(id)?;
+        }
+        let mut sessions = lock(&self.state.sessions);
+        let s = sessions.entry(session.to_string()).or_default();
+        if add {
+            s.refs.insert(id.to_string());
+        } else {
+            s.refs.remove(id);
+        }
+        Ok(json!({}))
+    }
+
+    fn subscribe(&self, session: &str, params: &Value) -> Result<Value, RpcError> {
+        let id = str_param(params, "object")?.to_string();
+        let event_type = str_param(params, "type")?.to_string();
+        let object = self.object(&id)?;
+        let pipeline = match &object.kind {
+            Kind::Pipeline(p) => p.clone(),
+            Kind::Element { pipeline, .. } => pipeline.clone(),
+        };
+        let sub_id = uuid::Uuid::new_v4().to_string();
+        let mut sessions = lock(&self.state.sessions);
+        let s = sessions.entry(session.to_string()).or_default();
+        s.subscriptions.insert(
+            sub_id.clone(),
+            Subscription {
+                object: id,
+                event_type,
+            },
+        );
+        let key = pipeline.id().to_string();
+        if !s.forwarders.contains_key(&key) {
+            let task = self
+                .state
+                .ctx
+                .tokio
+                .spawn(self.clone().forward(session.to_string(), pipeline));
+            s.forwarders.insert(key, task);
+        }
+        Ok(json!({ "value": sub_id }))
+    }
+
+    /// Sends the events of `pipeline` that `session` subscribed to, in order.
+    async fn forward(self, session: String, pipeline: MediaPipeline) {
+        let mut rx = pipeline.subscribe();
+        drop(pipeline);
+        loop {
+            let event = match rx.recv().await {
+                Ok(e) => e,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!("session {session} missed {n} events");
+                    continue;
+                }
+                Err(_) => return,
+            };
+            let Some((name, data)) = kurento_event(&event) else {
+                continue;
+            };
+            let object_id = event.element.as_str();
+            let outbox = {
+                let sessions = lock(&self.state.sessions);
+                let Some(s) = sessions.get(&session) else {
+                    return;
+                };
+                let wanted = s
+                    .subscriptions
+                    .values()
+                    .any(|sub| sub.object == object_id && sub.event_type == name);
+                if !wanted {
+                    continue;
+                }
+                s.outbox.clone()
+            };
+            let Some(outbox) = outbox else { continue };
+            let meta = lock(&self.state.objects)
+                .get(object_id)
+                .map(|o| o.meta.clone());
+            let tags: Vec<Value> = meta
+                .map(|meta| {
+                    let meta = lock(&meta);
+                    if meta.send_tags {
+                        meta.tags
+                            .iter()
+                            .map(|(k, v)| json!({"__module__": "kurento", "__type__": "Tag", "key": k, "value": v}))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    }
+                })
+                .unwrap_or_default();
+            let mut data = match data {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            };
+            data.insert("source".into(), json!(object_id));
+            data.insert("tags".into(), Value::Array(tags));
+            data.insert(
+                "timestampMillis".into(),
+                json!(event.timestamp_ms.to_string()),
+            );
+            data.insert(
+                "timestamp".into(),
+                json!((event.timestamp_ms / 1000).to_string()),
+            );
+            data.insert("type".into(), json!(name));
+            let message = event_notification(object_id, &name, Value::Object(data));
+            let _ = outbox.send(message.to_string());
+        }
+    }
+
+    fn unsubscribe(&self, session: &str, params: &Value) -> Result<Value, RpcError> {
+        let sub = str_param(params, "subscription")?;
+        let removed = lock(&self.state.sessions)
+            .get_mut(session)
+            .and_then(|s| s.subscriptions.remove(sub));
+        match removed {
+            Some(_) => Ok(json!({})),
+            None => Err(RpcError::new(
+                MEDIA_OBJECT_ILLEGAL_PARAM_ERROR,
+                format!("no subscription {sub}"),
+            )),
+        }
+    }
+
+    async fn invoke(&self, params: &Value) -> Result<Value, RpcError> {
+        let id = str_param(params, "object")?;
+        let operation = str_param(params, "operation")?;
+        let op = params
+            .get("operationParams")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        if id == SERVER_MANAGER {
+            return self.invoke_manager(operation, &op);
+        }
+        let object = self.object(id)?;
+        if let Some(v) = self.invoke_media_object(id, &object, operation, &op)? {
+            return Ok(json!({ "value": v }));
+        }
+        let value = match &object.kind {
+            Kind::Pipeline(p) => match operation {
+                "getGstreamerDot" => json!(p.gstreamer_dot()),
+                "getLatencyStats" => json!(false),
+                _ => return Err(no_method(operation, "MediaPipeline")),
+            },
+            Kind::Element {
+                pipeline,
+                id: eid,
+                class,
+            } => {
+                if let Some(v) = self.invoke_element(pipeline, eid, operation, &op)? {
+                    v
+                } else {
+                    match class {
+                        Class::WebRtcEndpoint => {
+                            let ep = pipeline
+                                .element_as::<WebRtcEndpoint>(eid)
+                                .map_err(pipeline_error)?;
+                            invoke_webrtc(&ep, operation, &op).await?
+                        }
+                        Class::WasmFilter | Class::PlateDetectorFilter => {
+                            let f = pipeline
+                                .element_as::<crate::pipeline::WasmFilter>(eid)
+                                .map_err(pipeline_error)?;
+                            invoke_filter(&f, *class, operation, &op)?
+                        }
+                        Class::PassThrough => return Err(no_method(operation, class.name())),
+                    }
+                }
+            }
+        };
+        Ok(json!({ "value": value }))
+    }
+
+    fn invoke_manager(&self, operation: &str, _op: &Value) -> Result<Value, RpcError> {
+        let value = match operation {
+            "getInfo" => self.server_info(),
+            "getPipelines" => json!(self.pipelines()),
+            "getSessions" => {
+                let mut ids: Vec<String> = lock(&self.state.sessions).keys().cloned().collect();
+                ids.sort();
+                json!(ids)
+            }
+            "getUsedCpu" => json!(used_cpu_percent(self.state.started)),
+            "getUsedMemory" => json!(used_memory_kib()),
+            "getKmd" => json!(""),
+            "getMetadata" => json!(""),
+            "getName" => json!("ServerManager"),
+            "getChildren" => json!(self.pipelines()),
+            _ => return Err(no_method(operation, "ServerManager")),
+        };
+        Ok(json!({ "value": value }))
+    }
+
+    fn server_info(&self) -> Value {
+        let version = env!("CARGO_PKG_VERSION");
+        let module = |name: &str, factories: &[&str]| {
+            json!({
+                "__module__": "kurento",
+                "__type__": "ModuleInfo",
+                "version": "7.3.0",
+                "name": name,
+                "generationTime": "prism",
+                "factories": factories,
+            })
+        };
+        let mut modules = vec![
+            module("core", &["MediaPipeline"]),
+            module("elements", &["WebRtcEndpoint"]),
+            module("filters", &["PassThrough"]),
+            module("prism", &["WasmFilter"]),
+        ];
+        if self.state.catalog.resolve("platedetector").is_ok() {
+            modules.push(module("platedetector", &["PlateDetectorFilter"]));
+        }
+        json!({
+            "__module__": "kurento",
+            "__type__": "ServerInfo",
+            "version": format!("prism {version}"),
+            "modules": modules,
+            "type": "KMS",
+            "capabilities": ["transactions"],
+        })
+    }
+
+    /// MediaObject methods every object has.
+    fn invoke_media_object(
+        &self,
+        id: &str,
+        object: &Object,
+        operation: &str,
+        op: &Value,
+    ) -> Result<Option<Value>, RpcError> {
+        let pipeline_id = match &object.kind {
+            Kind::Pipeline(p) => p.id().to_string(),
+            Kind::Element { pipeline, .. } => pipeline.id().to_string(),
+        };
+        let mut meta = lock(&object.meta);
+        Ok(Some(match operation {
+            "getName" => {
+                if meta.name.is_empty() {
+                    json!(id)
+                } else {
+                    json!(meta.name)
+                }
+            }
+            "setName" => {
+                meta.name = str_param(op, "name")?.to_string();
+                Value::Null
+            }
+            "getId" => json!(id),
+            "getCreationTime" => json!(meta.created),
+            "getMediaPipeline" => json!(pipeline_id),
+            "getParent" => match &object.kind {
+                Kind::Pipeline(_) => json!(SERVER_MANAGER),
+                Kind::Element { .. } => json!(pipeline_id),
+            },
+            "getChildren" | "getChilds" => match &object.kind {
+                Kind::Pipeline(p) => json!(
+                    p.elements()
+                        .iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                ),
+                Kind::Element { .. } => json!([]),
+            },
+            "addTag" => {
+                let key = str_param(op, "key")?.to_string();
+                let value = str_param(op, "value")?.to_string();
+                meta.tags.retain(|(k, _)| *k != key);
+                meta.tags.push((key, value));
+                Value::Null
+            }
+            "removeTag" => {
+                let key = str_param(op, "key")?;
+                meta.tags.retain(|(k, _)| k != key);
+                Value::Null
+            }
+            "getTag" => {
+                let key = str_param(op, "key")?;
+                match meta.tags.iter().find(|(k, _)| k == key) {
+                    Some((_, v)) => json!(v),
+                    None => {
+                        return Err(RpcError::new(
+                            MEDIA_OBJECT_ILLEGAL_PARAM_ERROR,
+                            format!("no tag {key:?}"),
+                        ));
+                    }
+                }
+            }
+            "getTags" => json!(
+                meta.tags
+                    .iter()
+                    .map(|(k, v)| json!({"__module__": "kurento", "__type__": "Tag", "key": k, "value": v}))
+                    .collect::<Vec<_>>()
+            ),
+            "getSendTagsInEvents" => json!(meta.send_tags),
+            "setSendTagsInEvents" => {
+                meta.send_tags = op
+                    .get("sendTagsInEvents")
+                    .and_then(Value::as_bool)
+                    .ok_or_else(|| bad_param("sendTagsInEvents", "must be a boolean"))?;
+                Value::Null
+            }
+            _ => return Ok(None),
+        }))
+    }
+
+    /// MediaElement methods.
+    fn invoke_element(
+        &self,
+        pipeline: &MediaPipeline,
+        eid: &ElementId,
+        operation: &str,
+        op: &Value,
+    ) -> Result<Option<Value>, RpcError> {
+        let connection_json = |c: &crate::pipeline::Connection| {
+            json!({
+                "__module__": "kurento",
+                "__type__": "ElementConnectionData",
+                "source": c.source.as_str(),
+                "sink": c.sink.as_str(),
+                "type": media_name(c.media),
+                "sourceDescription": "default",
+                "sinkDescription": "default",
+            })
+        };
+        Ok(Some(match operation {
+            "connect" => {
+                let sink = str_param(op, "sink")?;
+                let sink_obj = self.object(sink)?;
+                let Kind::Element {
+                    id: sink_id,
+                    pipeline: sink_pipeline,
+                    ..
+                } = sink_obj.kind
+                else {
+                    return Err(bad_param("sink", "is not a media element"));
+                };
+                if sink_pipeline.id() != pipeline.id() {
+                    return Err(RpcError::new(
+                        CONNECT_ERROR,
+                        "elements of different pipelines cannot be connected",
+                    ));
+                }
+                let media = media_type(op.get("mediaType"))?;
+                pipeline
+                    .connect(eid, &sink_id, media)
+                    .map_err(pipeline_error)?;
+                Value::Null
+            }
+            "disconnect" => {
+                let sink = str_param(op, "sink")?;
+                let media = media_type(op.get("mediaType"))?;
+                pipeline
+                    .disconnect(eid, &ElementId::from(sink), media)
+                    .map_err(pipeline_error)?;
+                Value::Null
+            }
+            "getSourceConnections" | "getSinkConnections" => {
+                let media = media_type(op.get("mediaType"))?;
+                let all = if operation == "getSourceConnections" {
+                    pipeline.source_connections(eid)
+                } else {
+                    pipeline.sink_connections(eid)
+                };
+                json!(
+                    all.iter()
+                        .filter(|c| media.is_none_or(|m| m == c.media))
+                        .map(connection_json)
+                        .collect::<Vec<_>>()
+                )
+            }
+            "isMediaFlowingIn" | "isMediaFlowingOut" => {
+                let media = media_type(op.get("mediaType"))?
+                    .ok_or_else(|| bad_param("mediaType", "is missing"))?;
+                let element = pipeline.element(eid).map_err(pipeline_error)?;
+                let dir = if operation == "isMediaFlowingIn" {
+                    Direction::In
+                } else {
+                    Direction::Out
+                };
+                json!(element.flow().is_flowing(dir, media))
+            }
+            "getStats" => {
+                let element = pipeline.element(eid).map_err(pipeline_error)?;
+                let mut stats = element.stats();
+                if let Value::Object(m) = &mut stats {
+                    m.insert("__module__".into(), json!("kurento"));
+                    m.insert("__type__".into(), json!("ElementStats"));
+                    m.insert("id".into(), json!(eid.as_str()));
+                    m.insert("timestampMillis".into(), json!(now_ms()));
+                }
+                json!({ eid.as_str(): stats })
+            }
+            "getGstreamerDot" => json!(pipeline.gstreamer_dot()),
+            "setMinOutputBitrate"
+            | "setMaxOutputBitrate"
+            | "setMinEncoderBitrate"
+            | "setMaxEncoderBitrate"
+            | "setOutputBitrate" => Value::Null,
+            _ => return Ok(None),
+        }))
+    }
+}
+
+fn no_method(operation: &str, type_name: &str) -> RpcError {
+    RpcError::new(
+        MEDIA_OBJECT_METHOD_NOT_FOUND,
+        format!("{type_name} has no method {operation:?}"),
+    )
+}
+
+async fn invoke_webrtc(
+    ep: &WebRtcEndpoint,
+    operation: &str,
+    op: &Value,
+) -> Result<Value, RpcError> {
+    let werr = |e: crate::webrtc::WebRtcError| RpcError::new(e.kurento_code(), e.to_string());
+    Ok(match operation {
+        "processOffer" => json!(
+            ep.process_offer(str_param(op, "offer")?)
+                .await
+                .map_err(werr)?
+        ),
+        "generateOffer" => json!(ep.generate_offer().await.map_err(werr)?),
+        "processAnswer" => {
+            ep.process_answer(str_param(op, "answer")?)
+                .await
+                .map_err(werr)?;
+            json!(ep.local_sdp().await.unwrap_or_default())
+        }
+        "gatherCandidates" => {
+            ep.gather_candidates();
+            Value::Null
+        }
+        "addIceCandidate" => {
+            let c = op
+                .get("candidate")
+                .ok_or_else(|| bad_param("candidate", "is missing"))?;
+            let candidate = IceCandidate {
+                candidate: str_param(c, "candidate")?.to_string(),
+                sdp_mid: opt_str_param(c, "sdpMid")?.map(str::to_string),
+                sdp_mline_index: c
+                    .get("sdpMLineIndex")
+                    .and_then(Value::as_u64)
+                    .map(|v| v as u16),
+            };
+            ep.add_ice_candidate(candidate).await.map_err(werr)?;
+            Value::Null
+        }
+        "getLocalSessionDescriptor" => json!(ep.local_sdp().await.unwrap_or_default()),
+        "getRemoteSessionDescriptor" => json!(ep.remote_sdp().await.unwrap_or_default()),
+        // STUN/TURN settings: accepted; host candidates are gathered on the configured addresses.
+        "setStunServerAddress"
+        | "setStunServerPort"
+        | "setTurnUrl"
+        | "setMaxVideoSendBandwidth"
+        | "setMinVideoSendBandwidth"
+        | "setMaxVideoRecvBandwidth"
+        | "setMaxAudioRecvBandwidth" => Value::Null,
+        "getStunServerAddress" | "getTurnUrl" => json!(""),
+        "getStunServerPort" => json!(0),
+        _ => return Err(no_method(operation, "WebRtcEndpoint")),
+    })
+}
+
+fn invoke_filter(
+    f: &crate::pipeline::WasmFilter,
+    class: Class,
+    operation: &str,
+    op: &Value,
+) -> Result<Value, RpcError> {
+    let configure = |json: String| {
+        f.configure(&json)
+            .map_err(|e| RpcError::new(MEDIA_OBJECT_ILLEGAL_PARAM_ERROR, e.to_string()))
+    };
+    Ok(match (class, operation) {
+        (_, "configure" | "setConfig") => {
+            let config = match op.get("config") {
+                Some(Value::String(s)) => s.clone(),
+                Some(v) => v.to_string(),
+                None => return Err(bad_param("config", "is missing")),
+            };
+            configure(config)?;
+            Value::Null
+        }
+        (_, "getFilterName") => json!(f.filter_name()),
+        (Class::PlateDetectorFilter, "setPlateWidthPercentage") => {
+            let pct = op
+                .get("plateWidthPercentage")
+                .and_then(Value::as_f64)
+                .ok_or_else(|| bad_param("plateWidthPercentage", "must be a number"))?;
+            configure(json!({ "plate_width_pct": pct }).to_string())?;
+            Value::Null
+        }
+        _ => return Err(no_method(operation, class.name())),
+    })
+}
+
+/// CPU used by this process since it started, percent of one core.
+fn used_cpu_percent(started: Instant) -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let cpu = (ticks(11) + ticks(12)) as f64 / 100.0;
+    cpu / started.elapsed().as_secs_f64().max(1e-3) * 100.0
+}
+
+/// Resident memory of this process, KiB.
+fn used_memory_kib() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 4
+}
