@@ -25,7 +25,7 @@ NATIVE_EXCLUDES := --exclude wrong-world --exclude bad-import
 
 DEMO_DIR := target/demo
 
-.PHONY: all setup guests build run demo test lint fmt bench clean
+.PHONY: all setup guests build run demo test lint fmt bench clean node-deps
 
 all: build
 
@@ -39,6 +39,8 @@ setup:
 	fi
 	@command -v cargo >/dev/null || { echo "Rust is missing: install it with rustup (https://rustup.rs)"; exit 1; }
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+	@command -v npm >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm; }
 
 guests:
 	$(CARGO) build --target wasm32-wasip2 --release $(addprefix -p ,$(FILTERS) $(TEST_GUESTS))
@@ -63,7 +65,13 @@ demo:
 
 run: setup build demo
 
-test: setup build
+# The unmodified kurento-client (npm) that the protocol tests drive Prism with.
+node-deps: tests/kurento/node_modules/kurento-client
+
+tests/kurento/node_modules/kurento-client: tests/kurento/package.json tests/kurento/package-lock.json
+	cd tests/kurento && npm ci --ignore-scripts --no-audit --no-fund
+
+test: setup build node-deps
 	$(CARGO) test --release --workspace $(NATIVE_EXCLUDES)
 
 lint:

@@ -103,3 +103,271 @@ fn kurento_client_hello_world_loopback() {
         peer.close().await;
     });
 }
+
+/// The protocol state machine without sockets: request in, response out.
+mod golden {
+    use std::time::Duration;
+
+    use prism::control::kurento::{Connection, KurentoServer, MAX_MESSAGE_BYTES};
+    use serde_json::{Value, json};
+    use tokio::sync::mpsc::UnboundedReceiver;
+
+    struct Client {
+        server: KurentoServer,
+        conn: Connection,
+        events: UnboundedReceiver<String>,
+        next_id: u64,
+    }
+
+    impl Client {
+        fn new(server: &KurentoServer) -> Self {
+            let (tx, events) = tokio::sync::mpsc::unbounded_channel();
+            Self {
+                server: server.clone(),
+                conn: server.connection(tx),
+                events,
+                next_id: 1,
+            }
+        }
+
+        async fn raw(&mut self, text: &str) -> Value {
+            let reply = self.server.handle_text(&mut self.conn, text).await.expect("a reply");
+            serde_json::from_str(&reply).unwrap()
+        }
+
+        async fn call(&mut self, method: &str, params: Value) -> Value {
+            let id = self.next_id;
+            self.next_id += 1;
+            let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+            let reply = self.raw(&request.to_string()).await;
+            assert_eq!(reply["id"], id, "{reply}");
+            assert_eq!(reply["jsonrpc"], "2.0");
+            reply
+        }
+
+        async fn ok(&mut self, method: &str, params: Value) -> Value {
+            let reply = self.call(method, params).await;
+            assert!(reply.get("error").is_none(), "{method}: {reply}");
+            reply["result"].clone()
+        }
+
+        async fn err(&mut self, method: &str, params: Value) -> (i64, String) {
+            let reply = self.call(method, params).await;
+            let e = &reply["error"];
+            assert!(e.is_object(), "{method} should fail: {reply}");
+            assert!(e["data"]["type"].is_string(), "{reply}");
+            (e["code"].as_i64().unwrap(), e["message"].as_str().unwrap().to_string())
+        }
+    }
+
+    fn with_server(f: impl AsyncFnOnce(KurentoServer)) {
+        let rt = super::tokio();
+        let (server, _addr) = prism_tests::server::start(&rt, Duration::from_millis(300));
+        rt.block_on(f(server));
+    }
+
+    #[test]
+    fn sessions_ping_describe_and_info() {
+        with_server(async |server| {
+            let mut c = Client::new(&server);
+            assert_eq!(c.ok("ping", json!({})).await, json!({"value": "pong"}));
+            // No session yet: describe creates one and binds the connection.
+            let d = c.ok("describe", json!({"object": "manager_ServerManager"})).await;
+            assert_eq!(d["type"], "ServerManager");
+            assert_eq!(d["qualifiedType"], "kurento.ServerManager");
+            let session = d["sessionId"].as_str().unwrap().to_string();
+            let info = c
+                .ok("invoke", json!({"object": "manager_ServerManager", "operation": "getInfo", "sessionId": session}))
+                .await;
+            assert_eq!(info["sessionId"], session.as_str());
+            let names: Vec<&str> = info["value"]["modules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["name"].as_str().unwrap())
+                .collect();
+            for m in ["core", "elements", "filters"] {
+                assert!(names.contains(&m), "{names:?}");
+            }
+            // connect re-attaches; unknown sessions are refused.
+            let r = c.ok("connect", json!({"sessionId": session})).await;
+            assert_eq!(r["sessionId"], session.as_str());
+            assert!(r["serverId"].is_string());
+            let mut other = Client::new(&server);
+            let (code, _) = other.err("connect", json!({"sessionId": "nope"})).await;
+            assert_eq!(code, 40007);
+            let r = other.ok("connect", json!({})).await;
+            assert_ne!(r["sessionId"], session.as_str());
+            // A second connection re-attaches the first session.
+            let r = other.ok("connect", json!({"sessionId": session})).await;
+            assert_eq!(r["sessionId"], session.as_str());
+        });
+    }
+
+    #[test]
+    fn objects_methods_and_errors() {
+        with_server(async |server| {
+            let mut c = Client::new(&server);
+            let p = c.ok("create", json!({"type": "MediaPipeline", "constructorParams": {}})).await;
+            let pipeline = p["value"].as_str().unwrap().to_string();
+            assert!(pipeline.ends_with("_kurento.MediaPipeline"));
+            let e = c
+                .ok("create", json!({"type": "kurento.PassThrough", "constructorParams": {"mediaPipeline": pipeline}}))
+                .await;
+            let pass = e["value"].as_str().unwrap().to_string();
+            assert!(pass.starts_with(&format!("{pipeline}/")) && pass.ends_with("_kurento.PassThrough"));
+            let f = c
+                .ok("create", json!({"type": "WasmFilter", "constructorParams": {"mediaPipeline": pipeline, "filter": "grayscale"}}))
+                .await;
+            let filter = f["value"].as_str().unwrap().to_string();
+            assert!(filter.ends_with("_prism.WasmFilter"), "{filter}");
+            let d = c.ok("describe", json!({"object": filter})).await;
+            assert_eq!(d["qualifiedType"], "prism.WasmFilter");
+            assert_eq!(d["hierarchy"][0], "kurento.Filter");
+
+            let inv = |object: &str, operation: &str, params: Value| {
+                json!({"object": object, "operation": operation, "operationParams": params})
+            };
+            c.ok("invoke", inv(&pass, "connect", json!({"sink": filter, "mediaType": "VIDEO"}))).await;
+            let sinks = c.ok("invoke", inv(&pass, "getSinkConnections", json!({}))).await;
+            assert_eq!(sinks["value"][0]["sink"], filter.as_str());
+            assert_eq!(sinks["value"][0]["type"], "VIDEO");
+            assert_eq!(sinks["value"][0]["__type__"], "ElementConnectionData");
+            let sources = c.ok("invoke", inv(&filter, "getSourceConnections", json!({"mediaType": "AUDIO"}))).await;
+            assert_eq!(sources["value"], json!([]));
+            let flowing = c.ok("invoke", inv(&filter, "isMediaFlowingIn", json!({"mediaType": "VIDEO"}))).await;
+            assert_eq!(flowing["value"], false);
+            c.ok("invoke", inv(&filter, "setName", json!({"name": "gray"}))).await;
+            assert_eq!(c.ok("invoke", inv(&filter, "getName", json!({}))).await["value"], "gray");
+            c.ok("invoke", inv(&filter, "addTag", json!({"key": "k", "value": "v"}))).await;
+            assert_eq!(c.ok("invoke", inv(&filter, "getTag", json!({"key": "k"}))).await["value"], "v");
+            assert_eq!(c.ok("invoke", inv(&filter, "getMediaPipeline", json!({}))).await["value"], pipeline.as_str());
+            let children = c.ok("invoke", inv(&pipeline, "getChildren", json!({}))).await;
+            assert_eq!(children["value"].as_array().unwrap().len(), 2);
+            let dot = c.ok("invoke", inv(&pipeline, "getGstreamerDot", json!({}))).await;
+            assert!(dot["value"].as_str().unwrap().starts_with("digraph"));
+            c.ok("invoke", inv(&filter, "configure", json!({"config": {}}))).await;
+
+            // Errors, each with its code.
+            assert_eq!(c.err("nosuch", json!({})).await.0, -32601);
+            assert_eq!(c.err("create", json!({"type": "Teleporter", "constructorParams": {}})).await.0, 40108);
+            assert_eq!(c.err("create", json!({"type": "PassThrough", "constructorParams": {}})).await.0, -32602);
+            assert_eq!(c.err("create", json!({"type": "WasmFilter", "constructorParams": {"mediaPipeline": pipeline, "filter": "nosuch"}})).await.0, 40108);
+            assert_eq!(c.err("invoke", inv("nope", "getName", json!({}))).await.0, 40101);
+            assert_eq!(c.err("invoke", inv(&filter, "fly", json!({}))).await.0, 40105);
+            assert_eq!(c.err("invoke", inv(&pass, "connect", json!({"sink": pass, "mediaType": "VIDEO"}))).await.0, 40012);
+            assert_eq!(c.err("invoke", inv(&pass, "connect", json!({"sink": filter, "mediaType": "SMELL"}))).await.0, -32602);
+            assert_eq!(c.err("invoke", inv(&filter, "configure", json!({"config": "{not json"}))).await.0, 40107);
+            assert_eq!(c.err("describe", json!({})).await.0, -32602);
+            let (code, msg) = c.err("release", json!({"object": "x"})).await;
+            assert_eq!(code, 40101, "{msg}");
+
+            c.ok("release", json!({"object": pipeline})).await;
+            assert_eq!(c.err("describe", json!({"object": filter})).await.0, 40101);
+            assert!(server.pipelines().is_empty());
+        });
+    }
+
+    #[test]
+    fn malformed_messages() {
+        with_server(async |server| {
+            let mut c = Client::new(&server);
+            let r = c.raw("{nope").await;
+            assert_eq!(r["error"]["code"], -32700);
+            assert_eq!(r["id"], Value::Null);
+            let r = c.raw("[1,2]").await;
+            assert_eq!(r["error"]["code"], -32600);
+            let r = c.raw(r#"{"jsonrpc":"2.0","id":5}"#).await;
+            assert_eq!(r["error"]["code"], -32600);
+            assert_eq!(r["id"], 5);
+            let r = c.raw(r#"{"jsonrpc":"1.0","id":6,"method":"ping"}"#).await;
+            assert_eq!(r["error"]["code"], -32600);
+            let r = c.raw(r#"{"jsonrpc":"2.0","id":7,"method":"create","params":[1]}"#).await;
+            assert_eq!(r["error"]["code"], -32602);
+            let big = format!(
+                r#"{{"jsonrpc":"2.0","id":8,"method":"ping","params":{{"x":"{}"}}}}"#,
+                "a".repeat(MAX_MESSAGE_BYTES)
+            );
+            let r = c.raw(&big).await;
+            assert_eq!(r["error"]["code"], -32600);
+            assert!(r["error"]["message"].as_str().unwrap().contains("limit"));
+            // Still serving.
+            assert_eq!(c.ok("ping", json!({})).await["value"], "pong");
+        });
+    }
+
+    #[test]
+    fn transactions_with_newref_stop_at_the_first_error() {
+        with_server(async |server| {
+            let mut c = Client::new(&server);
+            let r = c
+                .ok(
+                    "transaction",
+                    json!({"operations": [
+                        {"jsonrpc": "2.0", "id": 0, "method": "create", "params": {"type": "MediaPipeline", "constructorParams": {}}},
+                        {"jsonrpc": "2.0", "id": 1, "method": "create", "params": {"type": "PassThrough", "constructorParams": {"mediaPipeline": "newref:0"}}},
+                        {"jsonrpc": "2.0", "id": 2, "method": "invoke", "params": {"object": "newref:1", "operation": "getMediaPipeline", "operationParams": {}}},
+                        {"jsonrpc": "2.0", "id": 3, "method": "invoke", "params": {"object": "newref:1", "operation": "fly"}},
+                        {"jsonrpc": "2.0", "id": 4, "method": "ping", "params": {}},
+                    ]}),
+                )
+                .await;
+            let results = r["value"].as_array().unwrap();
+            assert_eq!(results.len(), 4, "stops after the failing operation: {r}");
+            let pipeline = results[0]["result"]["value"].as_str().unwrap();
+            assert_eq!(results[2]["result"]["value"], pipeline);
+            assert_eq!(results[3]["error"]["code"], 40105);
+            // Malformed transactions.
+            assert_eq!(c.err("transaction", json!({})).await.0, 40008);
+            let r = c.ok("transaction", json!({"operations": [{"method": "create"}]})).await;
+            assert_eq!(r["value"][0]["error"]["code"], 40008);
+            let r = c
+                .ok("transaction", json!({"operations": [{"method": "invoke", "params": {"object": "newref:3", "operation": "x"}}]}))
+                .await;
+            assert_eq!(r["value"][0]["error"]["code"], 40008);
+        });
+    }
+
+    #[test]
+    fn subscriptions_deliver_events_and_sessions_expire() {
+        with_server(async |server| {
+            let mut c = Client::new(&server);
+            let p = c.ok("create", json!({"type": "MediaPipeline", "constructorParams": {}})).await;
+            let pipeline = p["value"].as_str().unwrap().to_string();
+            let mk = |t: &str| json!({"type": t, "constructorParams": {"mediaPipeline": pipeline}});
+            let a = c.ok("create", mk("PassThrough")).await["value"].as_str().unwrap().to_string();
+            let b = c.ok("create", mk("PassThrough")).await["value"].as_str().unwrap().to_string();
+            let sub = c.ok("subscribe", json!({"object": a, "type": "ElementConnected"})).await;
+            assert!(sub["value"].is_string());
+            c.ok("invoke", json!({"object": a, "operation": "connect", "operationParams": {"sink": b}})).await;
+            let mut seen = Vec::new();
+            while seen.len() < 2 {
+                let msg = tokio::time::timeout(Duration::from_secs(2), c.events.recv())
+                    .await
+                    .expect("events")
+                    .unwrap();
+                seen.push(serde_json::from_str::<Value>(&msg).unwrap());
+            }
+            for ev in &seen {
+                assert_eq!(ev["method"], "onEvent");
+                let v = &ev["params"]["value"];
+                assert_eq!(v["object"], a.as_str());
+                assert_eq!(v["type"], "ElementConnected");
+                assert_eq!(v["data"]["source"], a.as_str());
+                assert_eq!(v["data"]["sink"], b.as_str());
+                assert_eq!(v["data"]["type"], "ElementConnected");
+                assert!(v["data"]["timestampMillis"].is_string());
+                assert!(v["data"]["tags"].is_array());
+            }
+            let kinds: Vec<&str> = seen.iter().map(|e| e["params"]["value"]["data"]["mediaType"].as_str().unwrap()).collect();
+            assert!(kinds.contains(&"AUDIO") && kinds.contains(&"VIDEO"), "{kinds:?}");
+            c.ok("unsubscribe", json!({"subscription": sub["value"]})).await;
+            assert_eq!(c.err("unsubscribe", json!({"subscription": sub["value"]})).await.0, 40107);
+            // The connection goes away: after the grace period the session's objects go too.
+            server.disconnected(&c.conn);
+            assert_eq!(server.pipelines().len(), 1);
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            assert!(server.pipelines().is_empty());
+        });
+    }
+}
