@@ -156,25 +156,59 @@ pub mod loopback {
     }
 }
 
-/// An in-process Prism control server on 127.0.0.1 (random port) with the built filters.
+/// An in-process Prism control server on 127.0.0.1 (random port) with the built filters and
+/// a registry in a temporary directory.
 pub mod server {
     use std::net::SocketAddr;
+    use std::path::Path;
     use std::sync::Arc;
     use std::time::Duration;
 
     use prism::control::kurento::KurentoServer;
-    use prism::control::server::{DirCatalog, router};
+    use prism::control::server::{AppState, router};
+    use prism::registry::Registry;
 
-    /// Starts the server on `rt`; returns it and its address.
-    pub fn start(rt: &tokio::runtime::Runtime, grace: Duration) -> (KurentoServer, SocketAddr) {
+    /// The API token of test servers.
+    pub const TOKEN: &str = "test-token";
+
+    /// A running test server.
+    pub struct TestServer {
+        /// The protocol state machine.
+        pub kurento: KurentoServer,
+        /// The registry.
+        pub registry: Arc<Registry>,
+        /// Where it listens.
+        pub addr: SocketAddr,
+        /// Its data directory.
+        pub dir: tempfile::TempDir,
+    }
+
+    /// Starts a server on `rt` with a fresh data directory.
+    pub fn start(rt: &tokio::runtime::Runtime, grace: Duration) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        start_in(rt, grace, dir)
+    }
+
+    /// Starts a server on `rt` with the data directory `dir`.
+    pub fn start_in(
+        rt: &tokio::runtime::Runtime,
+        grace: Duration,
+        dir: tempfile::TempDir,
+    ) -> TestServer {
         let ctx = super::loopback::context(rt);
-        let dir = super::wasm("grayscale")
+        let builtin: &Path = &super::wasm("grayscale")
             .parent()
             .expect("wasm dir")
             .to_path_buf();
-        let catalog = Arc::new(DirCatalog::new(ctx.filters.clone(), &dir));
-        let kurento = KurentoServer::new(ctx, catalog, grace);
-        let app = router(kurento.clone());
+        let registry = Arc::new(
+            Registry::open(dir.path(), ctx.filters.clone(), builtin).expect("registry"),
+        );
+        let kurento = KurentoServer::new(ctx, registry.clone(), grace);
+        let app = router(AppState {
+            kurento: kurento.clone(),
+            registry: registry.clone(),
+            token: TOKEN.into(),
+        });
         let listener = rt
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("bind");
@@ -182,6 +216,11 @@ pub mod server {
         rt.spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        (kurento, addr)
+        TestServer {
+            kurento,
+            registry,
+            addr,
+            dir,
+        }
     }
 }

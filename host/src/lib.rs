@@ -7,6 +7,7 @@
 //! * [`pipeline`]: media pipelines: elements (WebRTC endpoints, WASM filters), connections, events.
 //! * [`webrtc`]: the WebRTC endpoint (crate `webrtc`) and a loopback client for tests and benches.
 //! * [`control`]: the control plane: Kurento protocol over WebSocket, `prism serve`.
+//! * [`registry`]: uploaded filters on disk (content-addressed, atomic writes, hot swap).
 //! * [`cli`]: the `prism` command line (`filter new|check|run`, `bench`).
 //!
 //! Invariants: nothing a client or a filter sends can panic the process; every resource they
@@ -18,5 +19,6 @@ pub mod config;
 pub mod control;
 pub mod media;
 pub mod pipeline;
+pub mod registry;
 pub mod runtime;
 pub mod webrtc;

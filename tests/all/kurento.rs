@@ -23,7 +23,8 @@ fn node_dir() -> std::path::PathBuf {
 #[test]
 fn kurento_client_hello_world_loopback() {
     let rt = tokio();
-    let (server, addr) = prism_tests::server::start(&rt, Duration::from_secs(5));
+    let test_server = prism_tests::server::start(&rt, Duration::from_secs(5));
+    let (server, addr) = (test_server.kurento.clone(), test_server.addr);
     rt.block_on(async move {
         let peer = LoopbackClient::new(ClientOptions::default()).await.unwrap();
         let offer = peer.create_offer(false).await.unwrap();
@@ -162,8 +163,8 @@ mod golden {
 
     fn with_server(f: impl AsyncFnOnce(KurentoServer)) {
         let rt = super::tokio();
-        let (server, _addr) = prism_tests::server::start(&rt, Duration::from_millis(300));
-        rt.block_on(f(server));
+        let test_server = prism_tests::server::start(&rt, Duration::from_millis(300));
+        rt.block_on(f(test_server.kurento.clone()));
     }
 
     #[test]

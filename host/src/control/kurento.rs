@@ -35,6 +35,12 @@ pub const MAX_PIPELINES: usize = 256;
 pub trait FilterCatalog: Send + Sync {
     /// The loaded filter.
     fn resolve(&self, spec: &str) -> Result<Arc<LoadedFilter>, String>;
+    /// Whether a filter of that name exists (without loading it).
+    fn available(&self, name: &str) -> bool {
+        self.resolve(name).is_ok()
+    }
+    /// An element was made from `spec` (so the catalog can track and hot-swap it).
+    fn attach(&self, _spec: &str, _element: &Arc<crate::pipeline::WasmFilter>) {}
 }
 
 /// What a media element is, in Kurento's type system.
@@ -697,11 +703,11 @@ impl KurentoServer {
                     Some(Value::String(s)) => Some(s.clone()),
                     Some(v) => Some(v.to_string()),
                 };
-                pipeline
+                let element = pipeline
                     .add_filter(&filter, config.as_deref(), class.module(), class.name())
-                    .map_err(pipeline_error)?
-                    .id()
-                    .clone()
+                    .map_err(pipeline_error)?;
+                self.state.catalog.attach(&spec, &element);
+                element.id().clone()
             }
         };
         let text = id.to_string();
@@ -1003,7 +1009,7 @@ impl KurentoServer {
             module("filters", &["PassThrough"]),
             module("prism", &["WasmFilter"]),
         ];
-        if self.state.catalog.resolve("platedetector").is_ok() {
+        if self.state.catalog.available("platedetector") {
             modules.push(module("platedetector", &["PlateDetectorFilter"]));
         }
         json!({

@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 
 use super::kurento::{FilterCatalog, KurentoServer};
-use super::ws;
+use super::{api, ws};
+use crate::registry::{MAX_UPLOAD_BYTES, Registry};
 use crate::config::RuntimeConfig;
 use crate::pipeline::PipelineContext;
 use crate::runtime::{FilterRuntime, LoadedFilter};
@@ -130,7 +132,20 @@ impl DirCatalog {
     }
 }
 
+impl DirCatalog {
+    /// The filter names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.files.keys().cloned().collect();
+        names.sort();
+        names
+    }
+}
+
 impl FilterCatalog for DirCatalog {
+    fn available(&self, name: &str) -> bool {
+        self.files.contains_key(name.split('@').next().unwrap_or(name))
+    }
+
     fn resolve(&self, spec: &str) -> Result<Arc<LoadedFilter>, String> {
         let (name, version) = match spec.split_once('@') {
             Some((n, v)) => (n, Some(v)),
@@ -153,11 +168,59 @@ impl FilterCatalog for DirCatalog {
     }
 }
 
-/// The HTTP routes.
-pub fn router(kurento: KurentoServer) -> Router {
+/// What the HTTP handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The Kurento protocol.
+    pub kurento: KurentoServer,
+    /// Uploaded filters.
+    pub registry: Arc<Registry>,
+    /// Bearer token for changes to the registry.
+    pub token: Arc<str>,
+}
+
+impl FromRef<AppState> for KurentoServer {
+    fn from_ref(state: &AppState) -> Self {
+        state.kurento.clone()
+    }
+}
+
+/// The HTTP routes: `/kurento` (WebSocket) and `/api/filters`.
+pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/kurento", get(ws::upgrade))
-        .with_state(kurento)
+        .route("/api/filters", get(api::list).post(api::upload))
+        .route("/api/filters/{name}", get(api::versions).delete(api::delete))
+        .route(
+            "/api/filters/{name}/{version}",
+            get(api::version).delete(api::delete_version),
+        )
+        .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES + 64 * 1024))
+        .with_state(state)
+}
+
+/// The token from the configuration, else the one kept in the data directory, else a new
+/// one (kept there, printed once).
+pub fn resolve_token(config: &ServeConfig) -> anyhow::Result<String> {
+    if let Some(t) = &config.token {
+        return Ok(t.clone());
+    }
+    let path = config.data_dir.join("token");
+    if let Ok(t) = std::fs::read_to_string(&path)
+        && !t.trim().is_empty()
+    {
+        return Ok(t.trim().to_string());
+    }
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    crate::registry::write_atomic(&path, token.as_bytes())
+        .with_context(|| format!("cannot store the API token in {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    }
+    println!("prism: generated the filter API token {token} (kept in {})", path.display());
+    Ok(token)
 }
 
 /// Runs the server until Ctrl-C.
@@ -172,21 +235,34 @@ pub fn run(config: ServeConfig) -> anyhow::Result<()> {
             .builtin_filters
             .clone()
             .unwrap_or_else(crate::cli::default_filters_dir);
-        let catalog = Arc::new(DirCatalog::new(filters.clone(), &builtin));
+        let registry = Arc::new(
+            Registry::open(&config.data_dir, filters.clone(), &builtin).with_context(|| {
+                format!("cannot open the registry in {}", config.data_dir.display())
+            })?,
+        );
+        let token = resolve_token(&config)?;
         let ctx = PipelineContext {
             filters,
             tokio: tokio::runtime::Handle::current(),
             webrtc: config.webrtc.clone(),
         };
-        let kurento =
-            KurentoServer::new(ctx, catalog, Duration::from_secs(config.session_grace_secs));
+        let kurento = KurentoServer::new(
+            ctx,
+            registry.clone(),
+            Duration::from_secs(config.session_grace_secs),
+        );
         let addr = format!("{}:{}", config.bind, config.port);
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
-        println!("prism: Kurento protocol on ws://{local}/kurento");
-        axum::serve(listener, router(kurento))
+        println!("prism: Kurento protocol on ws://{local}/kurento, filters API on http://{local}/api/filters");
+        let state = AppState {
+            kurento,
+            registry,
+            token: token.into(),
+        };
+        axum::serve(listener, router(state))
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
             })

@@ -31,6 +31,7 @@ type ConfigReply = SyncSender<Result<(), RuntimeError>>;
 struct Mailbox {
     frame: Option<Arc<VideoFrame>>,
     config: Option<(String, ConfigReply)>,
+    swap: Option<(Arc<LoadedFilter>, ConfigReply)>,
     stop: bool,
 }
 
@@ -45,7 +46,12 @@ struct Counters {
 struct Shared {
     id: ElementId,
     name: String,
-    format: PixelFormat,
+    format: Mutex<PixelFormat>,
+    /// Hash of the component running now.
+    hash: Mutex<String>,
+    /// The last configuration the filter accepted (a swapped-in version gets it too).
+    config: Mutex<Option<String>>,
+    runtime: Arc<crate::runtime::FilterRuntime>,
     mailbox: Mutex<Mailbox>,
     wake: Condvar,
     outputs: Outputs,
@@ -74,7 +80,7 @@ impl VideoSink for Shared {
     }
 
     fn wanted_format(&self) -> Option<PixelFormat> {
-        Some(self.format)
+        Some(*self.format.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
@@ -117,7 +123,10 @@ impl WasmFilter {
         let shared = Arc::new(Shared {
             id: id.clone(),
             name: filter.info.name.clone(),
-            format: filter.info.format,
+            format: Mutex::new(filter.info.format),
+            hash: Mutex::new(filter.hash.clone()),
+            config: Mutex::new(config.map(str::to_string)),
+            runtime: pipeline.context().filters.clone(),
             mailbox: Mutex::new(Mailbox::default()),
             wake: Condvar::new(),
             outputs: Outputs::default(),
@@ -143,6 +152,38 @@ impl WasmFilter {
     /// The filter's name (from `describe`).
     pub fn filter_name(&self) -> &str {
         &self.shared.name
+    }
+
+    /// Hash of the component running now.
+    pub fn filter_hash(&self) -> String {
+        self.shared
+            .hash
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the running component with `filter` (another version) between two frames,
+    /// configured as the current one was; waits until it runs. On failure the old one stays.
+    pub fn swap_filter(&self, filter: &Arc<LoadedFilter>) -> Result<(), RuntimeError> {
+        let (tx, rx) = sync_channel(1);
+        {
+            let mut mailbox = self.shared.mailbox();
+            if mailbox.stop {
+                return Err(RuntimeError::Configure {
+                    filter: self.shared.name.clone(),
+                    message: "the element has been released".into(),
+                });
+            }
+            mailbox.swap = Some((filter.clone(), tx));
+        }
+        self.shared.wake.notify_one();
+        rx.recv().unwrap_or_else(|_| {
+            Err(RuntimeError::Configure {
+                filter: self.shared.name.clone(),
+                message: "the filter thread ended".into(),
+            })
+        })
     }
 
     /// Reconfigures the filter (JSON); waits for the filter's answer.
@@ -174,22 +215,65 @@ fn forward_events(shared: &Shared, events: &Receiver<FilterEvent>) {
     }
 }
 
-fn run(shared: Arc<Shared>, mut instance: FilterInstance, events: Receiver<FilterEvent>) {
+/// A new instance of `filter` configured like the running one.
+fn replacement(
+    shared: &Shared,
+    filter: &Arc<LoadedFilter>,
+) -> Result<(FilterInstance, Receiver<FilterEvent>), RuntimeError> {
+    let (sink, events) = EventSink::channel(FILTER_EVENT_QUEUE);
+    let mut instance = shared.runtime.instantiate(filter, Some(sink))?;
+    let config = shared
+        .config
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if let Some(config) = config {
+        instance.configure(&config)?;
+    }
+    Ok((instance, events))
+}
+
+fn run(shared: Arc<Shared>, mut instance: FilterInstance, mut events: Receiver<FilterEvent>) {
     let mut converter = FrameConverter::default();
     loop {
-        let (frame, config) = {
+        let (frame, config, swap) = {
             let mut mailbox = shared.mailbox();
-            while mailbox.frame.is_none() && mailbox.config.is_none() && !mailbox.stop {
-                mailbox = shared.wake.wait(mailbox).unwrap_or_else(|e| e.into_inner());
+            while mailbox.frame.is_none()
+                && mailbox.config.is_none()
+                && mailbox.swap.is_none()
+                && !mailbox.stop
+            {
+                mailbox = shared
+                    .wake
+                    .wait(mailbox)
+                    .unwrap_or_else(|e| e.into_inner());
             }
             if mailbox.stop {
                 return;
             }
-            (mailbox.frame.take(), mailbox.config.take())
+            (
+                mailbox.frame.take(),
+                mailbox.config.take(),
+                mailbox.swap.take(),
+            )
         };
         if let Some((json, reply)) = config {
-            let _ = reply.send(instance.configure(&json));
+            let result = instance.configure(&json);
+            if result.is_ok() {
+                *shared.config.lock().unwrap_or_else(|e| e.into_inner()) = Some(json);
+            }
+            let _ = reply.send(result);
             forward_events(&shared, &events);
+        }
+        if let Some((filter, reply)) = swap {
+            let result = replacement(&shared, &filter).map(|(new, new_events)| {
+                forward_events(&shared, &events);
+                instance = new;
+                events = new_events;
+                *shared.format.lock().unwrap_or_else(|e| e.into_inner()) = filter.info.format;
+                *shared.hash.lock().unwrap_or_else(|e| e.into_inner()) = filter.hash.clone();
+            });
+            let _ = reply.send(result);
         }
         let Some(frame) = frame else { continue };
         let VideoFrame {
@@ -197,7 +281,8 @@ fn run(shared: Arc<Shared>, mut instance: FilterInstance, events: Receiver<Filte
             pts_us,
             decoded_at,
         } = take_frame(frame);
-        let mut buf = match converter.convert(buf, shared.format) {
+        let format = *shared.format.lock().unwrap_or_else(|e| e.into_inner());
+        let mut buf = match converter.convert(buf, format) {
             Ok(buf) => buf,
             Err(message) => {
                 shared.events.emit(&shared.id, EventKind::Error { message });
@@ -264,7 +349,8 @@ impl MediaElement for WasmFilter {
             .unwrap_or((0.0, 0.0));
         serde_json::json!({
             "filter": self.shared.name,
-            "format": self.shared.format.name(),
+            "format": self.shared.format.lock().unwrap_or_else(|e| e.into_inner()).name(),
+            "hash": self.filter_hash(),
             "framesIn": c.frames_in.load(Ordering::Relaxed),
             "framesProcessed": c.processed.load(Ordering::Relaxed),
             "framesDroppedStale": c.stale_dropped.load(Ordering::Relaxed),

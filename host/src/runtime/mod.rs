@@ -168,13 +168,34 @@ impl FilterRuntime {
 
     /// Validates, compiles and describes a component; cached by content hash.
     pub fn load(&self, bytes: &[u8]) -> Result<Arc<LoadedFilter>, RuntimeError> {
-        let hash = hex(&Sha256::digest(bytes));
+        self.load_with_artifact(bytes, None)
+    }
+
+    /// [`FilterRuntime::load`], keeping the compiled code in `artifact`: an artifact written
+    /// by an earlier run is loaded instead of compiling again; a fresh compile writes one
+    /// (atomically). A stale or foreign artifact is ignored and replaced.
+    pub fn load_with_artifact(
+        &self,
+        bytes: &[u8],
+        artifact: Option<&Path>,
+    ) -> Result<Arc<LoadedFilter>, RuntimeError> {
+        let hash = content_hash(bytes);
         if let Some(hit) = self.cache.lock().expect("invariant: cache lock").get(&hash) {
             return Ok(hit.clone());
         }
         check_header(bytes)?;
-        let component = Component::new(&self.engine, bytes)
-            .map_err(|e| RuntimeError::InvalidComponent(format!("{e:#}")))?;
+        let precompiled = artifact.and_then(|path| {
+            // SAFETY: artifacts live in Prism's own data directory and are written only by
+            // `Component::serialize` below; wasmtime checks that the artifact matches this
+            // engine's version and configuration and refuses it otherwise.
+            unsafe { Component::deserialize_file(&self.engine, path) }.ok()
+        });
+        let compiled_now = precompiled.is_none();
+        let component = match precompiled {
+            Some(component) => component,
+            None => Component::new(&self.engine, bytes)
+                .map_err(|e| RuntimeError::InvalidComponent(format!("{e:#}")))?,
+        };
         let (imports, exports) = self.interfaces(&component)?;
         let pre = self
             .linker
@@ -183,6 +204,14 @@ impl FilterRuntime {
         let pre = VideoFilterPre::new(pre)
             .map_err(|e| RuntimeError::InvalidComponent(format!("{e:#}")))?;
         let info = self.describe(&pre)?;
+        // Only a component that passed every check is worth keeping compiled.
+        if compiled_now
+            && let Some(path) = artifact
+            && let Ok(code) = component.serialize()
+            && let Err(e) = crate::registry::write_atomic(path, &code)
+        {
+            tracing::warn!("cannot keep the compiled filter at {}: {e}", path.display());
+        }
         let loaded = Arc::new(LoadedFilter {
             hash,
             size: bytes.len(),
@@ -316,6 +345,11 @@ impl FilterRuntime {
     ) -> Result<FilterInstance, RuntimeError> {
         FilterInstance::new(self.clone(), filter.clone(), sink)
     }
+}
+
+/// Hex SHA-256 of component bytes: the id the cache and the registry use.
+pub fn content_hash(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
 }
 
 /// Rejects files that are not components before the compiler sees them.
