@@ -19,7 +19,7 @@ APT_PACKAGES := \
 
 # Sample filters (shipped) and test guests (built for the test suite only).
 FILTERS := passthrough grayscale privacy
-TEST_GUESTS := hostile probe wrong-world bad-import
+TEST_GUESTS := hostile probe wrong-world bad-import tint-v1 tint-v2
 # Guests that only build for wasm32 (they use raw wit-bindgen exports).
 NATIVE_EXCLUDES := --exclude wrong-world --exclude bad-import
 
@@ -79,7 +79,7 @@ lint:
 		|| rustup component add clippy rustfmt
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --release --workspace --all-targets $(NATIVE_EXCLUDES) -- -D warnings
-	$(CARGO) clippy --release --target wasm32-wasip2 $(addprefix -p ,$(FILTERS) hostile probe) -- -D warnings
+	$(CARGO) clippy --release --target wasm32-wasip2 $(addprefix -p ,$(FILTERS) hostile probe tint-v1 tint-v2) -- -D warnings
 
 bench: build
 	./target/release/prism bench filter

@@ -181,6 +181,8 @@ pub mod server {
         pub addr: SocketAddr,
         /// Its data directory.
         pub dir: tempfile::TempDir,
+        /// What its pipelines are made with (the same filter runtime).
+        pub ctx: prism::pipeline::PipelineContext,
     }
 
     /// Starts a server on `rt` with a fresh data directory.
@@ -200,10 +202,9 @@ pub mod server {
             .parent()
             .expect("wasm dir")
             .to_path_buf();
-        let registry = Arc::new(
-            Registry::open(dir.path(), ctx.filters.clone(), builtin).expect("registry"),
-        );
-        let kurento = KurentoServer::new(ctx, registry.clone(), grace);
+        let registry =
+            Arc::new(Registry::open(dir.path(), ctx.filters.clone(), builtin).expect("registry"));
+        let kurento = KurentoServer::new(ctx.clone(), registry.clone(), grace);
         let app = router(AppState {
             kurento: kurento.clone(),
             registry: registry.clone(),
@@ -221,6 +222,55 @@ pub mod server {
             registry,
             addr,
             dir,
+            ctx,
         }
+    }
+}
+
+/// A small blocking HTTP client for the API tests.
+pub mod http {
+    use serde_json::Value;
+
+    /// Sends a request; returns the status and the JSON body (`Null` when there is none).
+    pub fn call(
+        method: &str,
+        url: &str,
+        token: Option<&str>,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> (u16, Value) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut request = ureq::http::Request::builder().method(method).uri(url);
+        if let Some(t) = token {
+            request = request.header("Authorization", format!("Bearer {t}"));
+        }
+        let (content_type, bytes) = body.unwrap_or(("application/octet-stream", Vec::new()));
+        let request = request
+            .header("Content-Type", content_type)
+            .body(bytes)
+            .expect("request");
+        let mut response = agent.run(request).expect("HTTP request");
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024 * 1024)
+            .read_to_string()
+            .unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// A multipart/form-data body with one file field.
+    pub fn multipart(field: &str, filename: &str, bytes: &[u8]) -> (String, Vec<u8>) {
+        let boundary = "prism-test-boundary-7d1e";
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\nContent-Type: application/wasm\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        (format!("multipart/form-data; boundary={boundary}"), body)
     }
 }

@@ -132,7 +132,11 @@ mod golden {
         }
 
         async fn raw(&mut self, text: &str) -> Value {
-            let reply = self.server.handle_text(&mut self.conn, text).await.expect("a reply");
+            let reply = self
+                .server
+                .handle_text(&mut self.conn, text)
+                .await
+                .expect("a reply");
             serde_json::from_str(&reply).unwrap()
         }
 
@@ -157,7 +161,10 @@ mod golden {
             let e = &reply["error"];
             assert!(e.is_object(), "{method} should fail: {reply}");
             assert!(e["data"]["type"].is_string(), "{reply}");
-            (e["code"].as_i64().unwrap(), e["message"].as_str().unwrap().to_string())
+            (
+                e["code"].as_i64().unwrap(),
+                e["message"].as_str().unwrap().to_string(),
+            )
         }
     }
 
@@ -173,7 +180,9 @@ mod golden {
             let mut c = Client::new(&server);
             assert_eq!(c.ok("ping", json!({})).await, json!({"value": "pong"}));
             // No session yet: describe creates one and binds the connection.
-            let d = c.ok("describe", json!({"object": "manager_ServerManager"})).await;
+            let d = c
+                .ok("describe", json!({"object": "manager_ServerManager"}))
+                .await;
             assert_eq!(d["type"], "ServerManager");
             assert_eq!(d["qualifiedType"], "kurento.ServerManager");
             let session = d["sessionId"].as_str().unwrap().to_string();
@@ -209,14 +218,21 @@ mod golden {
     fn objects_methods_and_errors() {
         with_server(async |server| {
             let mut c = Client::new(&server);
-            let p = c.ok("create", json!({"type": "MediaPipeline", "constructorParams": {}})).await;
+            let p = c
+                .ok(
+                    "create",
+                    json!({"type": "MediaPipeline", "constructorParams": {}}),
+                )
+                .await;
             let pipeline = p["value"].as_str().unwrap().to_string();
             assert!(pipeline.ends_with("_kurento.MediaPipeline"));
             let e = c
                 .ok("create", json!({"type": "kurento.PassThrough", "constructorParams": {"mediaPipeline": pipeline}}))
                 .await;
             let pass = e["value"].as_str().unwrap().to_string();
-            assert!(pass.starts_with(&format!("{pipeline}/")) && pass.ends_with("_kurento.PassThrough"));
+            assert!(
+                pass.starts_with(&format!("{pipeline}/")) && pass.ends_with("_kurento.PassThrough")
+            );
             let f = c
                 .ok("create", json!({"type": "WasmFilter", "constructorParams": {"mediaPipeline": pipeline, "filter": "grayscale"}}))
                 .await;
@@ -226,39 +242,136 @@ mod golden {
             assert_eq!(d["qualifiedType"], "prism.WasmFilter");
             assert_eq!(d["hierarchy"][0], "kurento.Filter");
 
-            let inv = |object: &str, operation: &str, params: Value| {
-                json!({"object": object, "operation": operation, "operationParams": params})
-            };
-            c.ok("invoke", inv(&pass, "connect", json!({"sink": filter, "mediaType": "VIDEO"}))).await;
-            let sinks = c.ok("invoke", inv(&pass, "getSinkConnections", json!({}))).await;
+            let inv = |object: &str, operation: &str, params: Value| json!({"object": object, "operation": operation, "operationParams": params});
+            c.ok(
+                "invoke",
+                inv(
+                    &pass,
+                    "connect",
+                    json!({"sink": filter, "mediaType": "VIDEO"}),
+                ),
+            )
+            .await;
+            let sinks = c
+                .ok("invoke", inv(&pass, "getSinkConnections", json!({})))
+                .await;
             assert_eq!(sinks["value"][0]["sink"], filter.as_str());
             assert_eq!(sinks["value"][0]["type"], "VIDEO");
             assert_eq!(sinks["value"][0]["__type__"], "ElementConnectionData");
-            let sources = c.ok("invoke", inv(&filter, "getSourceConnections", json!({"mediaType": "AUDIO"}))).await;
+            let sources = c
+                .ok(
+                    "invoke",
+                    inv(
+                        &filter,
+                        "getSourceConnections",
+                        json!({"mediaType": "AUDIO"}),
+                    ),
+                )
+                .await;
             assert_eq!(sources["value"], json!([]));
-            let flowing = c.ok("invoke", inv(&filter, "isMediaFlowingIn", json!({"mediaType": "VIDEO"}))).await;
+            let flowing = c
+                .ok(
+                    "invoke",
+                    inv(&filter, "isMediaFlowingIn", json!({"mediaType": "VIDEO"})),
+                )
+                .await;
             assert_eq!(flowing["value"], false);
-            c.ok("invoke", inv(&filter, "setName", json!({"name": "gray"}))).await;
-            assert_eq!(c.ok("invoke", inv(&filter, "getName", json!({}))).await["value"], "gray");
-            c.ok("invoke", inv(&filter, "addTag", json!({"key": "k", "value": "v"}))).await;
-            assert_eq!(c.ok("invoke", inv(&filter, "getTag", json!({"key": "k"}))).await["value"], "v");
-            assert_eq!(c.ok("invoke", inv(&filter, "getMediaPipeline", json!({}))).await["value"], pipeline.as_str());
-            let children = c.ok("invoke", inv(&pipeline, "getChildren", json!({}))).await;
+            c.ok("invoke", inv(&filter, "setName", json!({"name": "gray"})))
+                .await;
+            assert_eq!(
+                c.ok("invoke", inv(&filter, "getName", json!({}))).await["value"],
+                "gray"
+            );
+            c.ok(
+                "invoke",
+                inv(&filter, "addTag", json!({"key": "k", "value": "v"})),
+            )
+            .await;
+            assert_eq!(
+                c.ok("invoke", inv(&filter, "getTag", json!({"key": "k"})))
+                    .await["value"],
+                "v"
+            );
+            assert_eq!(
+                c.ok("invoke", inv(&filter, "getMediaPipeline", json!({})))
+                    .await["value"],
+                pipeline.as_str()
+            );
+            let children = c
+                .ok("invoke", inv(&pipeline, "getChildren", json!({})))
+                .await;
             assert_eq!(children["value"].as_array().unwrap().len(), 2);
-            let dot = c.ok("invoke", inv(&pipeline, "getGstreamerDot", json!({}))).await;
+            let dot = c
+                .ok("invoke", inv(&pipeline, "getGstreamerDot", json!({})))
+                .await;
             assert!(dot["value"].as_str().unwrap().starts_with("digraph"));
-            c.ok("invoke", inv(&filter, "configure", json!({"config": {}}))).await;
+            c.ok("invoke", inv(&filter, "configure", json!({"config": {}})))
+                .await;
 
             // Errors, each with its code.
             assert_eq!(c.err("nosuch", json!({})).await.0, -32601);
-            assert_eq!(c.err("create", json!({"type": "Teleporter", "constructorParams": {}})).await.0, 40108);
-            assert_eq!(c.err("create", json!({"type": "PassThrough", "constructorParams": {}})).await.0, -32602);
+            assert_eq!(
+                c.err(
+                    "create",
+                    json!({"type": "Teleporter", "constructorParams": {}})
+                )
+                .await
+                .0,
+                40108
+            );
+            assert_eq!(
+                c.err(
+                    "create",
+                    json!({"type": "PassThrough", "constructorParams": {}})
+                )
+                .await
+                .0,
+                -32602
+            );
             assert_eq!(c.err("create", json!({"type": "WasmFilter", "constructorParams": {"mediaPipeline": pipeline, "filter": "nosuch"}})).await.0, 40108);
-            assert_eq!(c.err("invoke", inv("nope", "getName", json!({}))).await.0, 40101);
-            assert_eq!(c.err("invoke", inv(&filter, "fly", json!({}))).await.0, 40105);
-            assert_eq!(c.err("invoke", inv(&pass, "connect", json!({"sink": pass, "mediaType": "VIDEO"}))).await.0, 40012);
-            assert_eq!(c.err("invoke", inv(&pass, "connect", json!({"sink": filter, "mediaType": "SMELL"}))).await.0, -32602);
-            assert_eq!(c.err("invoke", inv(&filter, "configure", json!({"config": "{not json"}))).await.0, 40107);
+            assert_eq!(
+                c.err("invoke", inv("nope", "getName", json!({}))).await.0,
+                40101
+            );
+            assert_eq!(
+                c.err("invoke", inv(&filter, "fly", json!({}))).await.0,
+                40105
+            );
+            assert_eq!(
+                c.err(
+                    "invoke",
+                    inv(
+                        &pass,
+                        "connect",
+                        json!({"sink": pass, "mediaType": "VIDEO"})
+                    )
+                )
+                .await
+                .0,
+                40012
+            );
+            assert_eq!(
+                c.err(
+                    "invoke",
+                    inv(
+                        &pass,
+                        "connect",
+                        json!({"sink": filter, "mediaType": "SMELL"})
+                    )
+                )
+                .await
+                .0,
+                -32602
+            );
+            assert_eq!(
+                c.err(
+                    "invoke",
+                    inv(&filter, "configure", json!({"config": "{not json"}))
+                )
+                .await
+                .0,
+                40107
+            );
             assert_eq!(c.err("describe", json!({})).await.0, -32602);
             let (code, msg) = c.err("release", json!({"object": "x"})).await;
             assert_eq!(code, 40101, "{msg}");
@@ -283,7 +396,9 @@ mod golden {
             assert_eq!(r["id"], 5);
             let r = c.raw(r#"{"jsonrpc":"1.0","id":6,"method":"ping"}"#).await;
             assert_eq!(r["error"]["code"], -32600);
-            let r = c.raw(r#"{"jsonrpc":"2.0","id":7,"method":"create","params":[1]}"#).await;
+            let r = c
+                .raw(r#"{"jsonrpc":"2.0","id":7,"method":"create","params":[1]}"#)
+                .await;
             assert_eq!(r["error"]["code"], -32602);
             let big = format!(
                 r#"{{"jsonrpc":"2.0","id":8,"method":"ping","params":{{"x":"{}"}}}}"#,
@@ -320,7 +435,9 @@ mod golden {
             assert_eq!(results[3]["error"]["code"], 40105);
             // Malformed transactions.
             assert_eq!(c.err("transaction", json!({})).await.0, 40008);
-            let r = c.ok("transaction", json!({"operations": [{"method": "create"}]})).await;
+            let r = c
+                .ok("transaction", json!({"operations": [{"method": "create"}]}))
+                .await;
             assert_eq!(r["value"][0]["error"]["code"], 40008);
             let r = c
                 .ok("transaction", json!({"operations": [{"method": "invoke", "params": {"object": "newref:3", "operation": "x"}}]}))
@@ -333,14 +450,34 @@ mod golden {
     fn subscriptions_deliver_events_and_sessions_expire() {
         with_server(async |server| {
             let mut c = Client::new(&server);
-            let p = c.ok("create", json!({"type": "MediaPipeline", "constructorParams": {}})).await;
+            let p = c
+                .ok(
+                    "create",
+                    json!({"type": "MediaPipeline", "constructorParams": {}}),
+                )
+                .await;
             let pipeline = p["value"].as_str().unwrap().to_string();
             let mk = |t: &str| json!({"type": t, "constructorParams": {"mediaPipeline": pipeline}});
-            let a = c.ok("create", mk("PassThrough")).await["value"].as_str().unwrap().to_string();
-            let b = c.ok("create", mk("PassThrough")).await["value"].as_str().unwrap().to_string();
-            let sub = c.ok("subscribe", json!({"object": a, "type": "ElementConnected"})).await;
+            let a = c.ok("create", mk("PassThrough")).await["value"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let b = c.ok("create", mk("PassThrough")).await["value"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let sub = c
+                .ok(
+                    "subscribe",
+                    json!({"object": a, "type": "ElementConnected"}),
+                )
+                .await;
             assert!(sub["value"].is_string());
-            c.ok("invoke", json!({"object": a, "operation": "connect", "operationParams": {"sink": b}})).await;
+            c.ok(
+                "invoke",
+                json!({"object": a, "operation": "connect", "operationParams": {"sink": b}}),
+            )
+            .await;
             let mut seen = Vec::new();
             while seen.len() < 2 {
                 let msg = tokio::time::timeout(Duration::from_secs(2), c.events.recv())
@@ -360,10 +497,22 @@ mod golden {
                 assert!(v["data"]["timestampMillis"].is_string());
                 assert!(v["data"]["tags"].is_array());
             }
-            let kinds: Vec<&str> = seen.iter().map(|e| e["params"]["value"]["data"]["mediaType"].as_str().unwrap()).collect();
-            assert!(kinds.contains(&"AUDIO") && kinds.contains(&"VIDEO"), "{kinds:?}");
-            c.ok("unsubscribe", json!({"subscription": sub["value"]})).await;
-            assert_eq!(c.err("unsubscribe", json!({"subscription": sub["value"]})).await.0, 40107);
+            let kinds: Vec<&str> = seen
+                .iter()
+                .map(|e| e["params"]["value"]["data"]["mediaType"].as_str().unwrap())
+                .collect();
+            assert!(
+                kinds.contains(&"AUDIO") && kinds.contains(&"VIDEO"),
+                "{kinds:?}"
+            );
+            c.ok("unsubscribe", json!({"subscription": sub["value"]}))
+                .await;
+            assert_eq!(
+                c.err("unsubscribe", json!({"subscription": sub["value"]}))
+                    .await
+                    .0,
+                40107
+            );
             // The connection goes away: after the grace period the session's objects go too.
             server.disconnected(&c.conn);
             assert_eq!(server.pipelines().len(), 1);

@@ -4,5 +4,6 @@ mod cli;
 mod hostile;
 mod kurento;
 mod media;
+mod registry;
 mod runtime;
 mod scaffold;

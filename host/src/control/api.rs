@@ -50,7 +50,11 @@ fn authorized(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
         .map(str::trim);
     match given {
         Some(t) if t == &*state.token => Ok(()),
-        Some(_) => Err(error(StatusCode::UNAUTHORIZED, "unauthorized", "wrong token")),
+        Some(_) => Err(error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "wrong token",
+        )),
         None => Err(error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -72,7 +76,11 @@ pub async fn list(State(state): State<AppState>) -> Response {
 pub async fn versions(State(state): State<AppState>, Path(name): Path<String>) -> Response {
     let versions = state.registry.versions(&name);
     if versions.is_empty() {
-        return error(StatusCode::NOT_FOUND, "not-found", format!("no filter {name}"));
+        return error(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("no filter {name}"),
+        );
     }
     Json(json!({ "name": name, "versions": versions })).into_response()
 }

@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use super::kurento::{FilterCatalog, KurentoServer};
 use super::{api, ws};
-use crate::registry::{MAX_UPLOAD_BYTES, Registry};
 use crate::config::RuntimeConfig;
 use crate::pipeline::PipelineContext;
+use crate::registry::{MAX_UPLOAD_BYTES, Registry};
 use crate::runtime::{FilterRuntime, LoadedFilter};
 use crate::webrtc::WebRtcConfig;
 
@@ -143,7 +143,8 @@ impl DirCatalog {
 
 impl FilterCatalog for DirCatalog {
     fn available(&self, name: &str) -> bool {
-        self.files.contains_key(name.split('@').next().unwrap_or(name))
+        self.files
+            .contains_key(name.split('@').next().unwrap_or(name))
     }
 
     fn resolve(&self, spec: &str) -> Result<Arc<LoadedFilter>, String> {
@@ -190,7 +191,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/kurento", get(ws::upgrade))
         .route("/api/filters", get(api::list).post(api::upload))
-        .route("/api/filters/{name}", get(api::versions).delete(api::delete))
+        .route(
+            "/api/filters/{name}",
+            get(api::versions).delete(api::delete),
+        )
         .route(
             "/api/filters/{name}/{version}",
             get(api::version).delete(api::delete_version),
@@ -219,7 +223,10 @@ pub fn resolve_token(config: &ServeConfig) -> anyhow::Result<String> {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
     }
-    println!("prism: generated the filter API token {token} (kept in {})", path.display());
+    println!(
+        "prism: generated the filter API token {token} (kept in {})",
+        path.display()
+    );
     Ok(token)
 }
 

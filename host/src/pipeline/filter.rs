@@ -243,10 +243,7 @@ fn run(shared: Arc<Shared>, mut instance: FilterInstance, mut events: Receiver<F
                 && mailbox.swap.is_none()
                 && !mailbox.stop
             {
-                mailbox = shared
-                    .wake
-                    .wait(mailbox)
-                    .unwrap_or_else(|e| e.into_inner());
+                mailbox = shared.wake.wait(mailbox).unwrap_or_else(|e| e.into_inner());
             }
             if mailbox.stop {
                 return;

@@ -303,7 +303,12 @@ impl Registry {
 
     /// Removes one version (or every version) of a filter; refused while live elements use
     /// it unless `force`.
-    pub fn delete(&self, name: &str, version: Option<&str>, force: bool) -> Result<Vec<Manifest>, RegistryError> {
+    pub fn delete(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        force: bool,
+    ) -> Result<Vec<Manifest>, RegistryError> {
         let doomed: Vec<Manifest> = self
             .versions(name)
             .into_iter()
@@ -364,7 +369,10 @@ impl Registry {
 
     fn swap_followers(&self, name: &str, loaded: &Arc<LoadedFilter>) {
         let followers = self.followers.lock().unwrap_or_else(|e| e.into_inner());
-        for f in followers.iter().filter(|f| f.name == name && f.pinned.is_none()) {
+        for f in followers
+            .iter()
+            .filter(|f| f.name == name && f.pinned.is_none())
+        {
             let Some(element) = f.element.upgrade() else {
                 continue;
             };

@@ -93,6 +93,8 @@ pub struct ReceivedStats {
     pub keyframes: u64,
     /// Frame size of the last frame.
     pub last_size: (u32, u32),
+    /// Mean red level of each frame, in order (the first few thousand).
+    pub means: Vec<u8>,
 }
 
 /// A channel difference up to this counts as gray (VP8/H.264 chroma noise at 4:2:0).
@@ -123,6 +125,9 @@ fn analyse(frame: &VideoFrame, stats: &mut ReceivedStats) {
     }
     let n = n.max(1) as f64;
     stats.last_mean_rgb = [sum[0] as f64 / n, sum[1] as f64 / n, sum[2] as f64 / n];
+    if stats.means.len() < 10_000 {
+        stats.means.push(stats.last_mean_rgb[0].round() as u8);
+    }
     stats.last_max_chroma = max_chroma;
     stats.last_size = (w, h);
 }
