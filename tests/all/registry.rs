@@ -92,8 +92,22 @@ fn upload_validate_list_and_use() {
             "{what}: {reply}"
         );
     }
-    let (status, _) = upload(&base, Some(TOKEN), vec![0u8; MAX_UPLOAD_BYTES + 100 * 1024]);
-    assert_eq!(status, 413, "oversized");
+    // Oversized: refused from the Content-Length alone, before the body is read.
+    {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(
+            s,
+            "POST /api/filters HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/wasm\r\nContent-Length: {}\r\n\r\n",
+            MAX_UPLOAD_BYTES + 100 * 1024
+        )
+        .unwrap();
+        let mut head = [0u8; 512];
+        let n = s.read(&mut head).unwrap();
+        let head = String::from_utf8_lossy(&head[..n]);
+        assert!(head.starts_with("HTTP/1.1 413"), "oversized: {head}");
+    }
     assert!(server.registry.list().is_empty());
     let leftovers: Vec<_> = std::fs::read_dir(server.dir.path().join("blobs"))
         .unwrap()
@@ -202,41 +216,69 @@ fn restart_keeps_the_registry_and_cleans_interrupted_writes() {
     drop(server.kurento);
 }
 
-#[test]
-fn killed_mid_upload_leaves_a_consistent_registry() {
-    use std::io::Write;
-    let dir = tempfile::tempdir().unwrap();
+/// A `prism serve` process on a free port with `dir` as its data directory.
+fn serve_process(dir: &std::path::Path) -> (std::process::Child, u16) {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let spawn = || {
-        std::process::Command::new(prism_tests::prism_bin())
-            .args([
-                "serve",
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--data-dir",
-            ])
-            .arg(dir.path())
-            .env("PRISM_TOKEN", TOKEN)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
-    };
-    let wait_up = || {
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+    let child = serve_on(dir, port);
+    (child, port)
+}
+
+fn serve_on(dir: &std::path::Path, port: u16) -> std::process::Child {
+    let child = std::process::Command::new(prism_tests::prism_bin())
+        .args(["serve", "--bind", "127.0.0.1", "--port", &port.to_string(), "--data-dir"])
+        .arg(dir)
+        .env("PRISM_TOKEN", TOKEN)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return child;
         }
-        panic!("prism serve did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("prism serve did not start");
+}
+
+#[test]
+fn cli_upload_and_ls_against_prism_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, port) = serve_process(dir.path());
+    let url = format!("http://127.0.0.1:{port}");
+    let prism = |args: &[&str], token: Option<&str>| {
+        let mut cmd = std::process::Command::new(prism_tests::prism_bin());
+        cmd.args(args).env_remove("PRISM_TOKEN");
+        if let Some(t) = token {
+            cmd.env("PRISM_TOKEN", t);
+        }
+        cmd.output().unwrap()
     };
-    let mut server = spawn();
-    wait_up();
+    let file = wasm("tint-v1");
+    let file = file.to_str().unwrap();
+    let out = prism(&["filter", "upload", file, "--server", &url], Some(TOKEN));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("uploaded tint@1.0.0"), "{stdout}");
+    let out = prism(&["filter", "upload", file, "--server", &url, "--token", "wrong"], None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"), "{:?}", out);
+    let out = prism(&["filter", "ls", "--server", &url], None);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(stdout.lines().any(|l| l.starts_with("tint") && l.contains("1.0.0")), "{stdout}");
+    assert!(stdout.contains("grayscale") && stdout.contains("(built in)"), "{stdout}");
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+#[test]
+fn killed_mid_upload_leaves_a_consistent_registry() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, port) = serve_process(dir.path());
     let base = format!("http://127.0.0.1:{port}");
     assert_eq!(upload(&base, Some(TOKEN), bytes("tint-v1")).0, 201);
     // Half an upload, then kill -9.
@@ -254,8 +296,7 @@ fn killed_mid_upload_leaves_a_consistent_registry() {
     server.kill().unwrap();
     server.wait().unwrap();
     drop(s);
-    let mut server = spawn();
-    wait_up();
+    let mut server = serve_on(dir.path(), port);
     let (status, list) = call("GET", &format!("{base}/api/filters"), None, None);
     assert_eq!(status, 200);
     let versions: Vec<&str> = list["filters"]

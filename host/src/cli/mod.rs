@@ -2,6 +2,7 @@
 //! file; they print results on stdout (JSON with `--json`) and diagnostics on stderr.
 
 mod check;
+mod remote;
 mod run;
 mod scaffold;
 
@@ -67,6 +68,26 @@ pub enum FilterCommand {
         /// The component (.wasm).
         file: PathBuf,
         /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Upload a filter to a running server's registry.
+    Upload {
+        /// The component (.wasm).
+        file: PathBuf,
+        /// Server base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8888")]
+        server: String,
+        /// API token (default: $PRISM_TOKEN).
+        #[arg(long)]
+        token: Option<String>,
+    },
+    /// List the filters of a running server.
+    Ls {
+        /// Server base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8888")]
+        server: String,
+        /// Print the server's JSON.
         #[arg(long)]
         json: bool,
     },
@@ -144,6 +165,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Filter(FilterCommand::New { name, path, sdk }) => scaffold::run(&name, path, sdk),
         Command::Filter(FilterCommand::Check { file, json }) => check::run(&file, json),
+        Command::Filter(FilterCommand::Upload {
+            file,
+            server,
+            token,
+        }) => remote::upload(&file, &server, token),
+        Command::Filter(FilterCommand::Ls { server, json }) => remote::list(&server, json),
         Command::Filter(FilterCommand::Run {
             file,
             input,

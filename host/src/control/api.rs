@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::server::AppState;
-use crate::registry::RegistryError;
+use crate::registry::{MAX_UPLOAD_BYTES, RegistryError};
 use crate::runtime::RuntimeError;
 
 fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Response {
@@ -105,6 +105,20 @@ pub async fn version(
 pub async fn upload(State(state): State<AppState>, request: Request) -> Response {
     if let Err(r) = authorized(&state, request.headers()) {
         return r;
+    }
+    // Refuse an oversized upload from its Content-Length, before reading it.
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if let Some(size) = declared
+        && size > MAX_UPLOAD_BYTES + 64 * 1024
+    {
+        return registry_error(RegistryError::TooLarge {
+            size,
+            limit: MAX_UPLOAD_BYTES,
+        });
     }
     let multipart = request
         .headers()
