@@ -2,5 +2,6 @@
 //! same run (machines are shared and noisy, so ratios travel better than absolute times).
 
 pub mod filter;
+pub mod registry;
 pub mod sessions;
 pub mod stats;

@@ -145,6 +145,15 @@ pub enum BenchCommand {
         #[arg(long)]
         filters: Option<PathBuf>,
     },
+    /// How soon an uploaded filter is usable: first upload, after a restart, cached.
+    Registry {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Directory holding privacy.wasm (default: the build's target/wasm32-wasip2/release).
+        #[arg(long)]
+        filters: Option<PathBuf>,
+    },
     /// The peers of `bench sessions` (driven over stdin/stdout).
     #[command(hide = true)]
     Peers {
@@ -216,6 +225,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = crate::control::server::ServeConfig::load(config.as_deref(), &overrides)?;
             crate::control::server::run(config)?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Registry { json, filters }) => {
+            bench::registry::run(&filters.unwrap_or_else(default_filters_dir), json)
         }
         Command::Bench(BenchCommand::Peers {
             sessions,
