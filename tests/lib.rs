@@ -198,10 +198,8 @@ pub mod server {
         dir: tempfile::TempDir,
     ) -> TestServer {
         let ctx = super::loopback::context(rt);
-        let builtin: &Path = &super::wasm("grayscale")
-            .parent()
-            .expect("wasm dir")
-            .to_path_buf();
+        let wasm = super::wasm("grayscale");
+        let builtin: &Path = wasm.parent().expect("wasm dir");
         let registry =
             Arc::new(Registry::open(dir.path(), ctx.filters.clone(), builtin).expect("registry"));
         let kurento = KurentoServer::new(ctx.clone(), registry.clone(), grace);

@@ -44,7 +44,9 @@ fn upload_validate_list_and_use() {
     );
 
     // Refused uploads, each with its status and words; the registry stays empty.
-    let cases: Vec<(&str, Option<&str>, Vec<u8>, u16, &str)> = vec![
+    /// What, token, body, expected status, expected kind.
+    type Case<'a> = (&'a str, Option<&'a str>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         ("no token", None, bytes("tint-v1"), 401, "unauthorized"),
         (
             "wrong token",
@@ -227,8 +229,15 @@ fn serve_process(dir: &std::path::Path) -> (std::process::Child, u16) {
 }
 
 fn serve_on(dir: &std::path::Path, port: u16) -> std::process::Child {
-    let child = std::process::Command::new(prism_tests::prism_bin())
-        .args(["serve", "--bind", "127.0.0.1", "--port", &port.to_string(), "--data-dir"])
+    let mut child = std::process::Command::new(prism_tests::prism_bin())
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--data-dir",
+        ])
         .arg(dir)
         .env("PRISM_TOKEN", TOKEN)
         .stdout(std::process::Stdio::null())
@@ -240,6 +249,8 @@ fn serve_on(dir: &std::path::Path, port: u16) -> std::process::Child {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("prism serve did not start");
 }
 
@@ -260,16 +271,37 @@ fn cli_upload_and_ls_against_prism_serve() {
     let file = file.to_str().unwrap();
     let out = prism(&["filter", "upload", file, "--server", &url], Some(TOKEN));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("uploaded tint@1.0.0"), "{stdout}");
-    let out = prism(&["filter", "upload", file, "--server", &url, "--token", "wrong"], None);
+    let out = prism(
+        &[
+            "filter", "upload", file, "--server", &url, "--token", "wrong",
+        ],
+        None,
+    );
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("401"), "{:?}", out);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("401"),
+        "{:?}",
+        out
+    );
     let out = prism(&["filter", "ls", "--server", &url], None);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    assert!(stdout.lines().any(|l| l.starts_with("tint") && l.contains("1.0.0")), "{stdout}");
-    assert!(stdout.contains("grayscale") && stdout.contains("(built in)"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("tint") && l.contains("1.0.0")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("grayscale") && stdout.contains("(built in)"),
+        "{stdout}"
+    );
     server.kill().unwrap();
     server.wait().unwrap();
 }

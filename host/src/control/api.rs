@@ -42,20 +42,21 @@ fn registry_error(e: RegistryError) -> Response {
     error(status, kind, e)
 }
 
-fn authorized(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+/// `None` when the request carries the token, else the 401 to send.
+fn unauthorized(state: &AppState, headers: &HeaderMap) -> Option<Response> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     match given {
-        Some(t) if t == &*state.token => Ok(()),
-        Some(_) => Err(error(
+        Some(t) if t == &*state.token => None,
+        Some(_) => Some(error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "wrong token",
         )),
-        None => Err(error(
+        None => Some(error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "send the API token as 'Authorization: Bearer <token>'",
@@ -103,7 +104,7 @@ pub async fn version(
 /// `POST /api/filters`: the component as the raw body, or as the `file` field of a
 /// multipart form.
 pub async fn upload(State(state): State<AppState>, request: Request) -> Response {
-    if let Err(r) = authorized(&state, request.headers()) {
+    if let Some(r) = unauthorized(&state, request.headers()) {
         return r;
     }
     // Refuse an oversized upload from its Content-Length, before reading it.
@@ -211,7 +212,7 @@ fn remove(
     version: Option<&str>,
     force: bool,
 ) -> Response {
-    if let Err(r) = authorized(state, headers) {
+    if let Some(r) = unauthorized(state, headers) {
         return r;
     }
     match state.registry.delete(name, version, force) {

@@ -829,13 +829,13 @@ impl KurentoServer {
             },
         );
         let key = pipeline.id().to_string();
-        if !s.forwarders.contains_key(&key) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = s.forwarders.entry(key) {
             let task = self
                 .state
                 .ctx
                 .tokio
                 .spawn(self.clone().forward(session.to_string(), pipeline));
-            s.forwarders.insert(key, task);
+            slot.insert(task);
         }
         Ok(json!({ "value": sub_id }))
     }
