@@ -64,6 +64,7 @@ demo:
 	@echo "demo output in $(DEMO_DIR)/ (gray.webm, private.webm)"
 
 run: setup build demo
+	./target/release/prism serve
 
 # The unmodified kurento-client (npm) that the protocol tests drive Prism with.
 node-deps: tests/kurento/node_modules/kurento-client
@@ -84,6 +85,7 @@ lint:
 bench: build
 	./target/release/prism bench filter
 	./target/release/prism bench sessions --sessions 12 --seconds 10
+	./target/release/prism bench registry
 
 clean:
 	$(CARGO) clean
