@@ -47,6 +47,8 @@ guests:
 
 build: guests
 	$(CARGO) build --release --workspace --all-targets $(NATIVE_EXCLUDES)
+	@mkdir -p target/prism-filters
+	@for f in $(FILTERS); do cp target/wasm32-wasip2/release/$$f.wasm target/prism-filters/; done
 
 # Until the server lands, the demo shows the filter tool chain end to end: check the sample
 # filters, run them over a generated clip, and measure the ABI.
@@ -67,10 +69,10 @@ run: setup build demo
 	./target/release/prism serve
 
 # The unmodified kurento-client (npm) that the protocol tests drive Prism with.
-node-deps: tests/kurento/node_modules/kurento-client
+node-deps: tests/node/node_modules/kurento-client
 
-tests/kurento/node_modules/kurento-client: tests/kurento/package.json tests/kurento/package-lock.json
-	cd tests/kurento && npm ci --ignore-scripts --no-audit --no-fund
+tests/node/node_modules/kurento-client: tests/node/package.json tests/node/package-lock.json
+	cd tests/node && npm ci --ignore-scripts --no-audit --no-fund
 
 test: setup build node-deps
 	$(CARGO) test --release --workspace $(NATIVE_EXCLUDES)

@@ -12,10 +12,10 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// The Node test directory, with `kurento-client` installed (`make test` runs npm).
 fn node_dir() -> std::path::PathBuf {
-    let dir = root().join("tests/kurento");
+    let dir = root().join("tests/node");
     assert!(
         dir.join("node_modules/kurento-client").is_dir(),
-        "kurento-client is not installed: run `make test` (npm ci in tests/kurento)"
+        "kurento-client is not installed: run `make test` (npm ci in tests/node)"
     );
     dir
 }

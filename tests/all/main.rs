@@ -7,3 +7,4 @@ mod media;
 mod registry;
 mod runtime;
 mod scaffold;
+mod web;

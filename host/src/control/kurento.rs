@@ -416,6 +416,14 @@ impl KurentoServer {
         });
     }
 
+    /// A live pipeline by id.
+    pub fn pipeline(&self, id: &str) -> Option<MediaPipeline> {
+        match lock(&self.state.objects).get(id).map(|o| o.kind.clone()) {
+            Some(Kind::Pipeline(p)) => Some(p),
+            _ => None,
+        }
+    }
+
     /// Ids of the live pipelines.
     pub fn pipelines(&self) -> Vec<String> {
         let mut ids: Vec<String> = lock(&self.state.objects)
@@ -862,10 +870,9 @@ impl KurentoServer {
                 let Some(s) = sessions.get(&session) else {
                     return;
                 };
-                let wanted = s
-                    .subscriptions
-                    .values()
-                    .any(|sub| sub.object == object_id && sub.event_type == name);
+                let wanted = s.subscriptions.values().any(|sub| {
+                    sub.object == object_id && (sub.event_type == name || sub.event_type == "*")
+                });
                 if !wanted {
                     continue;
                 }

@@ -13,7 +13,7 @@ use axum::routing::get;
 use serde::{Deserialize, Serialize};
 
 use super::kurento::{FilterCatalog, KurentoServer};
-use super::{api, ws};
+use super::{api, web, ws};
 use crate::config::RuntimeConfig;
 use crate::pipeline::PipelineContext;
 use crate::registry::{MAX_UPLOAD_BYTES, Registry};
@@ -186,9 +186,15 @@ impl FromRef<AppState> for KurentoServer {
     }
 }
 
-/// The HTTP routes: `/kurento` (WebSocket) and `/api/filters`.
+/// The HTTP routes: the demo page at `/`, `/kurento` (WebSocket), `/api/filters`, and
+/// `/api/pipelines/{id}/graph.svg`.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(web::index))
+        .route("/app.js", get(web::app))
+        .route("/kurento.js", get(web::kurento))
+        .route("/style.css", get(web::style))
+        .route("/api/pipelines/{id}/graph.svg", get(web::graph_svg))
         .route("/kurento", get(ws::upgrade))
         .route("/api/filters", get(api::list).post(api::upload))
         .route(
@@ -230,6 +236,16 @@ pub fn resolve_token(config: &ServeConfig) -> anyhow::Result<String> {
     Ok(token)
 }
 
+/// The filters shipped with this build: `target/prism-filters` beside the binary (made by
+/// `make build`), else the build's wasm output directory.
+pub fn default_builtin_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("prism-filters")))
+        .filter(|d| d.is_dir())
+        .unwrap_or_else(crate::cli::default_filters_dir)
+}
+
 /// Runs the server until Ctrl-C.
 pub fn run(config: ServeConfig) -> anyhow::Result<()> {
     crate::media::init()?;
@@ -241,7 +257,7 @@ pub fn run(config: ServeConfig) -> anyhow::Result<()> {
         let builtin = config
             .builtin_filters
             .clone()
-            .unwrap_or_else(crate::cli::default_filters_dir);
+            .unwrap_or_else(default_builtin_dir);
         let registry = Arc::new(
             Registry::open(&config.data_dir, filters.clone(), &builtin).with_context(|| {
                 format!("cannot open the registry in {}", config.data_dir.display())
@@ -263,7 +279,9 @@ pub fn run(config: ServeConfig) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
-        println!("prism: Kurento protocol on ws://{local}/kurento, filters API on http://{local}/api/filters");
+        println!(
+            "prism: demo on http://{local}/, Kurento protocol on ws://{local}/kurento, filters API on http://{local}/api/filters"
+        );
         let state = AppState {
             kurento,
             registry,

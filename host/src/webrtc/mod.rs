@@ -496,6 +496,12 @@ impl AudioSink for Shared {
         let mut packet = packet.clone();
         packet.header.ssrc = self.audio_ssrc;
         packet.header.payload_type = pt;
+        // The sender's header extension ids mean nothing on this leg (and the stack refuses
+        // ids it did not negotiate): the payload goes on untouched, the extensions do not.
+        packet.header.extension = false;
+        packet.header.extension_profile = 0;
+        packet.header.extensions.clear();
+        packet.header.extensions_padding = 0;
         self.send(MediaType::Audio, packet);
         self.flow.mark(Direction::Out, MediaType::Audio);
     }
