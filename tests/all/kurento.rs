@@ -88,7 +88,18 @@ fn kurento_client_hello_world_loopback() {
         peer.start_sending().unwrap();
         tokio::time::sleep(Duration::from_secs(3)).await;
         stdin.write_all(b"flowing\n").await.unwrap();
-        assert_eq!(next().await["flowingIn"], true);
+        let flowing = next().await;
+        assert_eq!(flowing["flowingIn"], true);
+        let ice: Vec<&str> = flowing["iceStates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap())
+            .collect();
+        assert!(
+            ice.contains(&"CONNECTED"),
+            "IceComponentStateChanged: {ice:?}"
+        );
         let got = peer.received();
         assert!(
             got.frames * 100 >= peer.frames_sent() * 80,

@@ -21,6 +21,8 @@ const fail = (e) => { say({ error: String(e && e.message || e) }); process.exit(
   const endpoint = await pipeline.create('WebRtcEndpoint');
   endpoint.on('IceCandidateFound', (ev) => say({ candidate: ev.candidate, source: ev.source, type: ev.type }));
   endpoint.on('IceGatheringDone', () => say({ ready: true }));
+  const iceStates = [];
+  endpoint.on('IceComponentStateChanged', (ev) => iceStates.push(ev.state));
   await endpoint.connect(endpoint);
   const answer = await endpoint.processOffer(offer);
   say({ answer, pipeline: pipeline.id, endpoint: endpoint.id });
@@ -29,7 +31,7 @@ const fail = (e) => { say({ error: String(e && e.message || e) }); process.exit(
   rl.on('line', async (line) => {
     if (line.trim() === 'flowing') {
       const flowing = await endpoint.isMediaFlowingIn('VIDEO');
-      say({ flowingIn: flowing });
+      say({ flowingIn: flowing, iceStates });
     } else if (line.trim() === 'release') {
       await pipeline.release();
       say({ released: true });

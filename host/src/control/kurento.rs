@@ -283,6 +283,20 @@ fn kurento_event(event: &ElementEvent) -> Option<(String, Value)> {
             )
         }
         EventKind::KeyframeRequested => return None,
+        EventKind::IceStateChanged { state } => {
+            let kurento = match state.as_str() {
+                "checking" => "CONNECTING",
+                "connected" => "CONNECTED",
+                "completed" => "READY",
+                "failed" => "FAILED",
+                "new" => "GATHERING",
+                _ => "DISCONNECTED",
+            };
+            (
+                "IceComponentStateChanged".into(),
+                json!({ "state": kurento, "streamId": 1, "componentId": 1 }),
+            )
+        }
         EventKind::ElementConnected {
             source,
             sink,

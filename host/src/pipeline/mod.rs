@@ -143,6 +143,11 @@ pub enum EventKind {
     },
     /// Candidate gathering finished.
     IceGatheringDone,
+    /// The ICE connection changed state (`new`, `checking`, `connected`, `completed`, ...).
+    IceStateChanged {
+        /// The new state.
+        state: String,
+    },
     /// The peer connection changed state (`new`, `connecting`, `connected`, ...).
     ConnectionStateChanged {
         /// The new state.

@@ -34,7 +34,8 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceCandidateInit,
-    RTCIceGatheringState, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription,
+    RTCIceConnectionState, RTCIceGatheringState, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
+    RTCSessionDescription,
 };
 use webrtc::rtp_transceiver::RtpSender;
 use webrtc::runtime::TokioRuntime;
@@ -534,6 +535,14 @@ impl PeerConnectionEventHandler for Handler {
             && let Some(shared) = self.shared.upgrade()
         {
             shared.emit_ice(EventKind::IceGatheringDone);
+        }
+    }
+
+    async fn on_ice_connection_state_change(&self, state: RTCIceConnectionState) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.emit(EventKind::IceStateChanged {
+                state: state.to_string(),
+            });
         }
     }
 
