@@ -33,6 +33,8 @@ pub const INGEST_QUEUE_PACKETS: u64 = 400;
 pub const EGRESS_QUEUE_FRAMES: u64 = 2;
 /// How long the jitter buffer waits for a missing packet (NACK retransmission has this long).
 pub const JITTER_LATENCY_MS: u32 = 100;
+/// Frame rate announced to encoders (live input is variable; see `RtpEgress::push_frame`).
+pub const NOMINAL_FPS: i32 = 30;
 /// RTP payload size the payloaders aim for (room for SRTP and header extensions in 1280 bytes).
 pub const RTP_MTU: u32 = 1200;
 
@@ -448,6 +450,44 @@ pub struct EgressStats {
     pub bitrate_bps: AtomicU32,
 }
 
+/// Which input pts each encoded frame came from. Encoders may re-time their output (x264enc
+/// counts from its first frame in a segment starting at 1000 h); frames leave an encoder in
+/// the order they entered (no B-frames here), so the n-th output is the n-th input.
+#[derive(Default)]
+struct PtsMap {
+    inputs: std::collections::VecDeque<gst::ClockTime>,
+    outputs: std::collections::VecDeque<(gst::ClockTime, gst::ClockTime)>,
+}
+
+/// Frames remembered on each side of the encoder.
+const PTS_MAP_KEPT: usize = 64;
+
+impl PtsMap {
+    fn entered(&mut self, pts: gst::ClockTime) {
+        if self.inputs.len() == PTS_MAP_KEPT {
+            self.inputs.pop_front();
+        }
+        self.inputs.push_back(pts);
+    }
+
+    fn left(&mut self, out: gst::ClockTime) {
+        if let Some(input) = self.inputs.pop_front() {
+            if self.outputs.len() == PTS_MAP_KEPT {
+                self.outputs.pop_front();
+            }
+            self.outputs.push_back((out, input));
+        }
+    }
+
+    fn input_of(&self, out: gst::ClockTime) -> Option<gst::ClockTime> {
+        self.outputs
+            .iter()
+            .rev()
+            .find(|(o, _)| *o == out)
+            .map(|(_, i)| *i)
+    }
+}
+
 /// Raw frames in, RTP packets out (to a callback on GStreamer's streaming thread).
 pub struct RtpEgress {
     bin: gst::Bin,
@@ -499,7 +539,7 @@ fn encoder(codec: VideoCodec, settings: &EncoderSettings) -> Result<gst::Element
 
 impl RtpEgress {
     /// Builds the branch `name` inside `pipeline`; `on_rtp` gets every RTP packet made, with
-    /// the running time of the frame it carries (= the frame's pts in).
+    /// the pts the frame it carries had when it came in (its arrival running time).
     pub fn new(
         pipeline: &gst::Pipeline,
         name: &str,
@@ -521,6 +561,24 @@ impl RtpEgress {
         let to_i420 = make("i420", "capsfilter")?;
         to_i420.set_property("caps", raw_caps(PixelFormat::I420));
         let enc = encoder(codec, &settings)?;
+        let pts_map = Arc::new(Mutex::new(PtsMap::default()));
+        for (pad, entering) in [("sink", true), ("src", false)] {
+            let map = pts_map.clone();
+            if let Some(pad) = enc.static_pad(pad) {
+                pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                    if let Some(pts) = info.buffer().and_then(|b| b.pts()) {
+                        let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+                        if entering {
+                            map.entered(pts);
+                        } else {
+                            map.left(pts);
+                        }
+                    }
+                    gst::PadProbeReturn::Ok
+                });
+            }
+        }
+        let sink_map = pts_map.clone();
         let mut chain: Vec<gst::Element> =
             vec![appsrc.clone().upcast(), convert, to_i420, enc.clone()];
         let pay = match codec {
@@ -563,20 +621,16 @@ impl RtpEgress {
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |sink| {
                     let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                    // Encoders may shift timestamps (x264enc starts its segment at 1000 h);
-                    // the running time is what the frame carried in.
-                    let segment = sample
-                        .segment()
-                        .and_then(|s| s.downcast_ref::<gst::ClockTime>().cloned());
                     let emit = |buffer: &gst::BufferRef| {
                         if let Ok(map) = buffer.map_readable() {
                             rtp_stats.packets.fetch_add(1, Ordering::Relaxed);
-                            let running = match (&segment, buffer.pts()) {
-                                (Some(seg), Some(pts)) => seg.to_running_time(pts),
-                                (None, pts) => pts,
-                                _ => None,
-                            };
-                            on_rtp(map.as_slice(), running);
+                            let pts_in = buffer.pts().and_then(|out| {
+                                sink_map
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .input_of(out)
+                            });
+                            on_rtp(map.as_slice(), pts_in);
                         }
                     };
                     if let Some(list) = sample.buffer_list() {
@@ -619,12 +673,15 @@ impl RtpEgress {
             match &*caps {
                 Some((f, w, h, info)) if (*f, *w, *h) == (format, width, height) => info.clone(),
                 _ => {
-                    let info = video_info(format, width, height, (0, 1)).map_err(|message| {
-                        MediaError::Element {
-                            element: "egress".into(),
-                            message,
-                        }
-                    })?;
+                    // A nominal rate: with "variable" (0/1) x264 waits for the next frame to
+                    // learn this one's duration, a frame of latency. Timing still follows pts.
+                    let info =
+                        video_info(format, width, height, (NOMINAL_FPS, 1)).map_err(|message| {
+                            MediaError::Element {
+                                element: "egress".into(),
+                                message,
+                            }
+                        })?;
                     if let Ok(c) = info.to_caps() {
                         self.appsrc.set_caps(Some(&c));
                     }
