@@ -82,6 +82,13 @@ pub fn sample_photo() -> Option<PathBuf> {
     photos.into_iter().next()
 }
 
+/// One streaming test at a time: each runs real encoders and decoders, and the delivery
+/// assertions should measure Prism, not a machine shared with other tests' codecs.
+pub fn media_lock() -> std::sync::MutexGuard<'static, ()> {
+    static MEDIA: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    MEDIA.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// WebRTC loopback helpers: a server-side pipeline context bound to 127.0.0.1 and the
 /// signalling between a [`LoopbackClient`] and a `WebRtcEndpoint` (trickle ICE both ways).
 pub mod loopback {

@@ -22,6 +22,7 @@ fn node_dir() -> std::path::PathBuf {
 
 #[test]
 fn kurento_client_hello_world_loopback() {
+    let _media = prism_tests::media_lock();
     let rt = tokio();
     let test_server = prism_tests::server::start(&rt, Duration::from_secs(5));
     let (server, addr) = (test_server.kurento.clone(), test_server.addr);

@@ -9,12 +9,8 @@ use prism::webrtc::client::{ClientOptions, LoopbackClient};
 use prism_tests::load;
 use prism_tests::loopback::{connect, context, tokio};
 
-/// One media test at a time: each runs real encoders and decoders, and the frame-delivery
-/// assertions should measure Prism, not a machine shared with three other sessions' codecs.
-static MEDIA: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 fn serial() -> std::sync::MutexGuard<'static, ()> {
-    MEDIA.lock().unwrap_or_else(|e| e.into_inner())
+    prism_tests::media_lock()
 }
 
 /// Sends `seconds` of colour test pattern through `chain` (filter crate names) and back;

@@ -398,6 +398,7 @@ fn delete_refused_while_in_use_unless_forced() {
 
 #[test]
 fn hot_swap_in_a_live_session() {
+    let _media = prism_tests::media_lock();
     let rt = tokio();
     let server = start_in(&rt, Duration::from_secs(5), tempfile::tempdir().unwrap());
     let base = format!("http://{}", server.addr);

@@ -37,6 +37,7 @@ fn camera_clip(dir: &std::path::Path) -> std::path::PathBuf {
 
 #[test]
 fn browser_demo_upload_and_gray_video() {
+    let _media = prism_tests::media_lock();
     assert!(
         std::path::Path::new("/usr/bin/chromium").exists(),
         "Debian's chromium is missing: run `make test` (it installs it)"

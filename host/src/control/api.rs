@@ -104,9 +104,6 @@ pub async fn version(
 /// `POST /api/filters`: the component as the raw body, or as the `file` field of a
 /// multipart form.
 pub async fn upload(State(state): State<AppState>, request: Request) -> Response {
-    if let Some(r) = unauthorized(&state, request.headers()) {
-        return r;
-    }
     // Refuse an oversized upload from its Content-Length, before reading it.
     let declared = request
         .headers()
@@ -121,6 +118,7 @@ pub async fn upload(State(state): State<AppState>, request: Request) -> Response
             limit: MAX_UPLOAD_BYTES,
         });
     }
+    let headers = request.headers().clone();
     let multipart = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -166,6 +164,11 @@ pub async fn upload(State(state): State<AppState>, request: Request) -> Response
             Err(e) => return error(e.status(), "bad-body", e.body_text()),
         }
     };
+    // Authorised only now: answering before the body is read would cut off a client that
+    // is still sending it (it sees a broken pipe instead of the 401).
+    if let Some(r) = unauthorized(&state, &headers) {
+        return r;
+    }
     if bytes.is_empty() {
         return error(StatusCode::BAD_REQUEST, "empty", "the upload is empty");
     }

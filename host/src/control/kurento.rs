@@ -852,20 +852,25 @@ impl KurentoServer {
         );
         let key = pipeline.id().to_string();
         if let std::collections::hash_map::Entry::Vacant(slot) = s.forwarders.entry(key) {
+            // Subscribe now, not in the task: events of operations that follow this call
+            // must not slip past before the task first runs.
+            let rx = pipeline.subscribe();
             let task = self
                 .state
                 .ctx
                 .tokio
-                .spawn(self.clone().forward(session.to_string(), pipeline));
+                .spawn(self.clone().forward(session.to_string(), rx));
             slot.insert(task);
         }
         Ok(json!({ "value": sub_id }))
     }
 
     /// Sends the events of `pipeline` that `session` subscribed to, in order.
-    async fn forward(self, session: String, pipeline: MediaPipeline) {
-        let mut rx = pipeline.subscribe();
-        drop(pipeline);
+    async fn forward(
+        self,
+        session: String,
+        mut rx: tokio::sync::broadcast::Receiver<ElementEvent>,
+    ) {
         loop {
             let event = match rx.recv().await {
                 Ok(e) => e,
