@@ -72,6 +72,15 @@ impl ServeConfig {
     /// The file (if any), then `PRISM_BIND`, `PRISM_PORT`, `PRISM_DATA_DIR`, `PRISM_TOKEN`,
     /// then the flags.
     pub fn load(file: Option<&Path>, flags: &Overrides) -> anyhow::Result<Self> {
+        Self::load_with(file, flags, |name| std::env::var(name).ok())
+    }
+
+    /// [`ServeConfig::load`] with the environment given as a function.
+    pub fn load_with(
+        file: Option<&Path>,
+        flags: &Overrides,
+        getenv: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Self> {
         let mut config: ServeConfig = match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -80,7 +89,7 @@ impl ServeConfig {
             }
             None => ServeConfig::default(),
         };
-        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let env = |name: &str| getenv(name).filter(|v| !v.is_empty());
         if let Some(v) = env("PRISM_BIND") {
             config.bind = v;
         }
@@ -294,4 +303,51 @@ pub fn run(config: ServeConfig) -> anyhow::Result<()> {
             .await?;
         anyhow::Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_environment_beat_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("prism.toml");
+        std::fs::write(
+            &file,
+            "bind = \"10.0.0.1\"\nport = 7000\ndata_dir = \"/srv/prism\"\n\
+             session_grace_secs = 5\n[runtime]\nprocess_deadline_ms = 40\n\
+             [webrtc]\nmax_bitrate_bps = 900000\n",
+        )
+        .unwrap();
+        let env = |name: &str| match name {
+            "PRISM_PORT" => Some("7100".to_string()),
+            "PRISM_TOKEN" => Some("from-env".to_string()),
+            _ => None,
+        };
+        let flags = Overrides {
+            port: Some(7200),
+            ..Overrides::default()
+        };
+        let c = ServeConfig::load_with(Some(&file), &flags, env).unwrap();
+        assert_eq!(c.bind, "10.0.0.1", "file");
+        assert_eq!(c.port, 7200, "flag over env over file");
+        assert_eq!(c.data_dir, PathBuf::from("/srv/prism"));
+        assert_eq!(c.token.as_deref(), Some("from-env"));
+        assert_eq!(c.session_grace_secs, 5);
+        assert_eq!(c.runtime.process_deadline_ms, 40);
+        assert_eq!(c.webrtc.max_bitrate_bps, 900_000);
+        let c = ServeConfig::load_with(None, &Overrides::default(), |_| None).unwrap();
+        assert_eq!((c.bind.as_str(), c.port), ("0.0.0.0", 8888));
+        assert_eq!(c.data_dir, PathBuf::from("prism-data"));
+        // Unknown keys and bad values are errors naming the problem.
+        std::fs::write(&file, "prot = 1\n").unwrap();
+        let e = ServeConfig::load_with(Some(&file), &flags, |_| None).unwrap_err();
+        assert!(format!("{e:#}").contains("prot"), "{e:#}");
+        let e = ServeConfig::load_with(None, &flags, |n| {
+            (n == "PRISM_PORT").then(|| "eighty".to_string())
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("PRISM_PORT"), "{e}");
+    }
 }
