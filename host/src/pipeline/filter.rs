@@ -166,46 +166,33 @@ impl WasmFilter {
     /// Replaces the running component with `filter` (another version) between two frames,
     /// configured as the current one was; waits until it runs. On failure the old one stays.
     pub fn swap_filter(&self, filter: &Arc<LoadedFilter>) -> Result<(), RuntimeError> {
-        let (tx, rx) = sync_channel(1);
-        {
-            let mut mailbox = self.shared.mailbox();
-            if mailbox.stop {
-                return Err(RuntimeError::Configure {
-                    filter: self.shared.name.clone(),
-                    message: "the element has been released".into(),
-                });
-            }
-            mailbox.swap = Some((filter.clone(), tx));
-        }
-        self.shared.wake.notify_one();
-        rx.recv().unwrap_or_else(|_| {
-            Err(RuntimeError::Configure {
-                filter: self.shared.name.clone(),
-                message: "the filter thread ended".into(),
-            })
-        })
+        let filter = filter.clone();
+        self.ask(move |mailbox, reply| mailbox.swap = Some((filter, reply)))
     }
 
     /// Reconfigures the filter (JSON); waits for the filter's answer.
     pub fn configure(&self, json: &str) -> Result<(), RuntimeError> {
+        let json = json.to_string();
+        self.ask(move |mailbox, reply| mailbox.config = Some((json, reply)))
+    }
+
+    /// Puts a request in the mailbox and waits for the filter thread's answer.
+    fn ask(&self, put: impl FnOnce(&mut Mailbox, ConfigReply)) -> Result<(), RuntimeError> {
+        let failed = |message: &str| RuntimeError::Configure {
+            filter: self.shared.name.clone(),
+            message: message.into(),
+        };
         let (tx, rx) = sync_channel(1);
         {
             let mut mailbox = self.shared.mailbox();
             if mailbox.stop {
-                return Err(RuntimeError::Configure {
-                    filter: self.shared.name.clone(),
-                    message: "the element has been released".into(),
-                });
+                return Err(failed("the element has been released"));
             }
-            mailbox.config = Some((json.to_string(), tx));
+            put(&mut mailbox, tx);
         }
         self.shared.wake.notify_one();
-        rx.recv().unwrap_or_else(|_| {
-            Err(RuntimeError::Configure {
-                filter: self.shared.name.clone(),
-                message: "the filter thread ended".into(),
-            })
-        })
+        rx.recv()
+            .unwrap_or_else(|_| Err(failed("the filter thread ended")))
     }
 }
 

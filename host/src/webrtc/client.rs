@@ -544,12 +544,32 @@ impl LoopbackClient {
             None
         });
         count.set_property("signal-handoffs", true);
+        let state = self.state.clone();
+        self.pump(&pipeline, self.track.clone(), self.ssrc, move |_| {
+            state.packets_sent.fetch_add(1, Ordering::Relaxed);
+        })?;
+        pipeline.set_state(gst::State::Playing).map_err(err)?;
+        *self.source.lock().unwrap() = Some(pipeline);
+        if self.options.audio {
+            self.start_audio()?;
+        }
+        Ok(())
+    }
+
+    /// Sends the RTP packets `pipeline` makes (its appsink `rtp`) on `track` as `ssrc`;
+    /// `sent` sees the payload of each packet sent.
+    fn pump(
+        &self,
+        pipeline: &gst::Pipeline,
+        track: Arc<TrackLocalStaticRTP>,
+        ssrc: u32,
+        sent: impl Fn(&[u8]) + Send + 'static,
+    ) -> Result<(), WebRtcError> {
         let sink = pipeline
             .by_name("rtp")
             .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
             .ok_or_else(|| err("no appsink"))?;
         let (tx, mut rx) = mpsc::channel::<rtp::Packet>(1024);
-        let ssrc = self.ssrc;
         sink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |s| {
@@ -565,20 +585,14 @@ impl LoopbackClient {
                 })
                 .build(),
         );
-        let track = self.track.clone();
-        let state = self.state.clone();
         self.tokio.spawn(async move {
             while let Some(p) = rx.recv().await {
+                let payload = p.payload.clone();
                 if track.write_rtp(p).await.is_ok() {
-                    state.packets_sent.fetch_add(1, Ordering::Relaxed);
+                    sent(&payload);
                 }
             }
         });
-        pipeline.set_state(gst::State::Playing).map_err(err)?;
-        *self.source.lock().unwrap() = Some(pipeline);
-        if self.options.audio {
-            self.start_audio()?;
-        }
         Ok(())
     }
 
@@ -591,37 +605,15 @@ impl LoopbackClient {
         .map_err(err)?
         .downcast::<gst::Pipeline>()
         .map_err(|_| err("not a pipeline"))?;
-        let sink = pipeline
-            .by_name("rtp")
-            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-            .ok_or_else(|| err("no appsink"))?;
-        let (tx, mut rx) = mpsc::channel::<rtp::Packet>(1024);
-        let ssrc = self.audio_ssrc;
-        sink.set_callbacks(
-            gst_app::AppSinkCallbacks::builder()
-                .new_sample(move |s| {
-                    let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                    if let Some(buffer) = sample.buffer()
-                        && let Ok(map) = buffer.map_readable()
-                        && let Ok(mut p) = rtp::Packet::unmarshal(&mut map.as_slice())
-                    {
-                        p.header.ssrc = ssrc;
-                        let _ = tx.try_send(p);
-                    }
-                    Ok(gst::FlowSuccess::Ok)
-                })
-                .build(),
-        );
-        let track = self.audio_track.clone();
         let state = self.state.clone();
-        self.tokio.spawn(async move {
-            while let Some(p) = rx.recv().await {
-                let payload = p.payload.clone();
-                if track.write_rtp(p).await.is_ok() {
-                    note_payload(&state.audio_sent, &payload);
-                }
-            }
-        });
+        self.pump(
+            &pipeline,
+            self.audio_track.clone(),
+            self.audio_ssrc,
+            move |payload| {
+                note_payload(&state.audio_sent, payload);
+            },
+        )?;
         pipeline.set_state(gst::State::Playing).map_err(err)?;
         *self.audio_source.lock().unwrap() = Some(pipeline);
         Ok(())
