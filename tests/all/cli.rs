@@ -288,3 +288,61 @@ fn run_reports_bad_input_clearly() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn bench_plates_scores_a_labelled_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("mine");
+    std::fs::create_dir(&set).unwrap();
+    for (i, size) in [(1, (800u32, 600u32)), (2, (1280, 720))] {
+        let img = FrameBuf::filled(PixelFormat::Rgba, size.0, size.1, Color::rgb(90, 90, 90));
+        let path = set.join(format!("car{i}.png"));
+        write_png(&path, &img);
+        std::fs::write(
+            set.join(format!("car{i}.txt")),
+            format!("car{i}.png\t100\t100\t200\t50\tAB{i}23\n"),
+        )
+        .unwrap();
+    }
+    let probe = wasm("probe");
+    let out = prism(&[
+        "bench",
+        "plates",
+        "--data",
+        dir.path().to_str().unwrap(),
+        "--filter",
+        probe.to_str().unwrap(),
+        "--config",
+        "{}",
+        "--max-size",
+        "640x480",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mine = &v["sets"]["mine"];
+    assert_eq!(mine["images"], 2, "{v}");
+    // The probe reports frames, not plates: nothing detected, nothing false, time measured.
+    assert_eq!(mine["detected_pct"], 0.0);
+    assert_eq!(mine["strict_pct"], 0.0);
+    assert_eq!(mine["fp_per_image"], 0.0);
+    assert!(mine["ms_p50"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["max_size"], serde_json::json!([640, 480]));
+    assert_eq!(v["filter"], "probe@0.1.0");
+    // A folder without labels is an error that says so.
+    let empty = tempfile::tempdir().unwrap();
+    let out = prism(&[
+        "bench",
+        "plates",
+        "--data",
+        empty.path().to_str().unwrap(),
+        "--filter",
+        probe.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no labelled images"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -2,6 +2,7 @@
 //! same run (machines are shared and noisy, so ratios travel better than absolute times).
 
 pub mod filter;
+pub mod plates;
 pub mod registry;
 pub mod sessions;
 pub mod stats;

@@ -145,6 +145,24 @@ pub enum BenchCommand {
         #[arg(long)]
         filters: Option<PathBuf>,
     },
+    /// Licence-plate detection and reading: accuracy and time per set of labelled photos.
+    Plates {
+        /// Folder of sets (subfolders of NAME.jpg + NAME.txt), or one set.
+        #[arg(long)]
+        data: PathBuf,
+        /// Shrink images to fit WIDTHxHEIGHT first (what a live stream gives), e.g. 640x480.
+        #[arg(long, value_parser = crate::bench::plates::parse_size)]
+        max_size: Option<(u32, u32)>,
+        /// The plate filter (default: platedetector.wasm of this build).
+        #[arg(long)]
+        filter: Option<PathBuf>,
+        /// Filter configuration for every set (default: {"region": SET} for eu/us/br, else auto).
+        #[arg(long)]
+        config: Option<String>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// How soon an uploaded filter is usable: first upload, after a restart, cached.
     Registry {
         /// Print one JSON object.
@@ -226,6 +244,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::control::server::run(config)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bench(BenchCommand::Plates {
+            data,
+            max_size,
+            filter,
+            config,
+            json,
+        }) => bench::plates::run(
+            &filter.unwrap_or_else(|| default_filters_dir().join("platedetector.wasm")),
+            &data,
+            max_size,
+            config.as_deref(),
+            json,
+        ),
         Command::Bench(BenchCommand::Registry { json, filters }) => {
             bench::registry::run(&filters.unwrap_or_else(default_filters_dir), json)
         }

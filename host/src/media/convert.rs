@@ -202,6 +202,23 @@ impl FrameConverter {
     }
 }
 
+/// `frame` scaled to `width` x `height` (same pixel format), with GStreamer's scaler.
+pub fn scale_frame(frame: &FrameBuf, width: u32, height: u32) -> Result<FrameBuf, String> {
+    let format = frame.format();
+    let in_info = video_info(format, frame.width(), frame.height(), (0, 1))?;
+    let out_info = video_info(format, width, height, (0, 1))?;
+    let converter = gst_video::VideoConverter::new(&in_info, &out_info, None)
+        .map_err(|e| format!("cannot scale to {width}x{height}: {e}"))?;
+    let input = frame_to_buffer(frame, &in_info)?;
+    let input = gst_video::VideoFrame::from_buffer_readable(input, &in_info)
+        .map_err(|_| "cannot map the frame to scale".to_string())?;
+    let output = gst::Buffer::with_size(out_info.size()).map_err(|e| e.to_string())?;
+    let mut output = gst_video::VideoFrame::from_buffer_writable(output, &out_info)
+        .map_err(|_| "cannot map the scaled frame".to_string())?;
+    converter.frame(&input, &mut output);
+    buffer_to_frame(output.buffer(), &out_info, format)
+}
+
 #[cfg(test)]
 mod tests {
     use prism_frame::{Color, Rect};
@@ -219,6 +236,15 @@ mod tests {
         let buffer = frame_to_buffer(&frame, &info).unwrap();
         let back = buffer_to_frame(buffer.as_ref(), &info, PixelFormat::I420).unwrap();
         assert_eq!(back, frame);
+    }
+
+    #[test]
+    fn scales_keeping_colour() {
+        gst::init().unwrap();
+        let frame = FrameBuf::filled(PixelFormat::Rgba, 64, 48, Color::rgb(10, 200, 30));
+        let small = scale_frame(&frame, 32, 24).unwrap();
+        assert_eq!((small.width(), small.height()), (32, 24));
+        assert_eq!(&small.pixel(16, 12).unwrap()[..3], &[10, 200, 30]);
     }
 
     #[test]

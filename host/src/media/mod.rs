@@ -19,7 +19,9 @@ use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 use prism_frame::{FrameBuf, PixelFormat};
 
-pub use convert::{FrameConverter, frame_into_buffer, frame_to_buffer, pixel_format, video_info};
+pub use convert::{
+    FrameConverter, frame_into_buffer, frame_to_buffer, pixel_format, scale_frame, video_info,
+};
 
 /// How long to wait for the next decoded frame before calling the pipeline stuck.
 const PULL_TIMEOUT: Duration = Duration::from_secs(30);

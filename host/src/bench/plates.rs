@@ -1,0 +1,516 @@
+//! `prism bench plates --data DIR`: licence-plate detection and reading accuracy and speed of
+//! a plate filter (default `platedetector.wasm`), scored by the OpenALPR benchmark's rule.
+//!
+//! `DIR` holds sets as subfolders (or is one set itself) of `NAME.jpg` + `NAME.txt`, the text
+//! holding `NAME.jpg X Y W H PLATE`. Each image is decoded (optionally shrunk to fit
+//! `--max-size`, the ground-truth box with it), given to a fresh filter instance configured
+//! with the set's region (`eu`, `us`, `br`, else `auto`; `--config` replaces that), and fed as [`FRAMES_PER_IMAGE`]
+//! frames so a filter that confirms plates across frames can report; the time of the first
+//! frame (where detection runs) is the time per image. `PlateDetected` events
+//! (`{plate, confidence, box: {x, y, width, height}}`) are the detections.
+//!
+//! Scoring: detected = a box with IoU > 0.4 against the truth; read (strict) = the most
+//! confident detected box's text equals the plate (upper case, spaces and dashes removed);
+//! lenient = the same with the letter O and the digit 0 as one; every other box is a false
+//! detection.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::stats::percentile;
+use crate::config::RuntimeConfig;
+use crate::media::{Decoder, scale_frame};
+use crate::runtime::{EventSink, FilterEvent, FilterRuntime};
+
+/// Identical frames each image is fed as.
+pub const FRAMES_PER_IMAGE: u64 = 3;
+/// IoU a detection needs to count.
+pub const IOU_MATCH: f64 = 0.4;
+
+/// An axis-aligned box, pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BBox {
+    /// Left.
+    pub x: f64,
+    /// Top.
+    pub y: f64,
+    /// Width.
+    pub w: f64,
+    /// Height.
+    pub h: f64,
+}
+
+impl BBox {
+    /// Intersection over union.
+    pub fn iou(&self, o: &BBox) -> f64 {
+        let ix = (self.x + self.w).min(o.x + o.w) - self.x.max(o.x);
+        let iy = (self.y + self.h).min(o.y + o.h) - self.y.max(o.y);
+        if ix <= 0.0 || iy <= 0.0 {
+            return 0.0;
+        }
+        let inter = ix * iy;
+        inter / (self.w * self.h + o.w * o.h - inter)
+    }
+
+    fn scaled(&self, f: f64) -> BBox {
+        BBox {
+            x: self.x * f,
+            y: self.y * f,
+            w: self.w * f,
+            h: self.h * f,
+        }
+    }
+}
+
+/// One labelled image.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// The photograph.
+    pub image: PathBuf,
+    /// The plate's box.
+    pub truth: BBox,
+    /// The plate's text.
+    pub plate: String,
+}
+
+/// One plate the filter reported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    /// Its text.
+    pub plate: String,
+    /// Its confidence, 0..1.
+    pub confidence: f64,
+    /// Its box.
+    pub bbox: BBox,
+}
+
+/// Upper case, no spaces or dashes.
+pub fn normalise(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .flat_map(char::to_uppercase)
+        .collect()
+}
+
+/// [`normalise`], with the letter O read as the digit 0.
+pub fn lenient(s: &str) -> String {
+    normalise(s).replace('O', "0")
+}
+
+/// How one image scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ImageScore {
+    /// A box matched the truth.
+    pub detected: bool,
+    /// The best matching box read the plate exactly.
+    pub strict: bool,
+    /// ... with O and 0 as one.
+    pub lenient: bool,
+    /// Boxes that matched nothing.
+    pub false_detections: usize,
+}
+
+/// Scores the detections of one image.
+pub fn score(sample: &Sample, detections: &[Detection]) -> ImageScore {
+    let (matching, other): (Vec<&Detection>, Vec<&Detection>) = detections
+        .iter()
+        .partition(|d| d.bbox.iou(&sample.truth) > IOU_MATCH);
+    let best = matching
+        .iter()
+        .max_by(|a, b| a.confidence.total_cmp(&b.confidence));
+    ImageScore {
+        detected: best.is_some(),
+        strict: best.is_some_and(|d| normalise(&d.plate) == normalise(&sample.plate)),
+        lenient: best.is_some_and(|d| lenient(&d.plate) == lenient(&sample.plate)),
+        false_detections: other.len(),
+    }
+}
+
+/// A `PlateDetected` payload as a detection.
+pub fn detection(payload: &Value) -> Option<Detection> {
+    let b = payload.get("box")?;
+    let num = |v: &Value, keys: &[&str]| keys.iter().find_map(|k| v.get(*k)?.as_f64());
+    Some(Detection {
+        plate: payload.get("plate")?.as_str()?.to_string(),
+        confidence: payload
+            .get("confidence")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0),
+        bbox: BBox {
+            x: num(b, &["x"])?,
+            y: num(b, &["y"])?,
+            w: num(b, &["width", "w"])?,
+            h: num(b, &["height", "h"])?,
+        },
+    })
+}
+
+fn parse_label(txt: &Path, dir: &Path) -> anyhow::Result<Sample> {
+    let text = std::fs::read_to_string(txt)?;
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    if fields.len() < 6 {
+        bail!("{}: expected 'NAME X Y W H PLATE'", txt.display());
+    }
+    let n = |i: usize| -> anyhow::Result<f64> {
+        fields[i]
+            .parse()
+            .with_context(|| format!("{}: field {} is not a number", txt.display(), i + 1))
+    };
+    Ok(Sample {
+        image: dir.join(fields[0]),
+        truth: BBox {
+            x: n(1)?,
+            y: n(2)?,
+            w: n(3)?,
+            h: n(4)?,
+        },
+        plate: fields[5..].concat(),
+    })
+}
+
+fn samples_in(dir: &Path) -> anyhow::Result<Vec<Sample>> {
+    let mut txts: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+        .collect();
+    txts.sort();
+    txts.iter().map(|t| parse_label(t, dir)).collect()
+}
+
+/// The sets under `dir`: each subfolder with labels, or `dir` itself.
+pub fn load_sets(dir: &Path) -> anyhow::Result<BTreeMap<String, Vec<Sample>>> {
+    let mut sets = BTreeMap::new();
+    let mut subdirs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    subdirs.sort();
+    for sub in subdirs {
+        let samples = samples_in(&sub)?;
+        if !samples.is_empty() {
+            let name = sub.file_name().and_then(|n| n.to_str()).unwrap_or("set");
+            sets.insert(name.to_string(), samples);
+        }
+    }
+    if sets.is_empty() {
+        let samples = samples_in(dir)?;
+        if !samples.is_empty() {
+            let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("set");
+            sets.insert(name.to_string(), samples);
+        }
+    }
+    if sets.is_empty() {
+        bail!(
+            "no labelled images (NAME.jpg + NAME.txt) in {}",
+            dir.display()
+        );
+    }
+    Ok(sets)
+}
+
+/// Figures of one set.
+#[derive(Debug, Clone, Serialize)]
+pub struct SetReport {
+    /// Images scored.
+    pub images: usize,
+    /// Detection rate, percent.
+    pub detected_pct: f64,
+    /// Strict top-1 read rate, percent.
+    pub strict_pct: f64,
+    /// Lenient (O = 0) read rate, percent.
+    pub lenient_pct: f64,
+    /// False detections per image.
+    pub fp_per_image: f64,
+    /// Time per image, median, ms.
+    pub ms_p50: f64,
+    /// Time per image, 99th percentile, ms.
+    pub ms_p99: f64,
+}
+
+/// Aggregates image scores and times.
+pub fn report(scores: &[ImageScore], ms: &[f64]) -> SetReport {
+    let n = scores.len().max(1) as f64;
+    let pct =
+        |f: fn(&ImageScore) -> bool| scores.iter().filter(|s| f(s)).count() as f64 * 100.0 / n;
+    let mut sorted = ms.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let (p50, p99) = if sorted.is_empty() {
+        (0.0, 0.0)
+    } else {
+        (percentile(&sorted, 0.5), percentile(&sorted, 0.99))
+    };
+    SetReport {
+        images: scores.len(),
+        detected_pct: pct(|s| s.detected),
+        strict_pct: pct(|s| s.strict),
+        lenient_pct: pct(|s| s.lenient),
+        fp_per_image: scores.iter().map(|s| s.false_detections).sum::<usize>() as f64 / n,
+        ms_p50: p50,
+        ms_p99: p99,
+    }
+}
+
+/// The figures of every set.
+#[derive(Debug, Serialize)]
+pub struct PlatesBench {
+    /// Filter measured (`name@version`).
+    pub filter: String,
+    /// Frames shrunk to fit this, if asked.
+    pub max_size: Option<(u32, u32)>,
+    /// Per set.
+    pub sets: BTreeMap<String, SetReport>,
+}
+
+/// Parses `640x480`.
+pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("{s:?} is not WIDTHxHEIGHT"))?;
+    let parse = |v: &str| {
+        v.parse::<u32>()
+            .map_err(|_| format!("{s:?} is not WIDTHxHEIGHT"))
+    };
+    Ok((parse(w)?, parse(h)?))
+}
+
+/// Runs `filter` over the sets in `data`.
+pub fn measure(
+    filter: &Path,
+    data: &Path,
+    max_size: Option<(u32, u32)>,
+    config: Option<&str>,
+) -> anyhow::Result<PlatesBench> {
+    let sets = load_sets(data)?;
+    let runtime = FilterRuntime::new(RuntimeConfig::default())?;
+    let loaded = runtime
+        .load_file(filter)
+        .with_context(|| format!("loading {}", filter.display()))?;
+    let format = loaded.info.format;
+    let mut reports = BTreeMap::new();
+    for (set, samples) in &sets {
+        let region = if ["eu", "us", "br"].contains(&set.as_str()) {
+            set.as_str()
+        } else {
+            "auto"
+        };
+        let config = config
+            .map(str::to_string)
+            .unwrap_or_else(|| serde_json::json!({ "region": region }).to_string());
+        let mut scores = Vec::new();
+        let mut times = Vec::new();
+        for sample in samples {
+            let mut decoder = Decoder::open(&sample.image, format)?;
+            let Some(first) = decoder.next_frame()? else {
+                bail!("{} has no picture", sample.image.display());
+            };
+            let mut buf = first.buf;
+            let mut truth = sample.truth;
+            if let Some((mw, mh)) = max_size {
+                let f = (mw as f64 / buf.width() as f64).min(mh as f64 / buf.height() as f64);
+                if f < 1.0 {
+                    let w = ((buf.width() as f64 * f).round() as u32).max(2) & !1;
+                    let h = ((buf.height() as f64 * f).round() as u32).max(2) & !1;
+                    let fx = w as f64 / buf.width() as f64;
+                    buf = scale_frame(&buf, w, h).map_err(anyhow::Error::msg)?;
+                    truth = truth.scaled(fx);
+                }
+            }
+            let (sink, events) = EventSink::channel(1024);
+            let mut instance = runtime.instantiate(&loaded, Some(sink))?;
+            instance.configure(&config)?;
+            let mut detections = Vec::new();
+            for i in 0..FRAMES_PER_IMAGE {
+                let mut frame = buf.clone();
+                let t = Instant::now();
+                instance.process(&mut frame, i * 33_333);
+                if i == 0 {
+                    times.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
+            while let Ok(event) = events.try_recv() {
+                if let FilterEvent::Event { name, payload, .. } = event
+                    && name == "PlateDetected"
+                    && let Some(d) = detection(&payload)
+                {
+                    detections.push(d);
+                }
+            }
+            let labelled = Sample {
+                truth,
+                ..sample.clone()
+            };
+            scores.push(score(&labelled, &detections));
+        }
+        reports.insert(set.clone(), report(&scores, &times));
+    }
+    Ok(PlatesBench {
+        filter: format!("{}@{}", loaded.info.name, loaded.info.version),
+        max_size,
+        sets: reports,
+    })
+}
+
+/// Runs and prints.
+pub fn run(
+    filter: &Path,
+    data: &Path,
+    max_size: Option<(u32, u32)>,
+    config: Option<&str>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    crate::media::init()?;
+    let b = measure(filter, data, max_size, config)?;
+    if json {
+        println!("{}", serde_json::to_string(&b)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let size = b
+        .max_size
+        .map(|(w, h)| format!(", shrunk to fit {w}x{h}"))
+        .unwrap_or_default();
+    println!("{}{size}", b.filter);
+    println!(
+        "  {:<8} {:>6} {:>9} {:>8} {:>9} {:>8} {:>8} {:>8}",
+        "set", "images", "detected", "strict", "lenient", "fp/img", "ms p50", "ms p99"
+    );
+    for (set, r) in &b.sets {
+        println!(
+            "  {set:<8} {:>6} {:>8.1}% {:>7.1}% {:>8.1}% {:>8.2} {:>8.1} {:>8.1}",
+            r.images,
+            r.detected_pct,
+            r.strict_pct,
+            r.lenient_pct,
+            r.fp_per_image,
+            r.ms_p50,
+            r.ms_p99
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(plate: &str) -> Sample {
+        Sample {
+            image: PathBuf::from("x.jpg"),
+            truth: BBox {
+                x: 100.0,
+                y: 50.0,
+                w: 100.0,
+                h: 20.0,
+            },
+            plate: plate.into(),
+        }
+    }
+
+    fn det(plate: &str, confidence: f64, x: f64) -> Detection {
+        Detection {
+            plate: plate.into(),
+            confidence,
+            bbox: BBox {
+                x,
+                y: 50.0,
+                w: 100.0,
+                h: 20.0,
+            },
+        }
+    }
+
+    #[test]
+    fn iou_of_boxes() {
+        let a = BBox {
+            x: 0.0,
+            y: 0.0,
+            w: 10.0,
+            h: 10.0,
+        };
+        assert_eq!(a.iou(&a), 1.0);
+        let half = BBox { x: 5.0, ..a };
+        assert!((a.iou(&half) - 50.0 / 150.0).abs() < 1e-9);
+        assert_eq!(a.iou(&BBox { x: 20.0, ..a }), 0.0);
+    }
+
+    #[test]
+    fn scoring_follows_the_benchmark_rule() {
+        let s = sample("RKO26AJ");
+        // The most confident matching box decides; O and 0 differ strictly only.
+        let r = score(
+            &s,
+            &[det("RK026AJ", 0.9, 100.0), det("RKO26AJ", 0.5, 105.0)],
+        );
+        assert_eq!(
+            r,
+            ImageScore {
+                detected: true,
+                strict: false,
+                lenient: true,
+                false_detections: 0
+            }
+        );
+        // A box beside the plate is a false detection, not a read.
+        let r = score(&s, &[det("RKO26AJ", 0.9, 400.0)]);
+        assert_eq!(
+            (r.detected, r.strict, r.false_detections),
+            (false, false, 1)
+        );
+        // Case, spaces and dashes do not count.
+        let r = score(&sample("ab-12 cd"), &[det("AB12CD", 0.1, 101.0)]);
+        assert!(r.strict);
+        assert_eq!(score(&s, &[]), ImageScore::default());
+    }
+
+    #[test]
+    fn reports_percentages_and_times() {
+        let scores = [
+            ImageScore {
+                detected: true,
+                strict: true,
+                lenient: true,
+                false_detections: 1,
+            },
+            ImageScore::default(),
+        ];
+        let r = report(&scores, &[10.0, 20.0, 30.0]);
+        assert_eq!((r.images, r.detected_pct, r.strict_pct), (2, 50.0, 50.0));
+        assert_eq!(r.fp_per_image, 0.5);
+        assert_eq!(r.ms_p50, 20.0);
+    }
+
+    #[test]
+    fn detections_from_event_payloads() {
+        let p = serde_json::json!({"plate": "M5XSX", "confidence": 0.8,
+            "box": {"x": 1, "y": 2, "width": 30, "height": 8}, "region": "eu"});
+        let d = detection(&p).unwrap();
+        assert_eq!(d.plate, "M5XSX");
+        assert_eq!(d.bbox.w, 30.0);
+        assert!(detection(&serde_json::json!({"plate": "X"})).is_none());
+        assert_eq!(parse_size("640x480").unwrap(), (640, 480));
+        assert!(parse_size("640").is_err());
+    }
+
+    #[test]
+    fn loads_labelled_sets() {
+        let dir = tempfile::tempdir().unwrap();
+        let eu = dir.path().join("eu");
+        std::fs::create_dir(&eu).unwrap();
+        std::fs::write(eu.join("a.txt"), "a.jpg\t396\t340\t203\t46\tM5XSX\n").unwrap();
+        std::fs::create_dir(dir.path().join("empty")).unwrap();
+        let sets = load_sets(dir.path()).unwrap();
+        assert_eq!(sets.keys().collect::<Vec<_>>(), ["eu"]);
+        let s = &sets["eu"][0];
+        assert_eq!(s.plate, "M5XSX");
+        assert_eq!(s.truth.w, 203.0);
+        assert_eq!(s.image, eu.join("a.jpg"));
+        std::fs::write(eu.join("bad.txt"), "b.jpg 1 2 x 4 P\n").unwrap();
+        assert!(load_sets(dir.path()).is_err());
+    }
+}
