@@ -476,3 +476,80 @@ fn encoder_bitrate_follows_the_receiver_within_bounds() {
         pipeline.release();
     });
 }
+
+#[test]
+fn a_filter_that_hangs_is_contained_and_the_stream_goes_on() {
+    use prism::pipeline::EventKind;
+    use prism::runtime::{FaultKind, FilterEvent};
+    let _serial = serial();
+    let rt = tokio();
+    let ctx = context(&rt);
+    rt.block_on(async move {
+        let pipeline = MediaPipeline::new(ctx).unwrap();
+        let mut events = pipeline.subscribe();
+        let endpoint = pipeline.add_webrtc_endpoint().await.unwrap();
+        let hostile = load(&pipeline.context().filters, "hostile");
+        let filter = pipeline
+            .add_filter(&hostile, Some(r#"{"mode":"loop"}"#), "prism", "WasmFilter")
+            .unwrap();
+        pipeline.connect(endpoint.id(), filter.id(), None).unwrap();
+        pipeline.connect(filter.id(), endpoint.id(), None).unwrap();
+        let peer = client(VideoCodec::Vp8).await;
+        connect(&pipeline, &endpoint, &peer).await.unwrap();
+        peer.start_sending().unwrap();
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        peer.stop_sending();
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let (sent, got) = (peer.frames_sent(), peer.received());
+        let mut timeouts = 0;
+        let mut disabled = false;
+        while let Ok(ev) = events.try_recv() {
+            if ev.element != *filter.id() {
+                continue;
+            }
+            match ev.kind {
+                EventKind::Filter {
+                    event: FilterEvent::Error { fault, .. },
+                } => {
+                    assert_eq!(fault, FaultKind::Timeout);
+                    timeouts += 1;
+                }
+                EventKind::Filter {
+                    event: FilterEvent::Disabled { .. },
+                } => disabled = true,
+                _ => {}
+            }
+        }
+        eprintln!(
+            "hanging filter: sent {sent}, back {}, timeouts {timeouts}, disabled {disabled}; {}",
+            got.frames,
+            filter.stats()
+        );
+        assert!(
+            timeouts >= 1 && disabled,
+            "the hang was reported and the filter disabled"
+        );
+        // Every frame came back (passed on unchanged while failing, then with the filter off).
+        assert!(
+            got.frames * 100 >= sent * 80,
+            "{} of {sent} frames came back",
+            got.frames
+        );
+        // The server still makes new sessions.
+        let other = pipeline.add_webrtc_endpoint().await.unwrap();
+        assert!(
+            other
+                .process_offer(
+                    &client(VideoCodec::Vp8)
+                        .await
+                        .create_offer(false)
+                        .await
+                        .unwrap()
+                )
+                .await
+                .is_ok()
+        );
+        peer.close().await;
+        pipeline.release();
+    });
+}
