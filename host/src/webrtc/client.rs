@@ -202,7 +202,7 @@ fn note_payload(list: &Mutex<Vec<u64>>, payload: &[u8]) {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     payload.hash(&mut h);
-    let mut list = list.lock().unwrap();
+    let mut list = list.lock().unwrap_or_else(|e| e.into_inner());
     if list.len() < AUDIO_KEPT {
         list.push(h.finish());
     }
@@ -264,7 +264,7 @@ impl PeerConnectionEventHandler for Handler {
                 }
                 return;
             }
-            *state.remote_video.lock().unwrap() = Some(track.clone());
+            *state.remote_video.lock().unwrap_or_else(|e| e.into_inner()) = Some(track.clone());
             let mut buf = Vec::with_capacity(1500);
             while let Some(event) = track.poll().await {
                 let TrackRemoteEvent::OnRtpPacket(packet) = event else {
@@ -276,11 +276,20 @@ impl PeerConnectionEventHandler for Handler {
                 state.packets_received.fetch_add(1, Ordering::Relaxed);
                 if !state.decode {
                     if packet.header.marker {
-                        state.received.lock().unwrap().frames += 1;
+                        state
+                            .received
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .frames += 1;
                     }
                     continue;
                 }
-                let existing = state.ingest.lock().unwrap().as_ref().map(|i| i.codec());
+                let existing = state
+                    .ingest
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_ref()
+                    .map(|i| i.codec());
                 let codec = match existing {
                     Some(codec) => codec,
                     None => {
@@ -296,10 +305,18 @@ impl PeerConnectionEventHandler for Handler {
                             codec,
                             packet.header.payload_type,
                             PixelFormat::Rgba,
-                            move |frame| analyse(&frame, &mut stats.received.lock().unwrap()),
+                            move |frame| {
+                                analyse(
+                                    &frame,
+                                    &mut stats.received.lock().unwrap_or_else(|e| e.into_inner()),
+                                )
+                            },
                         );
                         match ingest {
-                            Ok(i) => *state.ingest.lock().unwrap() = Some(Arc::new(i)),
+                            Ok(i) => {
+                                *state.ingest.lock().unwrap_or_else(|e| e.into_inner()) =
+                                    Some(Arc::new(i))
+                            }
                             Err(e) => {
                                 tracing::error!("client cannot decode {codec}: {e}");
                                 return;
@@ -309,10 +326,18 @@ impl PeerConnectionEventHandler for Handler {
                     }
                 };
                 if starts_keyframe(codec, &packet.payload) {
-                    state.received.lock().unwrap().keyframes += 1;
+                    state
+                        .received
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .keyframes += 1;
                 }
                 buf.resize(packet.marshal_size(), 0);
-                let ingest = state.ingest.lock().unwrap().clone();
+                let ingest = state
+                    .ingest
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
                 if let (Ok(n), Some(ingest)) = (packet.marshal_to(&mut buf), ingest) {
                     ingest.push_rtp(&buf[..n]);
                 }
@@ -476,7 +501,10 @@ impl LoopbackClient {
 
     /// The stream of local candidates (once).
     pub fn take_candidates(&self) -> Option<mpsc::UnboundedReceiver<IceCandidate>> {
-        self.candidates.lock().unwrap().take()
+        self.candidates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     /// Adds a remote candidate.
@@ -549,7 +577,7 @@ impl LoopbackClient {
             state.packets_sent.fetch_add(1, Ordering::Relaxed);
         })?;
         pipeline.set_state(gst::State::Playing).map_err(err)?;
-        *self.source.lock().unwrap() = Some(pipeline);
+        *self.source.lock().unwrap_or_else(|e| e.into_inner()) = Some(pipeline);
         if self.options.audio {
             self.start_audio()?;
         }
@@ -615,7 +643,7 @@ impl LoopbackClient {
             },
         )?;
         pipeline.set_state(gst::State::Playing).map_err(err)?;
-        *self.audio_source.lock().unwrap() = Some(pipeline);
+        *self.audio_source.lock().unwrap_or_else(|e| e.into_inner()) = Some(pipeline);
         Ok(())
     }
 
@@ -635,7 +663,7 @@ impl LoopbackClient {
     /// Stops sending.
     pub fn stop_sending(&self) {
         for source in [&self.source, &self.audio_source] {
-            if let Some(p) = source.lock().unwrap().take() {
+            if let Some(p) = source.lock().unwrap_or_else(|e| e.into_inner()).take() {
                 let _ = p.set_state(gst::State::Null);
             }
         }
@@ -643,7 +671,12 @@ impl LoopbackClient {
 
     /// Asks the peer for a keyframe.
     pub async fn send_pli(&self) -> Result<(), WebRtcError> {
-        let track = self.state.remote_video.lock().unwrap().clone();
+        let track = self
+            .state
+            .remote_video
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let track = track.ok_or_else(|| err("no video received yet"))?;
         let media_ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
         track
@@ -658,7 +691,12 @@ impl LoopbackClient {
     /// Tells the peer the most this receiver can take (REMB), bits per second.
     pub async fn send_remb(&self, bps: u32) -> Result<(), WebRtcError> {
         use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
-        let track = self.state.remote_video.lock().unwrap().clone();
+        let track = self
+            .state
+            .remote_video
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let track = track.ok_or_else(|| err("no video received yet"))?;
         let media_ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
         track
@@ -683,7 +721,12 @@ impl LoopbackClient {
 
     /// Opus packets sent, and how many of them came back byte for byte.
     pub fn audio_echo(&self) -> (usize, usize) {
-        let sent = self.state.audio_sent.lock().unwrap().clone();
+        let sent = self
+            .state
+            .audio_sent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let received: std::collections::HashSet<u64> = self
             .state
             .audio_received
@@ -698,7 +741,11 @@ impl LoopbackClient {
 
     /// What came back so far.
     pub fn received(&self) -> ReceivedStats {
-        self.state.received.lock().unwrap().clone()
+        self.state
+            .received
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The client pipeline's running time (for latency figures).
@@ -711,7 +758,11 @@ impl LoopbackClient {
         self.stop_sending();
         self.state.closed.store(true, Ordering::Release);
         let _ = self.state.gst.set_state(gst::State::Null);
-        self.state.ingest.lock().unwrap().take();
+        self.state
+            .ingest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         let _ = self.pc.close().await;
     }
 }
