@@ -23,6 +23,8 @@ const fail = (e) => { say({ error: String(e && e.message || e) }); process.exit(
   endpoint.on('IceGatheringDone', () => say({ ready: true }));
   const iceStates = [];
   endpoint.on('IceComponentStateChanged', (ev) => iceStates.push(ev.state));
+  let pair = null;
+  endpoint.on('NewCandidatePairSelected', (ev) => { pair = ev.candidatePair; });
   await endpoint.connect(endpoint);
   const answer = await endpoint.processOffer(offer);
   say({ answer, pipeline: pipeline.id, endpoint: endpoint.id });
@@ -31,7 +33,7 @@ const fail = (e) => { say({ error: String(e && e.message || e) }); process.exit(
   rl.on('line', async (line) => {
     if (line.trim() === 'flowing') {
       const flowing = await endpoint.isMediaFlowingIn('VIDEO');
-      say({ flowingIn: flowing, iceStates });
+      say({ flowingIn: flowing, iceStates, pair });
     } else if (line.trim() === 'release') {
       await pipeline.release();
       say({ released: true });

@@ -283,6 +283,19 @@ fn kurento_event(event: &ElementEvent) -> Option<(String, Value)> {
             )
         }
         EventKind::KeyframeRequested => return None,
+        EventKind::CandidatePairSelected { local, remote } => (
+            "NewCandidatePairSelected".into(),
+            json!({
+                "candidatePair": {
+                    "__module__": "kurento",
+                    "__type__": "IceCandidatePair",
+                    "streamID": "1",
+                    "componentID": 1,
+                    "localCandidate": local,
+                    "remoteCandidate": remote,
+                }
+            }),
+        ),
         EventKind::IceStateChanged { state } => {
             let kurento = match state.as_str() {
                 "checking" => "CONNECTING",

@@ -148,6 +148,13 @@ pub enum EventKind {
         /// The new state.
         state: String,
     },
+    /// ICE picked the candidate pair media flows on.
+    CandidatePairSelected {
+        /// The local candidate (`candidate:` attribute form).
+        local: String,
+        /// The remote candidate.
+        remote: String,
+    },
     /// The peer connection changed state (`new`, `connecting`, `connected`, ...).
     ConnectionStateChanged {
         /// The new state.

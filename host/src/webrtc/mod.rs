@@ -184,6 +184,8 @@ struct Shared {
     latency_frames: LatencyWindow,
     counters: Counters,
     released: AtomicBool,
+    /// The peer connection (set once built), for stats.
+    pc: std::sync::OnceLock<Arc<dyn PeerConnection>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -373,6 +375,51 @@ impl Shared {
         }
     }
 
+    /// Emits the candidate pair ICE selected, from the connection's stats.
+    async fn announce_selected_pair(&self) {
+        use webrtc::peer_connection::{RTCStatsReportEntry, StatsSelector};
+        let Some(pc) = self.pc.get() else { return };
+        let report = pc.get_stats(Instant::now(), StatsSelector::None).await;
+        let selected = report.iter().find_map(|e| match e {
+            RTCStatsReportEntry::Transport(t) if !t.selected_candidate_pair_id.is_empty() => {
+                Some(t.selected_candidate_pair_id.clone())
+            }
+            _ => None,
+        });
+        let Some(selected) = selected else { return };
+        let pair = report.iter().find_map(|e| match e {
+            RTCStatsReportEntry::IceCandidatePair(p) if p.stats.id == selected => {
+                Some((p.local_candidate_id.clone(), p.remote_candidate_id.clone()))
+            }
+            _ => None,
+        });
+        let Some((local_id, remote_id)) = pair else {
+            return;
+        };
+        let describe = |id: &str| {
+            report.iter().find_map(|e| match e {
+                RTCStatsReportEntry::LocalCandidate(c)
+                | RTCStatsReportEntry::RemoteCandidate(c)
+                    if c.stats.id == id =>
+                {
+                    Some(format!(
+                        "candidate:{} 1 {} {} {} {} typ {}",
+                        c.stats.id,
+                        c.protocol,
+                        c.priority,
+                        c.address.clone().unwrap_or_default(),
+                        c.port,
+                        c.candidate_type
+                    ))
+                }
+                _ => None,
+            })
+        };
+        if let (Some(local), Some(remote)) = (describe(&local_id), describe(&remote_id)) {
+            self.emit(EventKind::CandidatePairSelected { local, remote });
+        }
+    }
+
     /// The bitrate the encoder should use now.
     fn wanted_bitrate(&self) -> u32 {
         let mut bps = f64::from_bits(self.target_bitrate.load(Ordering::Relaxed)) as u32;
@@ -543,6 +590,11 @@ impl PeerConnectionEventHandler for Handler {
             shared.emit(EventKind::IceStateChanged {
                 state: state.to_string(),
             });
+            if state == RTCIceConnectionState::Connected {
+                // Stats take the connection's lock; not from inside its event dispatch.
+                self.tokio
+                    .spawn(async move { shared.announce_selected_pair().await });
+            }
         }
     }
 
@@ -627,6 +679,7 @@ impl WebRtcEndpoint {
             latency_frames: LatencyWindow::default(),
             counters: Counters::default(),
             released: AtomicBool::new(false),
+            pc: std::sync::OnceLock::new(),
             config,
         });
         let handler = Arc::new(Handler {
@@ -643,6 +696,7 @@ impl WebRtcEndpoint {
             .await
             .map_err(|e| WebRtcError::Setup(e.to_string()))?;
         let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+        let _ = shared.pc.set(pc.clone());
         let video_sender = pc
             .add_track(shared.video_track.clone())
             .await
