@@ -553,3 +553,48 @@ fn a_filter_that_hangs_is_contained_and_the_stream_goes_on() {
         pipeline.release();
     });
 }
+
+#[test]
+fn a_slow_filter_drops_stale_frames_instead_of_queueing() {
+    let _serial = serial();
+    let rt = tokio();
+    let ctx = context(&rt);
+    rt.block_on(async move {
+        let pipeline = MediaPipeline::new(ctx).unwrap();
+        let endpoint = pipeline.add_webrtc_endpoint().await.unwrap();
+        let hostile = load(&pipeline.context().filters, "hostile");
+        let filter = pipeline
+            .add_filter(&hostile, Some(r#"{"mode":"slow"}"#), "prism", "WasmFilter")
+            .unwrap();
+        pipeline.connect(endpoint.id(), filter.id(), None).unwrap();
+        pipeline.connect(filter.id(), endpoint.id(), None).unwrap();
+        let peer = client(VideoCodec::Vp8).await;
+        connect(&pipeline, &endpoint, &peer).await.unwrap();
+        peer.start_sending().unwrap();
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let stats = filter.stats();
+        let latency = endpoint.latency_rtp().percentiles_ms();
+        peer.stop_sending();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let got = peer.received();
+        eprintln!(
+            "slow filter: {stats}; back {} of {}; latency {latency:?}",
+            got.frames,
+            peer.frames_sent()
+        );
+        let n = |k: &str| stats[k].as_u64().unwrap();
+        // 40 ms a frame cannot keep up with 30 fps: stale frames are dropped, not queued.
+        assert!(n("framesDroppedStale") > 10, "{stats}");
+        assert!(
+            n("framesProcessed") + n("framesDroppedStale") + 1 >= n("framesIn"),
+            "{stats}"
+        );
+        assert!(n("framesProcessed") > 40, "{stats}");
+        // So the delay stays one frame's work, not a growing queue.
+        let (_, p99) = latency.unwrap();
+        assert!(p99 < 400.0, "added latency p99 {p99} ms");
+        assert!(got.frames > 40, "frames still come back: {got:?}");
+        peer.close().await;
+        pipeline.release();
+    });
+}

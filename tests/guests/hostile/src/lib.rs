@@ -4,14 +4,14 @@
 //! `at` is absent) it does M; on other frames it marks the frame (first byte set to 200) so a
 //! test can see that frames still flow through the filter. Asks for gray8.
 //!
-//! Modes: `mark` (only mark), `loop` (spin forever), `oom` (allocate without end), `panic`,
+//! Modes: `mark` (only mark), `slow` (40 ms of work, then mark), `loop` (spin forever), `oom` (allocate without end), `panic`,
 //! `flood` (emit events without end, ignoring refusals, then return), `oversized-write`,
 //! `wrong-region-write`, `scribble-then-fail` (draw over the frame, then return an error),
 //! `stack-overflow`, `log-flood`.
 
 use prism_filter_sdk::{
     Color, Filter, FilterInfo, Frame, Level, PixelFormat, Rect, Result, emit, export_filter, log,
-    parse_config,
+    now_us, parse_config,
 };
 use serde::Deserialize;
 
@@ -66,6 +66,16 @@ impl Filter for Hostile {
                 .map_err(Into::into);
         }
         match self.config.mode.as_str() {
+            "slow" => {
+                // Busy for 40 ms (host clock): slower than 30 fps, within the deadline.
+                let start = now_us();
+                while now_us().saturating_sub(start) < 40_000 {
+                    std::hint::spin_loop();
+                }
+                frame
+                    .write_region(Rect::new(0, 0, 1, 1), &[200])
+                    .map_err(Into::into)
+            }
             "loop" => {
                 let mut x: u64 = 0;
                 loop {
