@@ -57,6 +57,10 @@ pub struct SessionsBench {
     pub latency_ms_p50: f64,
     /// Same, p99.
     pub latency_ms_p99: f64,
+    /// RTP arrival → decoded picture (jitter buffer, depay, decode), p50, ms.
+    pub decode_latency_ms_p50: f64,
+    /// Same, p99.
+    pub decode_latency_ms_p99: f64,
     /// Decoded frame (ingest appsink) → encoder input (egress appsrc), p50, ms.
     pub frame_latency_ms_p50: f64,
     /// Same, p99.
@@ -136,7 +140,7 @@ pub fn run(
     let seconds = seconds.max(2);
     crate::media::init()?;
     let rt = tokio_runtime()?;
-    let (delivered, cpu_pct, latency, frame_latency, rss_per) =
+    let (delivered, cpu_pct, latency, frame_latency, decode_latency, rss_per) =
         rt.block_on(measure_sessions(filters_dir, sessions, seconds, codec))?;
     drop(rt);
     let floor = codec_floor(sessions, seconds, codec)?;
@@ -150,6 +154,8 @@ pub fn run(
         cpu_ratio_vs_codec_floor: cpu_pct / sessions as f64 / floor.max(1e-9),
         latency_ms_p50: latency.0,
         latency_ms_p99: latency.1,
+        decode_latency_ms_p50: decode_latency.0,
+        decode_latency_ms_p99: decode_latency.1,
         frame_latency_ms_p50: frame_latency.0,
         frame_latency_ms_p99: frame_latency.1,
         rss_mb_per_session: rss_per,
@@ -182,6 +188,10 @@ pub fn run(
             b.latency_ms_p50, b.latency_ms_p99
         );
         println!(
+            "  of which RTP->decoded   {:>8.1} ms p50, {:.1} ms p99",
+            b.decode_latency_ms_p50, b.decode_latency_ms_p99
+        );
+        println!(
             "  latency frame->encoder  {:>8.2} ms p50, {:.2} ms p99",
             b.frame_latency_ms_p50, b.frame_latency_ms_p99
         );
@@ -193,7 +203,8 @@ pub fn run(
     Ok(ExitCode::SUCCESS)
 }
 
-type SessionFigures = (f64, f64, (f64, f64), (f64, f64), f64);
+/// Delivered %, CPU %, and p50/p99 of RTP in→out, frame→encoder and decode latency, RSS/session.
+type SessionFigures = (f64, f64, (f64, f64), (f64, f64), (f64, f64), f64);
 
 async fn measure_sessions(
     filters_dir: &Path,
@@ -279,6 +290,7 @@ async fn measure_sessions(
                 for e in &endpoints {
                     e.latency_rtp().clear();
                     e.latency_frames().clear();
+                    e.latency_decode().clear();
                 }
                 let (cpu0, t0) = (cpu_time(), Instant::now());
                 tokio::time::sleep(Duration::from_secs(seconds)).await;
@@ -305,9 +317,11 @@ async fn measure_sessions(
     let received: u64 = results.iter().map(|r| r.2).sum();
     let mut rtp = Vec::new();
     let mut frames = Vec::new();
+    let mut decode = Vec::new();
     for e in &endpoints {
         rtp.extend(e.latency_rtp().samples_ms());
         frames.extend(e.latency_frames().samples_ms());
+        decode.extend(e.latency_decode().samples_ms());
     }
     for p in &pipelines {
         p.release();
@@ -327,6 +341,7 @@ async fn measure_sessions(
         cpu_pct,
         pct(&mut rtp),
         pct(&mut frames),
+        pct(&mut decode),
         (rss_during - rss_before) / sessions as f64,
     ))
 }

@@ -318,6 +318,10 @@ impl RtpIngest {
         let depay = make("depay", codec.depayloader())?;
 
         let decoder = make("decoder", codec.decoder())?;
+        if codec == VideoCodec::Vp8 {
+            // One thread per stream: many sessions share few cores.
+            decoder.set_property("threads", 1u32);
+        }
         if codec == VideoCodec::H264 {
             decoder.set_property("max-threads", 1i32);
             decoder.set_property_from_str("thread-type", "slice");
@@ -512,7 +516,7 @@ fn encoder(codec: VideoCodec, settings: &EncoderSettings) -> Result<gst::Element
         VideoCodec::Vp8 => {
             let enc = make("encoder", "vp8enc")?;
             enc.set_property("deadline", 1i64);
-            enc.set_property("cpu-used", 8i32);
+            enc.set_property("cpu-used", 16i32);
             enc.set_property_from_str("end-usage", "cbr");
             enc.set_property("lag-in-frames", 0i32);
             enc.set_property("threads", settings.threads as i32);

@@ -181,6 +181,7 @@ struct Shared {
     remb_bps: AtomicU32,
     send_tx: mpsc::Sender<(MediaType, rtp::Packet)>,
     latency_rtp: LatencyWindow,
+    latency_decode: LatencyWindow,
     latency_frames: LatencyWindow,
     counters: Counters,
     released: AtomicBool,
@@ -281,6 +282,12 @@ impl Shared {
             move |frame| {
                 if let Some(shared) = weak.upgrade() {
                     shared.counters.frames_in.fetch_add(1, Ordering::Relaxed);
+                    if let Some(now) = running_time(&shared.gst) {
+                        let arrived = gst::ClockTime::from_useconds(frame.pts_us);
+                        shared.latency_decode.record(Duration::from_nanos(
+                            now.nseconds().saturating_sub(arrived.nseconds()),
+                        ));
+                    }
                     if shared.outputs.push_video(frame) > 0 {
                         shared.flow.mark(Direction::Out, MediaType::Video);
                     }
@@ -676,6 +683,7 @@ impl WebRtcEndpoint {
             remb_bps: AtomicU32::new(0),
             send_tx,
             latency_rtp: LatencyWindow::default(),
+            latency_decode: LatencyWindow::default(),
             latency_frames: LatencyWindow::default(),
             counters: Counters::default(),
             released: AtomicBool::new(false),
@@ -857,6 +865,12 @@ impl WebRtcEndpoint {
         &self.shared.latency_rtp
     }
 
+    /// Arrival of a frame's first RTP packet to its decoded picture (jitter buffer, depay,
+    /// decode), at this endpoint's ingest.
+    pub fn latency_decode(&self) -> &LatencyWindow {
+        &self.shared.latency_decode
+    }
+
     /// Added latency, decoded frame (ingest appsink) to this encoder's input, p50/p99 ms.
     pub fn latency_frames(&self) -> &LatencyWindow {
         &self.shared.latency_frames
@@ -949,6 +963,7 @@ impl MediaElement for WebRtcEndpoint {
         let ms = |w: &LatencyWindow| w.percentiles_ms().unwrap_or((0.0, 0.0));
         let (rtp50, rtp99) = ms(&self.shared.latency_rtp);
         let (f50, f99) = ms(&self.shared.latency_frames);
+        let (d50, d99) = ms(&self.shared.latency_decode);
         let egress = lock(&self.shared.egress).clone();
         let ingest = lock(&self.shared.ingest).clone();
         serde_json::json!({
@@ -968,6 +983,8 @@ impl MediaElement for WebRtcEndpoint {
             "encoderBitrate": egress.as_ref().map(|e| e.stats().bitrate_bps.load(Ordering::Relaxed)),
             "latencyRtpMsP50": rtp50,
             "latencyRtpMsP99": rtp99,
+            "latencyDecodeMsP50": d50,
+            "latencyDecodeMsP99": d99,
             "latencyFramesMsP50": f50,
             "latencyFramesMsP99": f99,
         })
