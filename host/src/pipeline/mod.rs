@@ -460,7 +460,7 @@ impl MediaPipeline {
     /// Adds a pass-through element.
     pub fn add_passthrough(&self) -> Result<Arc<PassThrough>, PipelineError> {
         self.add("kurento", "PassThrough", |id| {
-            Ok(Arc::new(PassThrough::new(id, self.events().clone())))
+            Ok(Arc::new(PassThrough::new(id)))
         })
     }
 

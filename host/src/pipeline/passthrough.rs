@@ -6,7 +6,7 @@ use prism_frame::PixelFormat;
 use rtc::rtp;
 
 use super::graph::{AudioSink, Outputs, VideoSink};
-use super::{Direction, ElementId, EventBus, FlowMeter, MediaElement, MediaType};
+use super::{Direction, ElementId, FlowMeter, MediaElement, MediaType};
 use crate::media::rtp::VideoFrame;
 
 struct Shared {
@@ -50,7 +50,7 @@ impl std::fmt::Debug for PassThrough {
 }
 
 impl PassThrough {
-    pub(super) fn new(id: ElementId, _events: EventBus) -> Self {
+    pub(super) fn new(id: ElementId) -> Self {
         Self {
             id,
             shared: Arc::new(Shared {
