@@ -1,6 +1,6 @@
 //! The browser demo end to end in Debian's headless Chromium (driven by playwright-core from
 //! Node): the page loads the filter list, shows the server's words for a bad upload, uploads
-//! a filter, runs the camera through it, and the processed video comes back — gray through
+//! a filter, runs the camera (a slow pan over a car photo) through it, and the processed video comes back — gray through
 //! the uploaded grayscale filter, in colour through passthrough. Screenshots go to
 //! `target/e2e/`.
 
@@ -12,9 +12,46 @@ use prism_tests::server::{TOKEN, start};
 use prism_tests::{root, target_dir, wasm};
 use serde_json::Value;
 
-/// A short colour test clip as the fake camera (Chromium reads Y4M).
+/// The fake camera (Chromium reads Y4M): a slow pan over a car photo from the data set, or a
+/// colour test pattern when the data set is not there.
 fn camera_clip(dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("camera.y4m");
+    match prism_tests::sample_photo() {
+        Some(photo) => write_pan(&photo, &path),
+        None => test_pattern(&path),
+    }
+    path
+}
+
+/// 90 frames of a 640x480 window moving across `photo` (scaled to 800x600), as I420 Y4M.
+fn write_pan(photo: &std::path::Path, out: &std::path::Path) {
+    use prism::media::{Decoder, FrameConverter, scale_frame};
+    use prism_frame::{FrameBuf, PixelFormat, Rect};
+    use std::io::Write;
+    let mut decoder = Decoder::open(photo, PixelFormat::Rgba).unwrap();
+    let image = decoder.next_frame().unwrap().expect("a picture").buf;
+    let image = scale_frame(&image, 800, 600).unwrap();
+    let mut converter = FrameConverter::default();
+    let mut y4m = std::io::BufWriter::new(std::fs::File::create(out).unwrap());
+    y4m.write_all(b"YUV4MPEG2 W640 H480 F30:1 Ip A1:1 C420jpeg\n")
+        .unwrap();
+    for k in 0..90u32 {
+        let area = Rect::new(k * 160 / 90 & !1, k * 120 / 90 & !1, 640, 480);
+        let window = FrameBuf::new(
+            PixelFormat::Rgba,
+            640,
+            480,
+            image.read_region(area).unwrap(),
+        )
+        .unwrap();
+        let i420 = converter.convert(window, PixelFormat::I420).unwrap();
+        y4m.write_all(b"FRAME\n").unwrap();
+        y4m.write_all(i420.data()).unwrap();
+    }
+    y4m.flush().unwrap();
+}
+
+fn test_pattern(out: &std::path::Path) {
     let status = Command::new("gst-launch-1.0")
         .args([
             "-q",
@@ -28,11 +65,10 @@ fn camera_clip(dir: &std::path::Path) -> std::path::PathBuf {
             "!",
             "filesink",
         ])
-        .arg(format!("location={}", path.display()))
+        .arg(format!("location={}", out.display()))
         .status()
         .expect("gst-launch-1.0");
     assert!(status.success(), "cannot make the camera clip");
-    path
 }
 
 #[test]
