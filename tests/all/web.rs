@@ -36,7 +36,7 @@ fn write_pan(photo: &std::path::Path, out: &std::path::Path) {
     y4m.write_all(b"YUV4MPEG2 W640 H480 F30:1 Ip A1:1 C420jpeg\n")
         .unwrap();
     for k in 0..90u32 {
-        let area = Rect::new(k * 160 / 90 & !1, k * 120 / 90 & !1, 640, 480);
+        let area = Rect::new((k * 160 / 90) & !1, (k * 120 / 90) & !1, 640, 480);
         let window = FrameBuf::new(
             PixelFormat::Rgba,
             640,
