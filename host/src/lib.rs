@@ -21,4 +21,5 @@ pub mod media;
 pub mod pipeline;
 pub mod registry;
 pub mod runtime;
+pub mod sys;
 pub mod webrtc;

@@ -94,31 +94,9 @@ enum ServerLine {
     Start,
 }
 
-/// Process CPU time so far (user + system).
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which may hold spaces): state is field 3.
-    let rest = stat.rsplit(')').next().unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime are fields 14 and 15 (1-based), i.e. 11 and 12 after the name.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
-}
-
 /// Resident memory, MB.
 fn rss_mb() -> f64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: f64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0.0);
-    pages * 4096.0 / (1024.0 * 1024.0)
+    crate::sys::resident_bytes() as f64 / (1024.0 * 1024.0)
 }
 
 fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -292,9 +270,9 @@ async fn measure_sessions(
                     e.latency_frames().clear();
                     e.latency_decode().clear();
                 }
-                let (cpu0, t0) = (cpu_time(), Instant::now());
+                let (cpu0, t0) = (crate::sys::process_cpu_time(), Instant::now());
                 tokio::time::sleep(Duration::from_secs(seconds)).await;
-                let (cpu1, t1) = (cpu_time(), Instant::now());
+                let (cpu1, t1) = (crate::sys::process_cpu_time(), Instant::now());
                 cpu_pct = (cpu1 - cpu0).as_secs_f64() / (t1 - t0).as_secs_f64() * 100.0;
                 rss_during = rss_mb();
             }
@@ -527,7 +505,7 @@ fn codec_floor(sessions: usize, seconds: u64, codec: VideoCodec) -> anyhow::Resu
             std::thread::sleep(wait);
         }
         if k as u64 == WARMUP.as_secs() * FPS as u64 {
-            window = Some((cpu_time(), Instant::now()));
+            window = Some((crate::sys::process_cpu_time(), Instant::now()));
         }
         for ingest in &ingests {
             for p in packets {
@@ -537,7 +515,8 @@ fn codec_floor(sessions: usize, seconds: u64, codec: VideoCodec) -> anyhow::Resu
     }
     std::thread::sleep(Duration::from_millis(200));
     let (cpu0, t0) = window.context("the recorded stream is too short")?;
-    let pct = (cpu_time() - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64() * 100.0;
+    let pct =
+        (crate::sys::process_cpu_time() - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64() * 100.0;
     pipeline.set_state(gst::State::Null)?;
     drop(ingests);
     drop(egresses);

@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc::UnboundedSender;
@@ -20,6 +20,7 @@ use crate::pipeline::{
     MediaType, PipelineContext, PipelineError,
 };
 use crate::runtime::{FilterEvent, LoadedFilter};
+use crate::sys::{lock, now_ms};
 use crate::webrtc::WebRtcEndpoint;
 
 /// The id of the server manager object.
@@ -148,17 +149,6 @@ struct State {
     started: Instant,
     objects: Mutex<HashMap<String, Object>>,
     sessions: Mutex<HashMap<String, Session>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// One client connection: which session it is bound to and where its messages go.
@@ -1338,21 +1328,10 @@ fn invoke_filter(
 
 /// CPU used by this process since it started, percent of one core.
 fn used_cpu_percent(started: Instant) -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let rest = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    let cpu = (ticks(11) + ticks(12)) as f64 / 100.0;
-    cpu / started.elapsed().as_secs_f64().max(1e-3) * 100.0
+    crate::sys::process_cpu_time().as_secs_f64() / started.elapsed().as_secs_f64().max(1e-3) * 100.0
 }
 
 /// Resident memory of this process, KiB.
 fn used_memory_kib() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse::<u64>().ok())
-        .unwrap_or(0)
-        * 4
+    crate::sys::resident_bytes() / 1024
 }

@@ -306,8 +306,7 @@ impl RtpIngest {
             pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
                 if let Some(buffer) = info.buffer_mut() {
                     let ts = buffer.map_readable().ok().and_then(|m| rtp_timestamp(&m));
-                    let at = ts
-                        .and_then(|ts| arrivals.lock().unwrap_or_else(|e| e.into_inner()).get(ts));
+                    let at = ts.and_then(|ts| crate::sys::lock(&arrivals).get(ts));
                     if let Some(at) = at {
                         buffer.make_mut().set_pts(at);
                     }
@@ -409,10 +408,7 @@ impl RtpIngest {
             self.stats.dropped_packets.fetch_add(1, Ordering::Relaxed);
         }
         if let (Some(ts), Some(now)) = (rtp_timestamp(packet), running_time(&self.appsrc)) {
-            self.arrivals
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .note(ts, now);
+            crate::sys::lock(&self.arrivals).note(ts, now);
         }
         let _ = self
             .appsrc
@@ -571,7 +567,7 @@ impl RtpEgress {
             if let Some(pad) = enc.static_pad(pad) {
                 pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
                     if let Some(pts) = info.buffer().and_then(|b| b.pts()) {
-                        let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+                        let mut map = crate::sys::lock(&map);
                         if entering {
                             map.entered(pts);
                         } else {
@@ -628,12 +624,9 @@ impl RtpEgress {
                     let emit = |buffer: &gst::BufferRef| {
                         if let Ok(map) = buffer.map_readable() {
                             rtp_stats.packets.fetch_add(1, Ordering::Relaxed);
-                            let pts_in = buffer.pts().and_then(|out| {
-                                sink_map
-                                    .lock()
-                                    .unwrap_or_else(|e| e.into_inner())
-                                    .input_of(out)
-                            });
+                            let pts_in = buffer
+                                .pts()
+                                .and_then(|out| crate::sys::lock(&sink_map).input_of(out));
                             on_rtp(map.as_slice(), pts_in);
                         }
                     };
@@ -673,7 +666,7 @@ impl RtpEgress {
         self.stats.frames.fetch_add(1, Ordering::Relaxed);
         let (format, width, height) = (frame.buf.format(), frame.buf.width(), frame.buf.height());
         let info = {
-            let mut caps = self.caps.lock().unwrap_or_else(|e| e.into_inner());
+            let mut caps = crate::sys::lock(&self.caps);
             match &*caps {
                 Some((f, w, h, info)) if (*f, *w, *h) == (format, width, height) => info.clone(),
                 _ => {

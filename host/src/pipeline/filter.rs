@@ -63,7 +63,7 @@ struct Shared {
 
 impl Shared {
     fn mailbox(&self) -> std::sync::MutexGuard<'_, Mailbox> {
-        self.mailbox.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sys::lock(&self.mailbox)
     }
 }
 
@@ -80,7 +80,7 @@ impl VideoSink for Shared {
     }
 
     fn wanted_format(&self) -> Option<PixelFormat> {
-        Some(*self.format.lock().unwrap_or_else(|e| e.into_inner()))
+        Some(*crate::sys::lock(&self.format))
     }
 }
 
@@ -156,11 +156,7 @@ impl WasmFilter {
 
     /// Hash of the component running now.
     pub fn filter_hash(&self) -> String {
-        self.shared
-            .hash
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        crate::sys::lock(&self.shared.hash).clone()
     }
 
     /// Replaces the running component with `filter` (another version) between two frames,
@@ -209,11 +205,7 @@ fn replacement(
 ) -> Result<(FilterInstance, Receiver<FilterEvent>), RuntimeError> {
     let (sink, events) = EventSink::channel(FILTER_EVENT_QUEUE);
     let mut instance = shared.runtime.instantiate(filter, Some(sink))?;
-    let config = shared
-        .config
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    let config = crate::sys::lock(&shared.config).clone();
     if let Some(config) = config {
         instance.configure(&config)?;
     }
@@ -244,7 +236,7 @@ fn run(shared: Arc<Shared>, mut instance: FilterInstance, mut events: Receiver<F
         if let Some((json, reply)) = config {
             let result = instance.configure(&json);
             if result.is_ok() {
-                *shared.config.lock().unwrap_or_else(|e| e.into_inner()) = Some(json);
+                *crate::sys::lock(&shared.config) = Some(json);
             }
             let _ = reply.send(result);
             forward_events(&shared, &events);
@@ -254,8 +246,8 @@ fn run(shared: Arc<Shared>, mut instance: FilterInstance, mut events: Receiver<F
                 forward_events(&shared, &events);
                 instance = new;
                 events = new_events;
-                *shared.format.lock().unwrap_or_else(|e| e.into_inner()) = filter.info.format;
-                *shared.hash.lock().unwrap_or_else(|e| e.into_inner()) = filter.hash.clone();
+                *crate::sys::lock(&shared.format) = filter.info.format;
+                *crate::sys::lock(&shared.hash) = filter.hash.clone();
             });
             let _ = reply.send(result);
         }
@@ -265,7 +257,7 @@ fn run(shared: Arc<Shared>, mut instance: FilterInstance, mut events: Receiver<F
             pts_us,
             decoded_at,
         } = take_frame(frame);
-        let format = *shared.format.lock().unwrap_or_else(|e| e.into_inner());
+        let format = *crate::sys::lock(&shared.format);
         let mut buf = match converter.convert(buf, format) {
             Ok(buf) => buf,
             Err(message) => {
@@ -333,7 +325,7 @@ impl MediaElement for WasmFilter {
             .unwrap_or((0.0, 0.0));
         serde_json::json!({
             "filter": self.shared.name,
-            "format": self.shared.format.lock().unwrap_or_else(|e| e.into_inner()).name(),
+            "format": crate::sys::lock(&self.shared.format).name(),
             "hash": self.filter_hash(),
             "framesIn": c.frames_in.load(Ordering::Relaxed),
             "framesProcessed": c.processed.load(Ordering::Relaxed),
@@ -347,7 +339,7 @@ impl MediaElement for WasmFilter {
     fn release(&self) {
         self.shared.mailbox().stop = true;
         self.shared.wake.notify_all();
-        let worker = self.worker.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let worker = crate::sys::lock(&self.worker).take();
         if let Some(worker) = worker {
             let _ = worker.join();
         }

@@ -101,7 +101,7 @@ impl LatencyWindow {
     pub fn record(&self, latency: Duration) {
         let us = latency.as_micros().min(u32::MAX as u128) as u32;
         let i = self.next.fetch_add(1, Ordering::Relaxed) as usize % WINDOW;
-        let mut samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        let mut samples = crate::sys::lock(&self.samples);
         if samples.len() < WINDOW {
             samples.push(us);
         } else {
@@ -116,7 +116,7 @@ impl LatencyWindow {
 
     /// All samples kept, in milliseconds.
     pub fn samples_ms(&self) -> Vec<f64> {
-        let samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        let samples = crate::sys::lock(&self.samples);
         samples.iter().map(|&us| us as f64 / 1000.0).collect()
     }
 
@@ -133,10 +133,7 @@ impl LatencyWindow {
 
     /// Forgets every sample.
     pub fn clear(&self) {
-        self.samples
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        crate::sys::lock(&self.samples).clear();
         self.next.store(0, Ordering::Relaxed);
     }
 }

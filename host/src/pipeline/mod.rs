@@ -22,7 +22,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -35,6 +35,7 @@ pub use graph::{AudioSink, MediaType, Outputs, VideoSink};
 pub use passthrough::PassThrough;
 
 use crate::runtime::{FilterEvent, FilterRuntime, LoadedFilter, RuntimeError};
+use crate::sys::{lock, now_ms};
 use crate::webrtc::{WebRtcConfig, WebRtcEndpoint};
 
 /// Events buffered per subscriber before the slowest one starts missing some.
@@ -214,13 +215,9 @@ impl EventBus {
 
     /// Sends an event of `element` (nobody listening is fine).
     pub fn emit(&self, element: &ElementId, kind: EventKind) {
-        let timestamp_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
         let _ = self.tx.send(ElementEvent {
             element: element.clone(),
-            timestamp_ms,
+            timestamp_ms: now_ms(),
             kind,
         });
     }
@@ -348,10 +345,6 @@ impl std::fmt::Debug for MediaPipeline {
             .field("id", &self.inner.id)
             .finish_non_exhaustive()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl MediaPipeline {

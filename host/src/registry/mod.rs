@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock, Weak};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +21,7 @@ use crate::control::kurento::FilterCatalog;
 use crate::control::server::DirCatalog;
 use crate::pipeline::WasmFilter;
 use crate::runtime::{FilterRuntime, LoadedFilter, RuntimeError};
+use crate::sys::now_ms;
 
 /// Largest accepted upload, bytes.
 pub const MAX_UPLOAD_BYTES: usize = 32 * 1024 * 1024;
@@ -131,13 +131,6 @@ impl std::fmt::Debug for Registry {
             .field("dir", &self.dir)
             .finish_non_exhaustive()
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 fn valid_name(s: &str) -> bool {
@@ -290,14 +283,11 @@ impl Registry {
     }
 
     fn live_users(&self, name: &str, hash: Option<&str>) -> usize {
-        let mut followers = self.followers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut followers = crate::sys::lock(&self.followers);
         followers.retain(|f| f.element.strong_count() > 0);
         followers
             .iter()
-            .filter(|f| {
-                f.name == name
-                    && hash.is_none_or(|h| *f.hash.lock().unwrap_or_else(|e| e.into_inner()) == h)
-            })
+            .filter(|f| f.name == name && hash.is_none_or(|h| *crate::sys::lock(&f.hash) == h))
             .count()
     }
 
@@ -368,7 +358,7 @@ impl Registry {
     }
 
     fn swap_followers(&self, name: &str, loaded: &Arc<LoadedFilter>) {
-        let followers = self.followers.lock().unwrap_or_else(|e| e.into_inner());
+        let followers = crate::sys::lock(&self.followers);
         for f in followers
             .iter()
             .filter(|f| f.name == name && f.pinned.is_none())
@@ -376,7 +366,7 @@ impl Registry {
             let Some(element) = f.element.upgrade() else {
                 continue;
             };
-            let mut hash = f.hash.lock().unwrap_or_else(|e| e.into_inner());
+            let mut hash = crate::sys::lock(&f.hash);
             if *hash == loaded.hash {
                 continue;
             }
@@ -405,7 +395,7 @@ impl FilterCatalog for Registry {
             Some((n, v)) => (n.to_string(), Some(v.to_string())),
             None => (spec.to_string(), None),
         };
-        let mut followers = self.followers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut followers = crate::sys::lock(&self.followers);
         followers.retain(|f| f.element.strong_count() > 0);
         followers.push(Follower {
             name,

@@ -202,7 +202,7 @@ fn note_payload(list: &Mutex<Vec<u64>>, payload: &[u8]) {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     payload.hash(&mut h);
-    let mut list = list.lock().unwrap_or_else(|e| e.into_inner());
+    let mut list = crate::sys::lock(&list);
     if list.len() < AUDIO_KEPT {
         list.push(h.finish());
     }
@@ -264,7 +264,7 @@ impl PeerConnectionEventHandler for Handler {
                 }
                 return;
             }
-            *state.remote_video.lock().unwrap_or_else(|e| e.into_inner()) = Some(track.clone());
+            *crate::sys::lock(&state.remote_video) = Some(track.clone());
             let mut buf = Vec::with_capacity(1500);
             while let Some(event) = track.poll().await {
                 let TrackRemoteEvent::OnRtpPacket(packet) = event else {
@@ -276,20 +276,11 @@ impl PeerConnectionEventHandler for Handler {
                 state.packets_received.fetch_add(1, Ordering::Relaxed);
                 if !state.decode {
                     if packet.header.marker {
-                        state
-                            .received
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .frames += 1;
+                        crate::sys::lock(&state.received).frames += 1;
                     }
                     continue;
                 }
-                let existing = state
-                    .ingest
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .as_ref()
-                    .map(|i| i.codec());
+                let existing = crate::sys::lock(&state.ingest).as_ref().map(|i| i.codec());
                 let codec = match existing {
                     Some(codec) => codec,
                     None => {
@@ -305,18 +296,10 @@ impl PeerConnectionEventHandler for Handler {
                             codec,
                             packet.header.payload_type,
                             PixelFormat::Rgba,
-                            move |frame| {
-                                analyse(
-                                    &frame,
-                                    &mut stats.received.lock().unwrap_or_else(|e| e.into_inner()),
-                                )
-                            },
+                            move |frame| analyse(&frame, &mut crate::sys::lock(&stats.received)),
                         );
                         match ingest {
-                            Ok(i) => {
-                                *state.ingest.lock().unwrap_or_else(|e| e.into_inner()) =
-                                    Some(Arc::new(i))
-                            }
+                            Ok(i) => *crate::sys::lock(&state.ingest) = Some(Arc::new(i)),
                             Err(e) => {
                                 tracing::error!("client cannot decode {codec}: {e}");
                                 return;
@@ -326,18 +309,10 @@ impl PeerConnectionEventHandler for Handler {
                     }
                 };
                 if starts_keyframe(codec, &packet.payload) {
-                    state
-                        .received
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .keyframes += 1;
+                    crate::sys::lock(&state.received).keyframes += 1;
                 }
                 buf.resize(packet.marshal_size(), 0);
-                let ingest = state
-                    .ingest
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clone();
+                let ingest = crate::sys::lock(&state.ingest).clone();
                 if let (Ok(n), Some(ingest)) = (packet.marshal_to(&mut buf), ingest) {
                     ingest.push_rtp(&buf[..n]);
                 }
@@ -501,10 +476,7 @@ impl LoopbackClient {
 
     /// The stream of local candidates (once).
     pub fn take_candidates(&self) -> Option<mpsc::UnboundedReceiver<IceCandidate>> {
-        self.candidates
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
+        crate::sys::lock(&self.candidates).take()
     }
 
     /// Adds a remote candidate.
@@ -577,7 +549,7 @@ impl LoopbackClient {
             state.packets_sent.fetch_add(1, Ordering::Relaxed);
         })?;
         pipeline.set_state(gst::State::Playing).map_err(err)?;
-        *self.source.lock().unwrap_or_else(|e| e.into_inner()) = Some(pipeline);
+        *crate::sys::lock(&self.source) = Some(pipeline);
         if self.options.audio {
             self.start_audio()?;
         }
@@ -643,7 +615,7 @@ impl LoopbackClient {
             },
         )?;
         pipeline.set_state(gst::State::Playing).map_err(err)?;
-        *self.audio_source.lock().unwrap_or_else(|e| e.into_inner()) = Some(pipeline);
+        *crate::sys::lock(&self.audio_source) = Some(pipeline);
         Ok(())
     }
 
@@ -663,7 +635,7 @@ impl LoopbackClient {
     /// Stops sending.
     pub fn stop_sending(&self) {
         for source in [&self.source, &self.audio_source] {
-            if let Some(p) = source.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            if let Some(p) = crate::sys::lock(&source).take() {
                 let _ = p.set_state(gst::State::Null);
             }
         }
@@ -671,12 +643,7 @@ impl LoopbackClient {
 
     /// Asks the peer for a keyframe.
     pub async fn send_pli(&self) -> Result<(), WebRtcError> {
-        let track = self
-            .state
-            .remote_video
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let track = crate::sys::lock(&self.state.remote_video).clone();
         let track = track.ok_or_else(|| err("no video received yet"))?;
         let media_ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
         track
@@ -691,12 +658,7 @@ impl LoopbackClient {
     /// Tells the peer the most this receiver can take (REMB), bits per second.
     pub async fn send_remb(&self, bps: u32) -> Result<(), WebRtcError> {
         use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
-        let track = self
-            .state
-            .remote_video
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let track = crate::sys::lock(&self.state.remote_video).clone();
         let track = track.ok_or_else(|| err("no video received yet"))?;
         let media_ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
         track
@@ -721,12 +683,7 @@ impl LoopbackClient {
 
     /// Opus packets sent, and how many of them came back byte for byte.
     pub fn audio_echo(&self) -> (usize, usize) {
-        let sent = self
-            .state
-            .audio_sent
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let sent = crate::sys::lock(&self.state.audio_sent).clone();
         let received: std::collections::HashSet<u64> = self
             .state
             .audio_received
@@ -741,11 +698,7 @@ impl LoopbackClient {
 
     /// What came back so far.
     pub fn received(&self) -> ReceivedStats {
-        self.state
-            .received
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        crate::sys::lock(&self.state.received).clone()
     }
 
     /// The client pipeline's running time (for latency figures).
@@ -758,11 +711,7 @@ impl LoopbackClient {
         self.stop_sending();
         self.state.closed.store(true, Ordering::Release);
         let _ = self.state.gst.set_state(gst::State::Null);
-        self.state
-            .ingest
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        crate::sys::lock(&self.state.ingest).take();
         let _ = self.pc.close().await;
     }
 }

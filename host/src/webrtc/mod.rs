@@ -48,6 +48,7 @@ use crate::pipeline::{
     AudioSink, Direction, ElementId, EventBus, EventKind, FlowMeter, IceCandidate, LatencyWindow,
     MediaElement, MediaPipeline, MediaType, Outputs, VideoSink,
 };
+use crate::sys::lock;
 
 /// RTP packets queued towards the peer connection before new ones are dropped.
 const SEND_QUEUE: usize = 1024;
@@ -187,10 +188,6 @@ struct Shared {
     released: AtomicBool,
     /// The peer connection (set once built), for stats.
     pc: std::sync::OnceLock<Arc<dyn PeerConnection>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn local_track(
