@@ -12,29 +12,26 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use prism_frame::PixelFormat;
-use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::{
     Registry, register_default_interceptors,
 };
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::shared::marshal::{Marshal, MarshalSize, Unmarshal};
 use tokio::sync::{mpsc, watch};
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceCandidateInit,
-    RTCIceGatheringState, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription,
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
+    RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription,
 };
 use webrtc::runtime::TokioRuntime;
 
-use super::WebRtcError;
 use super::engine::{opus_codec_parameters, video_codec_parameters};
+use super::{WebRtcError, local_track};
 use crate::media::rtp::{RtpIngest, VideoCodec, VideoFrame, running_time};
 use crate::pipeline::IceCandidate;
 
@@ -235,11 +232,7 @@ struct Handler {
 impl PeerConnectionEventHandler for Handler {
     async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
         if let Ok(init) = event.candidate.to_json() {
-            let _ = self.state.candidates.send(IceCandidate {
-                candidate: init.candidate,
-                sdp_mid: init.sdp_mid,
-                sdp_mline_index: init.sdp_mline_index,
-            });
+            let _ = self.state.candidates.send(init.into());
         }
     }
 
@@ -400,38 +393,16 @@ impl LoopbackClient {
             .map_err(err)?;
         let pc: Arc<dyn PeerConnection> = Arc::new(pc);
         let ssrc = 0x5eed_0000 | (std::process::id() & 0xffff);
-        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-            "client".into(),
-            "client-video".into(),
-            "client-video".into(),
-            RtpCodecKind::Video,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    ..Default::default()
-                },
-                codec: video.rtp_codec.clone(),
-                ..Default::default()
-            }],
-        )));
+        let track = local_track(RtpCodecKind::Video, ssrc, video.rtp_codec.clone());
         pc.add_track(track.clone() as Arc<dyn TrackLocal>)
             .await
             .map_err(err)?;
         let audio_ssrc = ssrc ^ 0xa0d1_0000;
-        let audio_track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-            "client".into(),
-            "client-audio".into(),
-            "client-audio".into(),
+        let audio_track = local_track(
             RtpCodecKind::Audio,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(audio_ssrc),
-                    ..Default::default()
-                },
-                codec: opus_codec_parameters().rtp_codec,
-                ..Default::default()
-            }],
-        )));
+            audio_ssrc,
+            opus_codec_parameters().rtp_codec,
+        );
         pc.add_track(audio_track.clone() as Arc<dyn TrackLocal>)
             .await
             .map_err(err)?;
@@ -481,15 +452,7 @@ impl LoopbackClient {
 
     /// Adds a remote candidate.
     pub async fn add_ice_candidate(&self, c: IceCandidate) -> Result<(), WebRtcError> {
-        self.pc
-            .add_ice_candidate(RTCIceCandidateInit {
-                candidate: c.candidate,
-                sdp_mid: c.sdp_mid,
-                sdp_mline_index: c.sdp_mline_index,
-                ..Default::default()
-            })
-            .await
-            .map_err(err)
+        self.pc.add_ice_candidate(c.into()).await.map_err(err)
     }
 
     /// Waits until the connection is up.
@@ -635,40 +598,47 @@ impl LoopbackClient {
     /// Stops sending.
     pub fn stop_sending(&self) {
         for source in [&self.source, &self.audio_source] {
-            if let Some(p) = crate::sys::lock(&source).take() {
+            if let Some(p) = crate::sys::lock(source).take() {
                 let _ = p.set_state(gst::State::Null);
             }
         }
     }
 
-    /// Asks the peer for a keyframe.
-    pub async fn send_pli(&self) -> Result<(), WebRtcError> {
+    /// Sends one RTCP packet about the video received from the peer, made for its SSRC.
+    async fn feedback(
+        &self,
+        make: impl FnOnce(u32) -> Box<dyn rtc::rtcp::Packet>,
+    ) -> Result<(), WebRtcError> {
         let track = crate::sys::lock(&self.state.remote_video).clone();
         let track = track.ok_or_else(|| err("no video received yet"))?;
         let media_ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
-        track
-            .write_rtcp(vec![Box::new(PictureLossIndication {
-                sender_ssrc: self.ssrc,
+        track.write_rtcp(vec![make(media_ssrc)]).await.map_err(err)
+    }
+
+    /// Asks the peer for a keyframe.
+    pub async fn send_pli(&self) -> Result<(), WebRtcError> {
+        let sender_ssrc = self.ssrc;
+        self.feedback(|media_ssrc| {
+            Box::new(PictureLossIndication {
+                sender_ssrc,
                 media_ssrc,
-            })])
-            .await
-            .map_err(err)
+            })
+        })
+        .await
     }
 
     /// Tells the peer the most this receiver can take (REMB), bits per second.
     pub async fn send_remb(&self, bps: u32) -> Result<(), WebRtcError> {
         use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
-        let track = crate::sys::lock(&self.state.remote_video).clone();
-        let track = track.ok_or_else(|| err("no video received yet"))?;
-        let media_ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
-        track
-            .write_rtcp(vec![Box::new(ReceiverEstimatedMaximumBitrate {
-                sender_ssrc: self.ssrc,
+        let sender_ssrc = self.ssrc;
+        self.feedback(|media_ssrc| {
+            Box::new(ReceiverEstimatedMaximumBitrate {
+                sender_ssrc,
                 bitrate: bps as f32,
                 ssrcs: vec![media_ssrc],
-            })])
-            .await
-            .map_err(err)
+            })
+        })
+        .await
     }
 
     /// Frames handed to the encoder so far.
@@ -684,11 +654,7 @@ impl LoopbackClient {
     /// Opus packets sent, and how many of them came back byte for byte.
     pub fn audio_echo(&self) -> (usize, usize) {
         let sent = crate::sys::lock(&self.state.audio_sent).clone();
-        let received: std::collections::HashSet<u64> = self
-            .state
-            .audio_received
-            .lock()
-            .unwrap()
+        let received: std::collections::HashSet<u64> = crate::sys::lock(&self.state.audio_received)
             .iter()
             .copied()
             .collect();

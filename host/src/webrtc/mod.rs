@@ -57,6 +57,27 @@ const TICK: Duration = Duration::from_millis(200);
 /// Keyframe requests to the remote sender are at most this frequent.
 const PLI_INTERVAL: Duration = Duration::from_millis(1000);
 
+impl From<RTCIceCandidateInit> for IceCandidate {
+    fn from(init: RTCIceCandidateInit) -> Self {
+        Self {
+            candidate: init.candidate,
+            sdp_mid: init.sdp_mid,
+            sdp_mline_index: init.sdp_mline_index,
+        }
+    }
+}
+
+impl From<IceCandidate> for RTCIceCandidateInit {
+    fn from(c: IceCandidate) -> Self {
+        RTCIceCandidateInit {
+            candidate: c.candidate,
+            sdp_mid: c.sdp_mid,
+            sdp_mline_index: c.sdp_mline_index,
+            ..Default::default()
+        }
+    }
+}
+
 /// WebRTC settings.
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -190,7 +211,8 @@ struct Shared {
     pc: std::sync::OnceLock<Arc<dyn PeerConnection>>,
 }
 
-fn local_track(
+/// A local track sending `kind` as `ssrc` with `codec`.
+pub(crate) fn local_track(
     kind: RtpCodecKind,
     ssrc: u32,
     codec: rtc::rtp_transceiver::rtp_sender::RTCRtpCodec,
@@ -572,11 +594,7 @@ impl PeerConnectionEventHandler for Handler {
         };
         if let Ok(init) = event.candidate.to_json() {
             shared.emit_ice(EventKind::IceCandidateFound {
-                candidate: IceCandidate {
-                    candidate: init.candidate,
-                    sdp_mid: init.sdp_mid,
-                    sdp_mline_index: init.sdp_mline_index,
-                },
+                candidate: init.into(),
             });
         }
     }
@@ -825,12 +843,7 @@ impl WebRtcEndpoint {
             return Ok(());
         }
         self.pc
-            .add_ice_candidate(RTCIceCandidateInit {
-                candidate: candidate.candidate,
-                sdp_mid: candidate.sdp_mid,
-                sdp_mline_index: candidate.sdp_mline_index,
-                ..Default::default()
-            })
+            .add_ice_candidate(candidate.into())
             .await
             .map_err(|e| WebRtcError::Ice(e.to_string()))
     }
