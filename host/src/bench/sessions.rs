@@ -509,7 +509,7 @@ fn codec_floor(sessions: usize, seconds: u64, codec: VideoCodec) -> anyhow::Resu
         }
         for ingest in &ingests {
             for p in packets {
-                ingest.push_rtp(p);
+                ingest.push_rtp(p.clone());
             }
         }
     }

@@ -401,18 +401,18 @@ impl RtpIngest {
         &self.stats
     }
 
-    /// Pushes one RTP packet (never blocks; a full queue drops the oldest packet).
-    pub fn push_rtp(&self, packet: &[u8]) {
+    /// Pushes one RTP packet (never blocks; a full queue drops the oldest packet). The bytes
+    /// become the GStreamer buffer as they are, without a copy.
+    pub fn push_rtp(&self, packet: impl AsRef<[u8]> + Send + 'static) {
         self.stats.packets.fetch_add(1, Ordering::Relaxed);
         if self.appsrc.current_level_buffers() >= INGEST_QUEUE_PACKETS {
             self.stats.dropped_packets.fetch_add(1, Ordering::Relaxed);
         }
-        if let (Some(ts), Some(now)) = (rtp_timestamp(packet), running_time(&self.appsrc)) {
+        if let (Some(ts), Some(now)) = (rtp_timestamp(packet.as_ref()), running_time(&self.appsrc))
+        {
             crate::sys::lock(&self.arrivals).note(ts, now);
         }
-        let _ = self
-            .appsrc
-            .push_buffer(gst::Buffer::from_slice(packet.to_vec()));
+        let _ = self.appsrc.push_buffer(gst::Buffer::from_slice(packet));
     }
 
     /// Changes the pixel format of the frames handed out (renegotiates the converter).

@@ -19,7 +19,7 @@ use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use rtc::shared::marshal::{Marshal, MarshalSize, Unmarshal};
+use rtc::shared::marshal::{Marshal, Unmarshal};
 use tokio::sync::{mpsc, watch};
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -258,7 +258,6 @@ impl PeerConnectionEventHandler for Handler {
                 return;
             }
             *crate::sys::lock(&state.remote_video) = Some(track.clone());
-            let mut buf = Vec::with_capacity(1500);
             while let Some(event) = track.poll().await {
                 let TrackRemoteEvent::OnRtpPacket(packet) = event else {
                     continue;
@@ -304,10 +303,9 @@ impl PeerConnectionEventHandler for Handler {
                 if starts_keyframe(codec, &packet.payload) {
                     crate::sys::lock(&state.received).keyframes += 1;
                 }
-                buf.resize(packet.marshal_size(), 0);
                 let ingest = crate::sys::lock(&state.ingest).clone();
-                if let (Ok(n), Some(ingest)) = (packet.marshal_to(&mut buf), ingest) {
-                    ingest.push_rtp(&buf[..n]);
+                if let (Ok(bytes), Some(ingest)) = (packet.marshal(), ingest) {
+                    ingest.push_rtp(bytes);
                 }
             }
         });

@@ -27,7 +27,7 @@ use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
-use rtc::shared::marshal::{Marshal, MarshalSize, Unmarshal};
+use rtc::shared::marshal::{Marshal, Unmarshal};
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
@@ -335,7 +335,6 @@ impl Shared {
             *lock(&self.remote_video) = Some(track.clone());
         }
         let mut ingest: Option<Arc<RtpIngest>> = None;
-        let mut buf = Vec::with_capacity(1500);
         while let Some(event) = track.poll().await {
             let TrackRemoteEvent::OnRtpPacket(packet) = event else {
                 if matches!(event, TrackRemoteEvent::OnEnded) {
@@ -361,11 +360,8 @@ impl Shared {
                         ingest = self.ingest_for(codec, packet.header.payload_type);
                         self.request_keyframe().await;
                     }
-                    if let Some(ingest) = &ingest {
-                        buf.resize(packet.marshal_size(), 0);
-                        if let Ok(n) = packet.marshal_to(&mut buf) {
-                            ingest.push_rtp(&buf[..n]);
-                        }
+                    if let (Some(ingest), Ok(bytes)) = (&ingest, packet.marshal()) {
+                        ingest.push_rtp(bytes);
                     }
                 }
                 _ => {
