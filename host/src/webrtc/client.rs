@@ -199,7 +199,7 @@ fn note_payload(list: &Mutex<Vec<u64>>, payload: &[u8]) {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     payload.hash(&mut h);
-    let mut list = crate::sys::lock(&list);
+    let mut list = crate::sys::lock(list);
     if list.len() < AUDIO_KEPT {
         list.push(h.finish());
     }
