@@ -319,6 +319,47 @@ mod golden {
             assert!(dot["value"].as_str().unwrap().starts_with("digraph"));
             c.ok("invoke", inv(&filter, "configure", json!({"config": {}})))
                 .await;
+            let ep = c
+                .ok("create", json!({"type": "WebRtcEndpoint", "constructorParams": {"mediaPipeline": pipeline}}))
+                .await["value"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            c.ok(
+                "invoke",
+                inv(
+                    &ep,
+                    "setMaxVideoSendBandwidth",
+                    json!({"maxVideoSendBandwidth": 500}),
+                ),
+            )
+            .await;
+            assert_eq!(
+                c.err(
+                    "invoke",
+                    inv(
+                        &ep,
+                        "setMinVideoSendBandwidth",
+                        json!({"minVideoSendBandwidth": "fast"})
+                    )
+                )
+                .await
+                .0,
+                -32602
+            );
+            assert_eq!(
+                c.err(
+                    "invoke",
+                    inv(
+                        &ep,
+                        "setMaxVideoRecvBandwidth",
+                        json!({"maxVideoRecvBandwidth": 500})
+                    )
+                )
+                .await
+                .0,
+                40105
+            );
 
             // Errors, each with its code.
             assert_eq!(c.err("nosuch", json!({})).await.0, -32601);

@@ -472,6 +472,11 @@ fn encoder_bitrate_follows_the_receiver_within_bounds() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert_eq!(endpoint.encoder_bitrate(), Some(200_000));
+        // The bounds can be changed per endpoint (Kurento's set{Min,Max}VideoSendBandwidth).
+        endpoint.set_min_bitrate(100_000);
+        endpoint.set_max_bitrate(250_000);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(endpoint.encoder_bitrate(), Some(100_000));
         peer.close().await;
         pipeline.release();
     });

@@ -968,7 +968,6 @@ impl KurentoServer {
         let value = match &object.kind {
             Kind::Pipeline(p) => match operation {
                 "getGstreamerDot" => json!(p.gstreamer_dot()),
-                "getLatencyStats" => json!(false),
                 _ => return Err(no_method(operation, "MediaPipeline")),
             },
             Kind::Element {
@@ -1011,8 +1010,6 @@ impl KurentoServer {
             }
             "getUsedCpu" => json!(used_cpu_percent(self.state.started)),
             "getUsedMemory" => json!(used_memory_kib()),
-            "getKmd" => json!(""),
-            "getMetadata" => json!(""),
             "getName" => json!("ServerManager"),
             "getChildren" => json!(self.pipelines()),
             _ => return Err(no_method(operation, "ServerManager")),
@@ -1222,11 +1219,6 @@ impl KurentoServer {
                 json!({ eid.as_str(): stats })
             }
             "getGstreamerDot" => json!(pipeline.gstreamer_dot()),
-            "setMinOutputBitrate"
-            | "setMaxOutputBitrate"
-            | "setMinEncoderBitrate"
-            | "setMaxEncoderBitrate"
-            | "setOutputBitrate" => Value::Null,
             _ => return Ok(None),
         }))
     }
@@ -1279,16 +1271,28 @@ async fn invoke_webrtc(
         }
         "getLocalSessionDescriptor" => json!(ep.local_sdp().await.unwrap_or_default()),
         "getRemoteSessionDescriptor" => json!(ep.remote_sdp().await.unwrap_or_default()),
-        // STUN/TURN settings: accepted; host candidates are gathered on the configured addresses.
-        "setStunServerAddress"
-        | "setStunServerPort"
-        | "setTurnUrl"
-        | "setMaxVideoSendBandwidth"
-        | "setMinVideoSendBandwidth"
-        | "setMaxVideoRecvBandwidth"
-        | "setMaxAudioRecvBandwidth" => Value::Null,
-        "getStunServerAddress" | "getTurnUrl" => json!(""),
-        "getStunServerPort" => json!(0),
+        // Kurento's send bandwidths are kbit/s.
+        "setMinVideoSendBandwidth" | "setMaxVideoSendBandwidth" => {
+            let (name, min) = if operation == "setMinVideoSendBandwidth" {
+                ("minVideoSendBandwidth", true)
+            } else {
+                ("maxVideoSendBandwidth", false)
+            };
+            let kbps = op
+                .get(name)
+                .and_then(Value::as_u64)
+                .ok_or_else(|| bad_param(name, "must be a whole number of kbit/s"))?;
+            let bps = u32::try_from(kbps.saturating_mul(1000)).unwrap_or(u32::MAX);
+            if min {
+                ep.set_min_bitrate(bps);
+            } else {
+                ep.set_max_bitrate(bps);
+            }
+            Value::Null
+        }
+        // Accepted so Kurento tutorial apps run, but not used: Prism gathers host candidates
+        // only (no STUN/TURN yet).
+        "setStunServerAddress" | "setStunServerPort" | "setTurnUrl" => Value::Null,
         _ => return Err(no_method(operation, "WebRtcEndpoint")),
     })
 }

@@ -201,6 +201,9 @@ struct Shared {
     gate: Mutex<CandidateGate>,
     target_bitrate: Arc<AtomicU64>,
     remb_bps: AtomicU32,
+    /// Encoder bitrate bounds now (from `WebRtcConfig`, changeable per endpoint).
+    min_bps: AtomicU32,
+    max_bps: AtomicU32,
     send_tx: mpsc::Sender<(MediaType, rtp::Packet)>,
     latency_rtp: LatencyWindow,
     latency_decode: LatencyWindow,
@@ -449,7 +452,8 @@ impl Shared {
         if remb > 0 {
             bps = bps.min(remb);
         }
-        bps.clamp(self.config.min_bitrate_bps, self.config.max_bitrate_bps)
+        let min = self.min_bps.load(Ordering::Relaxed);
+        bps.clamp(min, self.max_bps.load(Ordering::Relaxed).max(min))
     }
 
     async fn tick(self: Arc<Self>) {
@@ -692,6 +696,8 @@ impl WebRtcEndpoint {
             gate: Mutex::new(CandidateGate::default()),
             target_bitrate,
             remb_bps: AtomicU32::new(0),
+            min_bps: AtomicU32::new(config.min_bitrate_bps),
+            max_bps: AtomicU32::new(config.max_bitrate_bps),
             send_tx,
             latency_rtp: LatencyWindow::default(),
             latency_decode: LatencyWindow::default(),
@@ -880,6 +886,16 @@ impl WebRtcEndpoint {
     /// Added latency, decoded frame (ingest appsink) to this encoder's input, p50/p99 ms.
     pub fn latency_frames(&self) -> &LatencyWindow {
         &self.shared.latency_frames
+    }
+
+    /// Sets the encoder's bitrate floor (Kurento's setMinVideoSendBandwidth), bits per second.
+    pub fn set_min_bitrate(&self, bps: u32) {
+        self.shared.min_bps.store(bps, Ordering::Relaxed);
+    }
+
+    /// Sets the encoder's bitrate ceiling (Kurento's setMaxVideoSendBandwidth).
+    pub fn set_max_bitrate(&self, bps: u32) {
+        self.shared.max_bps.store(bps, Ordering::Relaxed);
     }
 
     /// Keyframes forced by the peer's PLI/FIR so far.
