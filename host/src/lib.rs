@@ -22,4 +22,5 @@ pub mod pipeline;
 pub mod registry;
 pub mod runtime;
 pub mod sys;
+pub mod vision;
 pub mod webrtc;

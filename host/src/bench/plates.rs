@@ -27,6 +27,8 @@ use super::stats::percentile;
 use crate::config::RuntimeConfig;
 use crate::media::{Decoder, scale_frame};
 use crate::runtime::{EventSink, FilterEvent, FilterRuntime};
+use crate::vision;
+use prism_frame::{FrameBuf, PixelFormat};
 
 /// Identical frames each image is fed as.
 pub const FRAMES_PER_IMAGE: u64 = 3;
@@ -280,33 +282,129 @@ pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
     Ok((parse(w)?, parse(h)?))
 }
 
-/// Runs `filter` over the sets in `data`.
+/// What reads the plates of one image.
+enum Reader {
+    /// The WASM filter, a fresh instance per image fed [`FRAMES_PER_IMAGE`] frames.
+    Wasm {
+        runtime: std::sync::Arc<FilterRuntime>,
+        loaded: std::sync::Arc<crate::runtime::LoadedFilter>,
+    },
+    /// The native core directly, once per image.
+    Native,
+}
+
+/// The set's region name for the configuration: `eu`, `us`, `br`, else `auto`.
+fn region_of(set: &str) -> &str {
+    if ["eu", "us", "br"].contains(&set) {
+        set
+    } else {
+        "auto"
+    }
+}
+
+impl Reader {
+    fn format(&self) -> PixelFormat {
+        match self {
+            Reader::Wasm { loaded, .. } => loaded.info.format,
+            Reader::Native => PixelFormat::Gray8,
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Reader::Wasm { loaded, .. } => format!("{}@{}", loaded.info.name, loaded.info.version),
+            Reader::Native => "native plate reader".into(),
+        }
+    }
+
+    /// The detections of `buf` and the time of the frame that detects, ms.
+    fn read(&self, buf: &FrameBuf, config: &str) -> anyhow::Result<(Vec<Detection>, f64)> {
+        match self {
+            Reader::Wasm { runtime, loaded } => {
+                let (sink, events) = EventSink::channel(1024);
+                let mut instance = runtime.instantiate(loaded, Some(sink))?;
+                instance.configure(config)?;
+                let mut ms = 0.0;
+                for i in 0..FRAMES_PER_IMAGE {
+                    let mut frame = buf.clone();
+                    let t = Instant::now();
+                    instance.process(&mut frame, i * 33_333);
+                    if i == 0 {
+                        ms = t.elapsed().as_secs_f64() * 1000.0;
+                    }
+                }
+                let mut detections = Vec::new();
+                while let Ok(event) = events.try_recv() {
+                    if let FilterEvent::Event { name, payload, .. } = event
+                        && name == "PlateDetected"
+                        && let Some(d) = detection(&payload)
+                    {
+                        detections.push(d);
+                    }
+                }
+                Ok((detections, ms))
+            }
+            Reader::Native => {
+                let cfg: Value = serde_json::from_str(config)?;
+                let opts = vision::PlateOptions {
+                    region: cfg["region"].as_str().unwrap_or("auto").parse().map_err(anyhow::Error::msg)?,
+                    plate_width_pct: cfg["plate_width_pct"].as_f64().unwrap_or(0.0) as f32,
+                    ..vision::PlateOptions::default()
+                };
+                let min = cfg["min_confidence"]
+                    .as_f64()
+                    .unwrap_or(vision::DEFAULT_MIN_CONFIDENCE as f64);
+                let img = vision::GrayImage::of_frame(buf).context("a gray frame")?;
+                let t = Instant::now();
+                let reads = vision::detect_plates(&img, &opts)?;
+                let ms = t.elapsed().as_secs_f64() * 1000.0;
+                let detections = reads
+                    .into_iter()
+                    .filter(|r| r.confidence as f64 >= min)
+                    .map(|r| Detection {
+                        plate: r.text,
+                        confidence: r.confidence as f64,
+                        bbox: BBox {
+                            x: r.bounds.x as f64,
+                            y: r.bounds.y as f64,
+                            w: r.bounds.width as f64,
+                            h: r.bounds.height as f64,
+                        },
+                    })
+                    .collect();
+                Ok((detections, ms))
+            }
+        }
+    }
+}
+
+/// Runs `filter` (or, with `native`, the native core) over the sets in `data`.
 pub fn measure(
     filter: &Path,
     data: &Path,
     max_size: Option<(u32, u32)>,
     config: Option<&str>,
+    native: bool,
 ) -> anyhow::Result<PlatesBench> {
     let sets = load_sets(data)?;
-    let runtime = FilterRuntime::new(RuntimeConfig::default())?;
-    let loaded = runtime
-        .load_file(filter)
-        .with_context(|| format!("loading {}", filter.display()))?;
-    let format = loaded.info.format;
+    let reader = if native {
+        Reader::Native
+    } else {
+        let runtime = FilterRuntime::new(RuntimeConfig::default())?;
+        let loaded = runtime
+            .load_file(filter)
+            .with_context(|| format!("loading {}", filter.display()))?;
+        Reader::Wasm { runtime, loaded }
+    };
     let mut reports = BTreeMap::new();
     for (set, samples) in &sets {
-        let region = if ["eu", "us", "br"].contains(&set.as_str()) {
-            set.as_str()
-        } else {
-            "auto"
-        };
         let config = config
             .map(str::to_string)
-            .unwrap_or_else(|| serde_json::json!({ "region": region }).to_string());
+            .unwrap_or_else(|| serde_json::json!({ "region": region_of(set) }).to_string());
         let mut scores = Vec::new();
         let mut times = Vec::new();
         for sample in samples {
-            let mut decoder = Decoder::open(&sample.image, format)?;
+            let mut decoder = Decoder::open(&sample.image, reader.format())?;
             let Some(first) = decoder.next_frame()? else {
                 bail!("{} has no picture", sample.image.display());
             };
@@ -322,36 +420,31 @@ pub fn measure(
                     truth = truth.scaled(fx);
                 }
             }
-            let (sink, events) = EventSink::channel(1024);
-            let mut instance = runtime.instantiate(&loaded, Some(sink))?;
-            instance.configure(&config)?;
-            let mut detections = Vec::new();
-            for i in 0..FRAMES_PER_IMAGE {
-                let mut frame = buf.clone();
-                let t = Instant::now();
-                instance.process(&mut frame, i * 33_333);
-                if i == 0 {
-                    times.push(t.elapsed().as_secs_f64() * 1000.0);
-                }
-            }
-            while let Ok(event) = events.try_recv() {
-                if let FilterEvent::Event { name, payload, .. } = event
-                    && name == "PlateDetected"
-                    && let Some(d) = detection(&payload)
-                {
-                    detections.push(d);
-                }
-            }
+            let (detections, ms) = reader.read(&buf, &config)?;
+            times.push(ms);
             let labelled = Sample {
                 truth,
                 ..sample.clone()
             };
-            scores.push(score(&labelled, &detections));
+            let s = score(&labelled, &detections);
+            if std::env::var_os("PRISM_BENCH_VERBOSE").is_some() {
+                let best = detections.iter().max_by(|a, b| a.confidence.total_cmp(&b.confidence));
+                eprintln!(
+                    "{set} {} truth={} read={:?} conf={:.2} iou={:.2} {}",
+                    sample.image.file_name().and_then(|n| n.to_str()).unwrap_or(""),
+                    sample.plate,
+                    best.map(|d| d.plate.as_str()),
+                    best.map_or(0.0, |d| d.confidence),
+                    best.map_or(0.0, |d| d.bbox.iou(&labelled.truth)),
+                    if s.strict { "OK" } else { "" }
+                );
+            }
+            scores.push(s);
         }
         reports.insert(set.clone(), report(&scores, &times));
     }
     Ok(PlatesBench {
-        filter: format!("{}@{}", loaded.info.name, loaded.info.version),
+        filter: reader.name(),
         max_size,
         sets: reports,
     })
@@ -363,10 +456,11 @@ pub fn run(
     data: &Path,
     max_size: Option<(u32, u32)>,
     config: Option<&str>,
+    native: bool,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     crate::media::init()?;
-    let b = measure(filter, data, max_size, config)?;
+    let b = measure(filter, data, max_size, config, native)?;
     if json {
         println!("{}", serde_json::to_string(&b)?);
         return Ok(ExitCode::SUCCESS);

@@ -159,6 +159,9 @@ pub enum BenchCommand {
         /// Filter configuration for every set (default: {"region": SET} for eu/us/br, else auto).
         #[arg(long)]
         config: Option<String>,
+        /// Measure the native plate reader directly instead of the WASM filter.
+        #[arg(long)]
+        native: bool,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -249,12 +252,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             max_size,
             filter,
             config,
+            native,
             json,
         }) => bench::plates::run(
             &filter.unwrap_or_else(|| default_filters_dir().join("platedetector.wasm")),
             &data,
             max_size,
             config.as_deref(),
+            native,
             json,
         ),
         Command::Bench(BenchCommand::Registry { json, filters }) => {

@@ -1,0 +1,515 @@
+//! Trains the plate reader's character classifier (`host/models/plate-chars.bin`).
+//!
+//! ```text
+//! cargo run --release -p prism --example train_plate_reader -- \
+//!     --ocr-us ../shared/data/alpr/ocr-us --out host/models/plate-chars.bin
+//! ```
+//!
+//! Data recipe (see `host/models/README.md`):
+//! * synthetic glyphs `0-9A-Z` rendered from condensed and DIN-like fonts in Debian packages
+//!   (fonts-opendin, fonts-dejavu, fonts-liberation, fonts-urw-base35, fonts-roboto-unhinted,
+//!   fonts-bebas-neue), between neighbouring glyphs, rotated, sheared, thinned or thickened,
+//!   blurred, shrunk to 9-40 px and noised, in both polarities;
+//! * real glyphs from labelled US plate crops (`--ocr-us`, `groundtruth.csv` with
+//!   `FILE,STATE,PLATE`): a crop whose best glyph row has as many glyphs as its plate has
+//!   characters gives one labelled glyph per blob (one crop in five is held out to measure);
+//! * "not a character" examples: stickers (discs, rings), glyph fragments and blots.
+//!
+//! Every example goes through the run-time path: binarised and cut by the same segmenter,
+//! normalised by the same `char_patch`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use ab_glyph::{Font, FontVec, PxScale, ScaleFont, point};
+use anyhow::{Context, bail};
+use opencv::core::{Mat, Point2f, Scalar, Size};
+use opencv::imgproc;
+use opencv::prelude::*;
+use prism::media::Decoder;
+use prism::vision::classifier::{self, CLASSES, NOISE, Rng, SYMBOLS, TrainOptions, class_of};
+use prism::vision::image::PATCH_LEN;
+use prism::vision::segment::{self, HeightRange};
+use prism::vision::{GrayImage, Rect, char_patch};
+use prism_frame::PixelFormat;
+
+const FONTS: &[&str] = &[
+    "/usr/share/fonts/truetype/opendin/OSP-DIN.ttf",
+    "/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed-Bold.ttf",
+    "/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed.ttf",
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
+    "/usr/share/fonts/truetype/dejavu/DejaVuSansMono-Bold.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSansNarrow-Bold.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSansNarrow-Regular.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Bold.ttf",
+    "/usr/share/fonts/opentype/urw-base35/NimbusSansNarrow-Bold.otf",
+    "/usr/share/fonts/opentype/urw-base35/NimbusSansNarrow-Regular.otf",
+    "/usr/share/fonts/truetype/roboto/unhinted/RobotoCondensed-Bold.ttf",
+    "/usr/share/fonts/truetype/roboto/unhinted/RobotoCondensed-Regular.ttf",
+    "/usr/share/fonts/truetype/roboto/unhinted/RobotoCondensed-Medium.ttf",
+    "/usr/share/fonts/opentype/bebas-neue/BebasNeue-Regular.otf",
+    "/usr/share/fonts/opentype/bebas-neue/BebasNeue-Bold.otf",
+];
+
+type Sample = ([f32; PATCH_LEN], u8);
+
+struct Args {
+    ocr_us: Option<PathBuf>,
+    out: PathBuf,
+    per_font: usize,
+    epochs: usize,
+}
+
+fn args() -> anyhow::Result<Args> {
+    let mut a = Args {
+        ocr_us: None,
+        out: PathBuf::from("host/models/plate-chars.bin"),
+        per_font: 50,
+        epochs: 24,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let mut v = || it.next().with_context(|| format!("{k} needs a value"));
+        match k.as_str() {
+            "--ocr-us" => a.ocr_us = Some(v()?.into()),
+            "--out" => a.out = v()?.into(),
+            "--per-font" => a.per_font = v()?.parse()?,
+            "--epochs" => a.epochs = v()?.parse()?,
+            other => bail!("unknown argument {other}"),
+        }
+    }
+    Ok(a)
+}
+
+/// A rendered canvas (gray, row-major).
+struct Canvas {
+    w: usize,
+    h: usize,
+    px: Vec<u8>,
+}
+
+impl Canvas {
+    fn mat(&self) -> Mat {
+        Mat::new_rows_cols_with_data(self.h as i32, self.w as i32, &self.px)
+            .expect("canvas size")
+            .try_clone()
+            .expect("clone")
+    }
+    fn from_mat(m: &Mat) -> Canvas {
+        Canvas {
+            w: m.cols() as usize,
+            h: m.rows() as usize,
+            px: m.data_bytes().expect("continuous").to_vec(),
+        }
+    }
+    fn view(&self) -> GrayImage<'_> {
+        GrayImage::new(&self.px, self.w, self.h, self.w).expect("canvas")
+    }
+}
+
+/// Renders `text` (target glyph in the middle), returning the canvas (ink = 255 coverage on
+/// 0) and the target glyph's box.
+fn render(font: &FontVec, text: &[char; 3], px: f32, spacing: f32) -> Option<(Canvas, Rect)> {
+    let scale = PxScale::from(px);
+    let sf = font.as_scaled(scale);
+    let (w, h) = ((px * 4.0) as usize, (px * 1.6) as usize);
+    let mut canvas = Canvas {
+        w,
+        h,
+        px: vec![0; w * h],
+    };
+    let baseline = px * 1.15;
+    let mut x = px * 0.3;
+    let mut target = None;
+    for (i, &c) in text.iter().enumerate() {
+        let id = font.glyph_id(c);
+        let g = id.with_scale_and_position(scale, point(x, baseline));
+        if let Some(og) = font.outline_glyph(g) {
+            let bb = og.px_bounds();
+            og.draw(|gx, gy, cov| {
+                let (cx, cy) = (bb.min.x as i32 + gx as i32, bb.min.y as i32 + gy as i32);
+                if cx >= 0 && cy >= 0 && (cx as usize) < w && (cy as usize) < h {
+                    let p = &mut canvas.px[cy as usize * w + cx as usize];
+                    *p = (*p).max((cov * 255.0) as u8);
+                }
+            });
+            if i == 1 {
+                target = Some(Rect::new(
+                    bb.min.x.max(0.0) as u32,
+                    bb.min.y.max(0.0) as u32,
+                    bb.width() as u32,
+                    bb.height() as u32,
+                ));
+            }
+        }
+        x += sf.h_advance(id) + spacing * px;
+    }
+    Some((canvas, target?))
+}
+
+/// Distorts an ink-coverage canvas into a photographed glyph and cuts the glyph at `target`
+/// the way the reader would; `None` if the segmenter would not see it as one glyph.
+fn photograph(rng: &mut Rng, ink: &Canvas, target: Rect, final_h: f32) -> Option<[f32; PATCH_LEN]> {
+    let mut m = ink.mat();
+    // Stroke weight.
+    let k = imgproc::get_structuring_element(
+        imgproc::MORPH_ELLIPSE,
+        Size::new(3, 3),
+        opencv::core::Point::new(-1, -1),
+    )
+    .ok()?;
+    let r = rng.unit();
+    let mut t = Mat::default();
+    if r < 0.2 {
+        imgproc::erode_def(&m, &mut t, &k).ok()?;
+        m = t;
+    } else if r < 0.45 {
+        imgproc::dilate_def(&m, &mut t, &k).ok()?;
+        m = t;
+    }
+    // Rotation and shear about the target's centre.
+    let (cx, cy) = (
+        target.x as f32 + target.width as f32 / 2.0,
+        target.y as f32 + target.height as f32 / 2.0,
+    );
+    let mut rot = imgproc::get_rotation_matrix_2d(
+        Point2f::new(cx, cy),
+        rng.range(-6.0, 6.0) as f64,
+        1.0,
+    )
+    .ok()?;
+    let shear = rng.range(-0.18, 0.18) as f64;
+    *rot.at_2d_mut::<f64>(0, 1).ok()? += shear;
+    *rot.at_2d_mut::<f64>(0, 2).ok()? -= shear * cy as f64;
+    let mut warped = Mat::default();
+    imgproc::warp_affine(
+        &m,
+        &mut warped,
+        &rot,
+        m.size().ok()?,
+        imgproc::INTER_LINEAR,
+        opencv::core::BORDER_CONSTANT,
+        Scalar::all(0.0),
+    )
+    .ok()?;
+    // Colours: ink and background levels, either polarity.
+    let dark = rng.unit() < 0.75;
+    let bg = rng.range(110.0, 250.0);
+    let contrast = rng.range(45.0, bg.min(220.0));
+    let (paper, inkv) = if dark {
+        (bg, bg - contrast)
+    } else {
+        (bg - contrast, bg)
+    };
+    let mut photo = Mat::default();
+    // photo = paper + (ink - paper) * coverage / 255
+    warped
+        .convert_to(&mut photo, opencv::core::CV_8U, ((inkv - paper) / 255.0) as f64, paper as f64)
+        .ok()?;
+    // Gradual shading across the glyph.
+    let sigma = rng.range(0.0, 1.6);
+    if sigma > 0.3 {
+        let mut b = Mat::default();
+        imgproc::gaussian_blur_def(&photo, &mut b, Size::new(0, 0), sigma as f64).ok()?;
+        photo = b;
+    }
+    // Shrink to the final glyph height.
+    let f = final_h / target.height.max(1) as f32;
+    let mut small = Mat::default();
+    imgproc::resize(
+        &photo,
+        &mut small,
+        Size::new(
+            ((ink.w as f32 * f) as i32).max(8),
+            ((ink.h as f32 * f) as i32).max(8),
+        ),
+        0.0,
+        0.0,
+        imgproc::INTER_AREA,
+    )
+    .ok()?;
+    let mut c = Canvas::from_mat(&small);
+    let noise = rng.range(0.0, 9.0);
+    for p in c.px.iter_mut() {
+        *p = (*p as f32 + rng.normal() * noise).clamp(0.0, 255.0) as u8;
+    }
+    let t = Rect::new(
+        (target.x as f32 * f) as u32,
+        (target.y as f32 * f) as u32,
+        ((target.width as f32 * f) as u32).max(1),
+        ((target.height as f32 * f) as u32).max(1),
+    );
+    cut(&c, t, dark)
+}
+
+/// The blob the segmenter finds at `t`, as a patch.
+fn cut(c: &Canvas, t: Rect, dark: bool) -> Option<[f32; PATCH_LEN]> {
+    let view = c.view();
+    let gh = t.height as i32;
+    let heights = HeightRange {
+        min: (gh * 6 / 10).max(4),
+        max: gh * 14 / 10 + 2,
+    };
+    let src = view_mat(&view)?;
+    let block = ((gh as f32 * 1.2) as i32).max(9);
+    let bin = segment::binarise(&src, block, dark).ok()?;
+    let blobs = segment::glyph_blobs(&bin, heights).ok()?;
+    let (tcx, tcy) = (t.x as i32 + t.width as i32 / 2, t.y as i32 + t.height as i32 / 2);
+    let b = blobs
+        .iter()
+        .filter(|b| b.x <= tcx && tcx <= b.x + b.w && b.y <= tcy && tcy <= b.y + b.h)
+        .max_by_key(|b| b.area)?;
+    Some(char_patch(&view, b.rect(), dark))
+}
+
+fn view_mat(v: &GrayImage<'_>) -> Option<Mat> {
+    let mut rows = Vec::with_capacity(v.width() * v.height());
+    for y in 0..v.height() {
+        rows.extend_from_slice(v.row(y));
+    }
+    Mat::new_rows_cols_with_data(v.height() as i32, v.width() as i32, &rows)
+        .ok()?
+        .try_clone()
+        .ok()
+}
+
+fn synthetic(rng: &mut Rng, fonts: &[FontVec], per_font: usize) -> Vec<Sample> {
+    let mut out = Vec::new();
+    let symbols: Vec<char> = SYMBOLS.iter().map(|&b| b as char).collect();
+    for font in fonts {
+        for (class, &c) in symbols.iter().enumerate() {
+            let mut made = 0;
+            let mut tries = 0;
+            while made < per_font && tries < per_font * 4 {
+                tries += 1;
+                let text = [
+                    symbols[rng.below(symbols.len())],
+                    c,
+                    symbols[rng.below(symbols.len())],
+                ];
+                let spacing = rng.range(0.02, 0.35);
+                let Some((ink, target)) = render(font, &text, 64.0, spacing) else {
+                    break;
+                };
+                let final_h = rng.range(9.0, 40.0);
+                if let Some(p) = photograph(rng, &ink, target, final_h) {
+                    out.push((p, class as u8));
+                    made += 1;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// "Not a character": discs and rings (stickers, bolts), fragments of glyphs, blots.
+fn noise(rng: &mut Rng, fonts: &[FontVec], n: usize) -> Vec<Sample> {
+    let mut out = Vec::new();
+    let symbols: Vec<char> = SYMBOLS.iter().map(|&b| b as char).collect();
+    let mut tries = 0;
+    while out.len() < n && tries < n * 6 {
+        tries += 1;
+        let kind = rng.below(4);
+        let (ink, target) = match kind {
+            0 | 1 => {
+                // A disc or a ring, maybe with a smaller mark inside (a sticker).
+                let mut c = Canvas {
+                    w: 120,
+                    h: 100,
+                    px: vec![0; 12000],
+                };
+                let r = rng.range(18.0, 32.0);
+                let ry = r * rng.range(0.85, 1.15);
+                let inner = if kind == 1 { r * rng.range(0.5, 0.8) } else { 0.0 };
+                for y in 0..100 {
+                    for x in 0..120 {
+                        let dx = (x as f32 - 60.0) / r;
+                        let dy = (y as f32 - 50.0) / ry;
+                        let d = (dx * dx + dy * dy).sqrt() * r;
+                        if d <= r && d >= inner {
+                            c.px[y * 120 + x] = 255;
+                        }
+                    }
+                }
+                let t = Rect::new((60.0 - r) as u32, (50.0 - ry) as u32, (2.0 * r) as u32, (2.0 * ry) as u32);
+                (c, t)
+            }
+            2 => {
+                // The top or bottom part of a glyph.
+                let font = &fonts[rng.below(fonts.len())];
+                let c = symbols[rng.below(symbols.len())];
+                let Some((mut ink, t)) = render(font, &[' ', c, ' '], 64.0, 0.2) else {
+                    continue;
+                };
+                let keep_top = rng.unit() < 0.5;
+                let cut = t.y as usize + (t.height as f32 * rng.range(0.35, 0.55)) as usize;
+                for y in 0..ink.h {
+                    if (y >= cut) == keep_top {
+                        ink.px[y * ink.w..(y + 1) * ink.w].fill(0);
+                    }
+                }
+                let (y0, h) = if keep_top {
+                    (t.y, (cut as u32).saturating_sub(t.y))
+                } else {
+                    (cut as u32, t.y + t.height - cut as u32)
+                };
+                (ink, Rect::new(t.x, y0, t.width, h.max(1)))
+            }
+            _ => {
+                // A random blot.
+                let mut c = Canvas {
+                    w: 120,
+                    h: 100,
+                    px: vec![0; 12000],
+                };
+                let (mut x, mut y) = (60.0f32, 50.0f32);
+                for _ in 0..rng.below(300) + 100 {
+                    x = (x + rng.range(-3.0, 3.0)).clamp(35.0, 85.0);
+                    y = (y + rng.range(-3.0, 3.0)).clamp(20.0, 80.0);
+                    for dy in -3..=3 {
+                        for dx in -3..=3 {
+                            c.px[(y as i32 + dy) as usize * 120 + (x as i32 + dx) as usize] = 255;
+                        }
+                    }
+                }
+                (c, Rect::new(32, 17, 56, 66))
+            }
+        };
+        let final_h = rng.range(9.0, 40.0);
+        if let Some(p) = photograph(rng, &ink, target, final_h) {
+            out.push((p, NOISE as u8));
+        }
+    }
+    out
+}
+
+/// Labelled glyphs of the real crops, split into (training, held out).
+fn real(dir: &Path) -> anyhow::Result<(Vec<Sample>, Vec<Sample>)> {
+    let csv = std::fs::read_to_string(dir.join("groundtruth.csv"))
+        .with_context(|| format!("reading {}/groundtruth.csv", dir.display()))?;
+    let (mut train, mut held) = (Vec::new(), Vec::new());
+    let (mut used, mut total) = (0, 0);
+    for (i, line) in csv.lines().enumerate() {
+        let f: Vec<&str> = line.trim().split(',').collect();
+        if f.len() < 3 || f[0] == "FILE" {
+            continue;
+        }
+        total += 1;
+        let plate: Vec<usize> = match f[2].chars().map(class_of).collect::<Option<Vec<_>>>() {
+            Some(p) if !p.is_empty() => p,
+            _ => continue,
+        };
+        let mut dec = Decoder::open(&dir.join(f[0]), PixelFormat::Gray8)?;
+        let Some(frame) = dec.next_frame()? else {
+            continue;
+        };
+        let img = GrayImage::of_frame(&frame.buf).context("gray frame")?;
+        let h = img.height() as i32;
+        let rows = segment::find_rows(
+            &img,
+            HeightRange {
+                min: (h / 5).max(6),
+                max: h * 9 / 10,
+            },
+        )?;
+        // The tallest row with exactly as many glyphs as the plate has characters.
+        let Some(row) = rows
+            .iter()
+            .filter(|r| r.blobs.len() == plate.len())
+            .max_by(|a, b| a.glyph_height().total_cmp(&b.glyph_height()))
+        else {
+            continue;
+        };
+        used += 1;
+        let dest = if i % 5 == 0 { &mut held } else { &mut train };
+        for (b, &class) in row.blobs.iter().zip(&plate) {
+            dest.push((char_patch(&img, b.rect(), row.dark), class as u8));
+            if i % 5 != 0 {
+                // Boxes a pixel off, as a segmenter at another threshold would cut them.
+                for (dx, dy, dw, dh) in [(1, 0, -1, 0), (0, 1, 0, -1), (-1, -1, 2, 2)] {
+                    let r = Rect::new(
+                        (b.x + dx).max(0) as u32,
+                        (b.y + dy).max(0) as u32,
+                        (b.w + dw).max(1) as u32,
+                        (b.h + dh).max(1) as u32,
+                    );
+                    dest.push((char_patch(&img, r, row.dark), class as u8));
+                }
+            }
+        }
+    }
+    println!("real crops: {used} of {total} segmented into exactly their plate's glyphs");
+    Ok((train, held))
+}
+
+fn accuracy(m: &classifier::Classifier, set: &[Sample]) -> (f32, HashMap<(char, char), usize>) {
+    let mut ok = 0;
+    let mut confusions = HashMap::new();
+    for (x, y) in set {
+        let p = m.classify(x);
+        let best = (0..CLASSES).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(0);
+        if best == *y as usize {
+            ok += 1;
+        } else {
+            let name = |c: usize| SYMBOLS.get(c).map_or('#', |&s| s as char);
+            *confusions.entry((name(*y as usize), name(best))).or_insert(0) += 1;
+        }
+    }
+    (ok as f32 / set.len().max(1) as f32, confusions)
+}
+
+fn main() -> anyhow::Result<()> {
+    let a = args()?;
+    prism::media::init()?;
+    let fonts: Vec<FontVec> = FONTS
+        .iter()
+        .filter_map(|p| match std::fs::read(p) {
+            Ok(b) => FontVec::try_from_vec(b).ok(),
+            Err(_) => {
+                eprintln!("missing font {p} (install its Debian package)");
+                None
+            }
+        })
+        .collect();
+    if fonts.is_empty() {
+        bail!("no fonts found");
+    }
+    let mut rng = Rng::new(2026);
+    let mut samples = synthetic(&mut rng, &fonts, a.per_font);
+    println!("synthetic glyphs: {} from {} fonts", samples.len(), fonts.len());
+    let noise = noise(&mut rng, &fonts, samples.len() / 12);
+    println!("not-a-character examples: {}", noise.len());
+    samples.extend(noise);
+    let mut held = Vec::new();
+    if let Some(dir) = &a.ocr_us {
+        let (train, h) = real(dir)?;
+        println!("real glyphs: {} training, {} held out", train.len(), h.len());
+        // The real glyphs count twice: they are the closest to what cameras see.
+        samples.extend(train.iter().cloned());
+        samples.extend(train);
+        held = h;
+    }
+    let opts = TrainOptions {
+        epochs: a.epochs,
+        ..TrainOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let model = classifier::train(&samples, &opts, |epoch, acc| {
+        println!("epoch {epoch:>2}: training accuracy {:.2}%", acc * 100.0);
+    });
+    println!("trained in {:.0} s", started.elapsed().as_secs_f32());
+    if !held.is_empty() {
+        let (acc, conf) = accuracy(&model, &held);
+        let mut conf: Vec<_> = conf.into_iter().collect();
+        conf.sort_by(|a, b| b.1.cmp(&a.1));
+        println!(
+            "held-out real glyphs: {:.2}% of {} (top confusions truth->read: {:?})",
+            acc * 100.0,
+            held.len(),
+            &conf[..conf.len().min(8)]
+        );
+    }
+    std::fs::write(&a.out, model.to_bytes())?;
+    println!("wrote {}", a.out.display());
+    Ok(())
+}

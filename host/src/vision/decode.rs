@@ -1,0 +1,220 @@
+//! From per-glyph class probabilities to plate text, against the plate formats of a region.
+//!
+//! Formats are written with `L` (letter), `N` (digit) and `A` (either). Where a format fixes a
+//! position to letters or digits, the best symbol of that kind wins, which is what resolves the
+//! classic confusions (0/O, 1/I, 8/B, 5/S, 2/Z, 6/G) without a table: the classifier's second
+//! choice is usually the right one of the other kind.
+
+use super::Region;
+use super::classifier::{CLASSES, NOISE, SYMBOLS};
+
+/// Probabilities of one glyph.
+pub type Probs = [f32; CLASSES];
+
+/// A glyph this likely to be "not a character" is dropped.
+const NOISE_DROP: f32 = 0.5;
+
+/// Plate formats per region. `eu` and `us` vary by country and state, so they are length
+/// bounds over any symbols; `br` has the national (LLLNNNN) and Mercosur (LLLNLNN) formats.
+fn formats(region: Region) -> &'static [&'static str] {
+    match region {
+        Region::Br => &["LLLNNNN", "LLLNLNN"],
+        Region::Eu => &["AAAA", "AAAAA", "AAAAAA", "AAAAAAA", "AAAAAAAA"],
+        Region::Us => &["AAAA", "AAAAA", "AAAAAA", "AAAAAAA", "AAAAAAAA"],
+        Region::Auto => &["AAAA", "AAAAA", "AAAAAA", "AAAAAAA", "AAAAAAAA"],
+    }
+}
+
+fn allowed(kind: u8, class: usize) -> bool {
+    match kind {
+        b'L' => SYMBOLS[class].is_ascii_uppercase(),
+        b'N' => SYMBOLS[class].is_ascii_digit(),
+        _ => true,
+    }
+}
+
+/// A decoded plate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    /// The text.
+    pub text: String,
+    /// Geometric mean of the chosen symbols' probabilities.
+    pub confidence: f32,
+    /// Indices (into the glyphs given) of the symbols used.
+    pub glyphs: Vec<usize>,
+    /// Ranked symbols per used glyph (symbol, probability), best first.
+    pub guesses: Vec<Vec<(char, f32)>>,
+    /// Next-best texts (one glyph changed), best first.
+    pub alternatives: Vec<(String, f32)>,
+    /// The region whose format matched.
+    pub region: Region,
+}
+
+/// Decodes `glyphs` (left to right) for `region`; `Auto` tries Brazil's strict formats before
+/// the free ones.
+pub fn decode(glyphs: &[Probs], region: Region) -> Option<Decoded> {
+    let kept: Vec<usize> = (0..glyphs.len())
+        .filter(|&i| glyphs[i][NOISE] < NOISE_DROP)
+        .collect();
+    let mut best: Option<(f32, &str, Vec<usize>, Region)> = None;
+    let regions: &[Region] = if region == Region::Auto {
+        &[Region::Br, Region::Auto]
+    } else {
+        std::slice::from_ref(&region)
+    };
+    for &r in regions {
+        for fmt in formats(r) {
+            let n = fmt.len();
+            if kept.len() < n {
+                continue;
+            }
+            // Every run of `n` consecutive kept glyphs is a reading of this format.
+            for start in 0..=kept.len() - n {
+                let window = &kept[start..start + n];
+                let log: f32 = window
+                    .iter()
+                    .zip(fmt.bytes())
+                    .map(|(&g, kind)| best_of_kind(&glyphs[g], kind).1.max(1e-6).ln())
+                    .sum();
+                // Mean log-probability, with a bonus per glyph so that longer readings are
+                // not beaten by a confident substring; unused glyphs cost.
+                let unused = (kept.len() - n) as f32;
+                let mean = log / n as f32;
+                let score = mean + 0.08 * n as f32 - 0.25 * unused;
+                // Strict formats of a specific region win ties over the free ones.
+                let score = if fmt.contains('A') { score } else { score + 0.3 };
+                if best.as_ref().is_none_or(|b| score > b.0) {
+                    best = Some((score, fmt, window.to_vec(), r));
+                }
+            }
+        }
+    }
+    let (_, fmt, used, r) = best?;
+    let mut text = String::new();
+    let mut probs = Vec::new();
+    let mut guesses = Vec::new();
+    for (&g, kind) in used.iter().zip(fmt.bytes()) {
+        let (class, p) = best_of_kind(&glyphs[g], kind);
+        text.push(SYMBOLS[class] as char);
+        probs.push(p);
+        guesses.push(ranked(&glyphs[g], kind));
+    }
+    let confidence = (probs.iter().map(|p| p.max(1e-6).ln()).sum::<f32>() / probs.len() as f32).exp();
+    let alternatives = alternatives(&text, &probs, &guesses, 4);
+    let region = if fmt.contains('A') { region } else { r };
+    Some(Decoded {
+        text,
+        confidence,
+        glyphs: used,
+        guesses,
+        alternatives,
+        region,
+    })
+}
+
+fn best_of_kind(p: &Probs, kind: u8) -> (usize, f32) {
+    (0..SYMBOLS.len())
+        .filter(|&c| allowed(kind, c))
+        .map(|c| (c, p[c]))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap_or((0, 0.0))
+}
+
+fn ranked(p: &Probs, kind: u8) -> Vec<(char, f32)> {
+    let mut v: Vec<(char, f32)> = (0..SYMBOLS.len())
+        .filter(|&c| allowed(kind, c))
+        .map(|c| (SYMBOLS[c] as char, p[c]))
+        .collect();
+    v.sort_by(|a, b| b.1.total_cmp(&a.1));
+    v.truncate(3);
+    v
+}
+
+/// The best texts that differ from `text` in one glyph's second choice.
+fn alternatives(
+    text: &str,
+    probs: &[f32],
+    guesses: &[Vec<(char, f32)>],
+    n: usize,
+) -> Vec<(String, f32)> {
+    let base: f32 = probs.iter().map(|p| p.max(1e-6).ln()).sum();
+    let len = probs.len() as f32;
+    let mut out: Vec<(String, f32)> = guesses
+        .iter()
+        .enumerate()
+        .filter_map(|(i, g)| {
+            let &(c, p) = g.get(1)?;
+            let mut t: Vec<char> = text.chars().collect();
+            t[i] = c;
+            let log = base - probs[i].max(1e-6).ln() + p.max(1e-6).ln();
+            Some((t.into_iter().collect(), (log / len).exp()))
+        })
+        .collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1));
+    out.truncate(n);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vision::classifier::class_of;
+
+    /// A glyph that is `a` with probability `pa` and `b` with the rest.
+    fn glyph(a: char, pa: f32, b: char) -> Probs {
+        let mut p = [0.0; CLASSES];
+        p[class_of(a).unwrap_or(NOISE)] = pa;
+        p[class_of(b).unwrap_or(NOISE)] += 1.0 - pa;
+        p
+    }
+
+    fn sure(c: char) -> Probs {
+        glyph(c, 1.0, c)
+    }
+
+    #[test]
+    fn brazil_format_resolves_confusions() {
+        // "AYO9O34" read with the fifth glyph as O (more likely) or 0: the national format
+        // LLLNNNN wants a digit there.
+        let g = [
+            sure('A'),
+            sure('Y'),
+            glyph('0', 0.6, 'O'),
+            sure('9'),
+            glyph('O', 0.7, '0'),
+            sure('3'),
+            sure('4'),
+        ];
+        let d = decode(&g, Region::Br).unwrap();
+        assert_eq!(d.text, "AYO9034");
+        assert_eq!(d.region, Region::Br);
+        assert!(d.confidence > 0.5 && d.confidence < 1.0, "{}", d.confidence);
+        // Free formats keep the classifier's choice.
+        assert_eq!(decode(&g, Region::Us).unwrap().text, "AY09O34");
+    }
+
+    #[test]
+    fn noise_glyphs_are_dropped_and_extra_glyphs_cost() {
+        let mut g: Vec<Probs> = "M5XSX".chars().map(sure).collect();
+        g.insert(1, glyph('#', 0.9, 'O')); // a sticker between M and 5
+        let d = decode(&g, Region::Eu).unwrap();
+        assert_eq!(d.text, "M5XSX");
+        assert_eq!(d.glyphs, [0, 2, 3, 4, 5]);
+        assert_eq!(d.guesses[0][0], ('M', 1.0));
+    }
+
+    #[test]
+    fn too_few_glyphs_decode_to_nothing() {
+        let g: Vec<Probs> = "AB1".chars().map(sure).collect();
+        assert_eq!(decode(&g, Region::Eu), None);
+        assert_eq!(decode(&[], Region::Auto), None);
+    }
+
+    #[test]
+    fn alternatives_swap_the_least_sure_glyph() {
+        let g = [sure('K'), sure('A'), glyph('8', 0.55, 'B'), sure('1'), sure('2')];
+        let d = decode(&g, Region::Us).unwrap();
+        assert_eq!(d.text, "KA812");
+        assert_eq!(d.alternatives[0].0, "KAB12");
+    }
+}

@@ -1,0 +1,414 @@
+//! Native vision the host offers filters through the `prism:filter/vision` imports: a
+//! licence-plate reader and generic OCR (Tesseract).
+//!
+//! The plate reader: [`segment`] finds rows of glyph-like blobs in the luma plane (OpenCV
+//! adaptive threshold + connected components, both polarities), [`classifier`] (a small
+//! network the project trains itself, `host/models/plate-chars.bin`) reads each glyph, and
+//! [`decode`] turns the glyph probabilities into text against the region's plate formats.
+//! Everything reads the frame's own bytes: no copy of the picture is made.
+
+pub mod classifier;
+pub mod decode;
+pub mod image;
+pub mod ocr;
+pub mod segment;
+
+use std::fmt;
+use std::str::FromStr;
+
+use opencv::core::{Mat, Size};
+use opencv::imgproc;
+use opencv::prelude::*;
+use serde::{Deserialize, Serialize};
+
+pub use self::image::{GrayImage, char_patch};
+use self::classifier::Classifier;
+use self::segment::{HeightRange, Row};
+pub use prism_frame::Rect;
+
+/// Plate formats to read against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Region {
+    /// Any format (Brazil's are recognised).
+    #[default]
+    Auto,
+    /// European single-line plates.
+    Eu,
+    /// United States plates.
+    Us,
+    /// Brazilian plates (national and Mercosur).
+    Br,
+}
+
+impl Region {
+    /// The lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Region::Auto => "auto",
+            Region::Eu => "eu",
+            Region::Us => "us",
+            Region::Br => "br",
+        }
+    }
+
+    /// Where the plate's edges lie around its row of glyphs, in glyph heights (left, top,
+    /// right, bottom), from each region's plate standard: EU plates (520x110 mm, 75 mm glyphs)
+    /// carry the blue band on the left; US plates (305x152 mm, ~70 mm glyphs) a state name
+    /// above and a slogan below; Brazilian ones (400x130 mm, 63 mm glyphs) a band on top.
+    fn margins(self) -> [f32; 4] {
+        match self {
+            Region::Eu => [0.75, 0.25, 0.3, 0.25],
+            Region::Us => [0.55, 0.55, 0.55, 0.55],
+            Region::Br => [0.45, 0.6, 0.45, 0.3],
+            Region::Auto => [0.55, 0.4, 0.45, 0.35],
+        }
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Region {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" | "" => Ok(Region::Auto),
+            "eu" => Ok(Region::Eu),
+            "us" => Ok(Region::Us),
+            "br" => Ok(Region::Br),
+            other => Err(format!("unknown plate region {other:?} (auto, eu, us, br)")),
+        }
+    }
+}
+
+/// What to look for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlateOptions {
+    /// Plate formats.
+    pub region: Region,
+    /// Expected plate width as a percentage of the frame width (Kurento's hint); 0 = any.
+    pub plate_width_pct: f32,
+    /// Only look inside this rectangle.
+    pub area: Option<Rect>,
+    /// At most this many results.
+    pub max_results: usize,
+}
+
+impl Default for PlateOptions {
+    fn default() -> Self {
+        PlateOptions {
+            region: Region::Auto,
+            plate_width_pct: 0.0,
+            area: None,
+            max_results: 4,
+        }
+    }
+}
+
+/// A row of glyphs that may be a plate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    /// The plate's estimated outline.
+    pub bounds: Rect,
+    /// Glyph boxes, left to right.
+    pub chars: Vec<Rect>,
+    /// Light glyphs on a dark plate.
+    pub inverted: bool,
+    /// How regular the row is, 0..1.
+    pub score: f32,
+}
+
+/// One glyph as read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CharRead {
+    /// Its box.
+    pub bounds: Rect,
+    /// Ranked symbols with probabilities, best first.
+    pub guesses: Vec<(char, f32)>,
+}
+
+/// A plate as read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlateRead {
+    /// The text (upper-case letters and digits).
+    pub text: String,
+    /// 0..1.
+    pub confidence: f32,
+    /// The region whose format the text follows (`Auto` if none in particular).
+    pub region: Region,
+    /// The plate's outline.
+    pub bounds: Rect,
+    /// The glyphs used, left to right.
+    pub chars: Vec<CharRead>,
+    /// Next-best texts.
+    pub alternatives: Vec<(String, f32)>,
+}
+
+/// Images wider or taller than this are searched at a reduced size.
+const MAX_SEARCH_SIDE: usize = 1920;
+/// Smallest glyph height searched, pixels.
+const MIN_GLYPH: i32 = 8;
+/// The confidence a plate reading needs before the `platedetector` filter reports it.
+pub const DEFAULT_MIN_CONFIDENCE: f32 = 0.5;
+/// Reads below this confidence are not reported.
+const MIN_REPORTED: f32 = 0.2;
+
+/// A working copy of an image when it has to shrink, else the image itself.
+enum Work<'a> {
+    Borrowed(GrayImage<'a>),
+    Owned(Mat),
+}
+
+fn work_image<'a>(img: &GrayImage<'a>) -> opencv::Result<(Work<'a>, f32)> {
+    let side = img.width().max(img.height());
+    if side <= MAX_SEARCH_SIDE {
+        return Ok((Work::Borrowed(*img), 1.0));
+    }
+    let f = MAX_SEARCH_SIDE as f32 / side as f32;
+    let mut small = Mat::default();
+    imgproc::resize(
+        &img.mat()?,
+        &mut small,
+        Size::new(
+            (img.width() as f32 * f) as i32,
+            (img.height() as f32 * f) as i32,
+        ),
+        0.0,
+        0.0,
+        imgproc::INTER_AREA,
+    )?;
+    Ok((Work::Owned(small), f))
+}
+
+impl Work<'_> {
+    fn view(&self) -> GrayImage<'_> {
+        match self {
+            Work::Borrowed(g) => *g,
+            Work::Owned(m) => {
+                let (w, h) = (m.cols() as usize, m.rows() as usize);
+                GrayImage::new(m.data_bytes().unwrap_or(&[]), w, h, w)
+                    .expect("a continuous Mat covers its rows")
+            }
+        }
+    }
+}
+
+fn sub_image<'a>(img: &GrayImage<'a>, area: Option<Rect>) -> Option<(GrayImage<'a>, u32, u32)> {
+    match area {
+        None => Some((*img, 0, 0)),
+        Some(a) => {
+            let a = a.clip(img.width() as u32, img.height() as u32)?;
+            Some((img.sub(a)?, a.x, a.y))
+        }
+    }
+}
+
+fn heights(img: &GrayImage<'_>, opts: &PlateOptions) -> Option<HeightRange> {
+    let h = img.height() as i32;
+    let (min, max) = if opts.plate_width_pct > 0.0 {
+        // Glyphs are 14-25% of a plate's width tall, depending on the region.
+        let plate_w = opts.plate_width_pct.min(100.0) / 100.0 * img.width() as f32;
+        ((plate_w * 0.1) as i32, (plate_w * 0.35) as i32)
+    } else {
+        (MIN_GLYPH, (h as f32 * 0.7) as i32)
+    };
+    let min = min.max(MIN_GLYPH);
+    let max = max.min((h as f32 * 0.9) as i32);
+    (max >= min).then_some(HeightRange { min, max })
+}
+
+fn scale_rect(r: Rect, f: f32, dx: u32, dy: u32) -> Rect {
+    Rect::new(
+        (r.x as f32 / f) as u32 + dx,
+        (r.y as f32 / f) as u32 + dy,
+        (r.width as f32 / f).round() as u32,
+        (r.height as f32 / f).round() as u32,
+    )
+}
+
+fn row_score(row: &Row) -> f32 {
+    let h = row.glyph_height();
+    let spread = row
+        .blobs
+        .iter()
+        .map(|b| (b.h as f32 - h).abs() / h)
+        .sum::<f32>()
+        / row.blobs.len() as f32;
+    let count = match row.blobs.len() {
+        5..=8 => 1.0,
+        4 | 9 => 0.8,
+        _ => 0.6,
+    };
+    (count * (1.0 - spread * 2.0)).clamp(0.0, 1.0)
+}
+
+fn plate_bounds(chars: &[Rect], region: Region, w: u32, h: u32) -> Rect {
+    let x0 = chars.iter().map(|r| r.x).min().unwrap_or(0) as f32;
+    let y0 = chars.iter().map(|r| r.y).min().unwrap_or(0) as f32;
+    let x1 = chars.iter().map(|r| r.x + r.width).max().unwrap_or(0) as f32;
+    let y1 = chars.iter().map(|r| r.y + r.height).max().unwrap_or(0) as f32;
+    let mut hs: Vec<u32> = chars.iter().map(|r| r.height).collect();
+    hs.sort_unstable();
+    let gh = hs.get(hs.len() / 2).copied().unwrap_or(0) as f32;
+    let [l, t, r, b] = region.margins();
+    let x = (x0 - l * gh).max(0.0);
+    let y = (y0 - t * gh).max(0.0);
+    let right = (x1 + r * gh).min(w as f32);
+    let bottom = (y1 + b * gh).min(h as f32);
+    Rect::new(
+        x as u32,
+        y as u32,
+        (right - x).max(1.0) as u32,
+        (bottom - y).max(1.0) as u32,
+    )
+}
+
+/// Rows of glyphs that may be plates, most regular first.
+pub fn find_candidates(img: &GrayImage<'_>, opts: &PlateOptions) -> opencv::Result<Vec<Candidate>> {
+    let Some((img, dx, dy)) = sub_image(img, opts.area) else {
+        return Ok(Vec::new());
+    };
+    let (work, f) = work_image(&img)?;
+    let view = work.view();
+    let Some(range) = heights(&view, opts) else {
+        return Ok(Vec::new());
+    };
+    let (fw, fh) = (img.width() as u32, img.height() as u32);
+    let mut out: Vec<Candidate> = segment::find_rows(&view, range)?
+        .iter()
+        .map(|row| {
+            let chars: Vec<Rect> = row
+                .blobs
+                .iter()
+                .map(|b| scale_rect(b.rect(), f, dx, dy))
+                .collect();
+            let local: Vec<Rect> = row.blobs.iter().map(|b| scale_rect(b.rect(), f, 0, 0)).collect();
+            let mut bounds = plate_bounds(&local, opts.region, fw, fh);
+            bounds.x += dx;
+            bounds.y += dy;
+            Candidate {
+                bounds,
+                chars,
+                inverted: !row.dark,
+                score: row_score(row),
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| b.score.total_cmp(&a.score));
+    Ok(out)
+}
+
+/// Reads one candidate.
+pub fn read_plate(img: &GrayImage<'_>, cand: &Candidate, opts: &PlateOptions) -> Option<PlateRead> {
+    read_with(Classifier::builtin(), img, cand, opts.region)
+}
+
+fn read_with(
+    model: &Classifier,
+    img: &GrayImage<'_>,
+    cand: &Candidate,
+    region: Region,
+) -> Option<PlateRead> {
+    let fits = |r: &Rect| r.fits(img.width() as u32, img.height() as u32) && r.width > 0;
+    if cand.chars.is_empty() || !cand.chars.iter().all(fits) {
+        return None;
+    }
+    let probs: Vec<decode::Probs> = cand
+        .chars
+        .iter()
+        .map(|r| model.classify(&char_patch(img, *r, !cand.inverted)))
+        .collect();
+    let d = decode::decode(&probs, region)?;
+    let used: Vec<Rect> = d.glyphs.iter().map(|&i| cand.chars[i]).collect();
+    let shape = if d.region == Region::Auto {
+        region
+    } else {
+        d.region
+    };
+    let bounds = plate_bounds(&used, shape, img.width() as u32, img.height() as u32);
+    Some(PlateRead {
+        chars: used
+            .iter()
+            .zip(d.guesses)
+            .map(|(r, g)| CharRead {
+                bounds: *r,
+                guesses: g,
+            })
+            .collect(),
+        text: d.text,
+        confidence: d.confidence * (0.5 + 0.5 * cand.score),
+        region: d.region,
+        bounds,
+        alternatives: d.alternatives,
+    })
+}
+
+/// Finds and reads plates: the most confident reading of each place, best first.
+pub fn detect_plates(img: &GrayImage<'_>, opts: &PlateOptions) -> opencv::Result<Vec<PlateRead>> {
+    let model = Classifier::builtin();
+    let mut reads: Vec<PlateRead> = find_candidates(img, opts)?
+        .iter()
+        .filter_map(|c| read_with(model, img, c, opts.region))
+        .filter(|r| r.confidence >= MIN_REPORTED)
+        .collect();
+    reads.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+    let mut kept: Vec<PlateRead> = Vec::new();
+    for r in reads {
+        if kept.iter().all(|k| overlap(&k.bounds, &r.bounds) < 0.3) {
+            kept.push(r);
+        }
+        if kept.len() >= opts.max_results.max(1) {
+            break;
+        }
+    }
+    Ok(kept)
+}
+
+/// Intersection over the smaller box.
+fn overlap(a: &Rect, b: &Rect) -> f32 {
+    let ix = (a.x + a.width).min(b.x + b.width).saturating_sub(a.x.max(b.x));
+    let iy = (a.y + a.height).min(b.y + b.height).saturating_sub(a.y.max(b.y));
+    let inter = (ix * iy) as f32;
+    let small = (a.area().min(b.area())).max(1) as f32;
+    inter / small
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_parse_and_print() {
+        for r in [Region::Auto, Region::Eu, Region::Us, Region::Br] {
+            assert_eq!(r.name().parse::<Region>(), Ok(r));
+        }
+        assert_eq!("BR".parse::<Region>(), Ok(Region::Br));
+        assert!("mars".parse::<Region>().unwrap_err().contains("unknown plate region"));
+    }
+
+    #[test]
+    fn blank_and_tiny_images_have_no_plates() {
+        for (w, h) in [(1, 1), (2, 2), (64, 48), (640, 480)] {
+            for v in [0u8, 128, 255] {
+                let data = vec![v; w * h];
+                let img = GrayImage::new(&data, w, h, w).unwrap();
+                assert!(detect_plates(&img, &PlateOptions::default()).unwrap().is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn areas_outside_the_image_find_nothing() {
+        let data = vec![0u8; 100];
+        let img = GrayImage::new(&data, 10, 10, 10).unwrap();
+        let opts = PlateOptions {
+            area: Some(Rect::new(50, 50, 10, 10)),
+            ..PlateOptions::default()
+        };
+        assert!(find_candidates(&img, &opts).unwrap().is_empty());
+    }
+}
