@@ -112,11 +112,19 @@ pub fn decode(glyphs: &[Probs], region: Region) -> Option<Decoded> {
     })
 }
 
+/// The most likely symbol of a kind, and its confidence: its share of the kind's probability,
+/// lowered gently when the glyph looked like the other kind (the format is strong evidence,
+/// a second-choice symbol of the right kind is usually the truth).
 fn best_of_kind(p: &Probs, kind: u8) -> (usize, f32) {
+    let mass: f32 = (0..SYMBOLS.len())
+        .filter(|&c| allowed(kind, c))
+        .map(|c| p[c])
+        .sum();
     (0..SYMBOLS.len())
         .filter(|&c| allowed(kind, c))
         .map(|c| (c, p[c]))
         .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(c, pc)| (c, pc / mass.max(1e-9) * mass.max(1e-9).powf(0.1)))
         .unwrap_or((0, 0.0))
 }
 
