@@ -18,7 +18,7 @@ APT_PACKAGES := \
 	fonts-dejavu-core graphviz chromium
 
 # Sample filters (shipped) and test guests (built for the test suite only).
-FILTERS := passthrough grayscale privacy
+FILTERS := passthrough grayscale privacy platedetector
 TEST_GUESTS := hostile probe wrong-world bad-import tint-v1 tint-v2
 # Guests that only build for wasm32 (they use raw wit-bindgen exports).
 NATIVE_EXCLUDES := --exclude wrong-world --exclude bad-import

@@ -26,6 +26,15 @@ impl<'a> Frame<'a> {
         }
     }
 
+    /// The host's frame handle, when the frame lives in the host.
+    #[cfg(target_arch = "wasm32")]
+    pub(crate) fn host_handle(&self) -> Option<&wit::Frame> {
+        match &self.inner {
+            Inner::Host(f) => Some(f),
+            Inner::Local(..) => None,
+        }
+    }
+
     /// A frame over an in-memory buffer (what [`crate::testing::Harness`] uses).
     pub fn local(buf: &'a mut FrameBuf, pts_us: u64) -> Self {
         Self {

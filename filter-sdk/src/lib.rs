@@ -43,6 +43,7 @@ mod frame;
 mod host;
 mod info;
 pub mod testing;
+pub mod vision;
 
 pub use frame::Frame;
 pub use host::{Level, emit, log, now_us};
@@ -138,7 +139,7 @@ pub fn parse_config<T: serde::de::DeserializeOwned>(config_json: &str) -> Result
 pub mod __bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "prism:filter/video-filter",
+        world: "prism:filter/vision-filter",
         pub_export_macro: true,
         export_macro_name: "__export_raw",
         default_bindings_module: "prism_filter_sdk::__bindings",

@@ -15,11 +15,24 @@ pub fn report(file: &Path, filter: &LoadedFilter) -> serde_json::Value {
         "file": file.display().to_string(),
         "sha256": filter.hash,
         "size": filter.size,
-        "world": "prism:filter/video-filter@0.1.0",
+        "world": world(filter),
         "filter": filter.info,
         "imports": filter.imports,
         "exports": filter.exports,
     })
+}
+
+/// The world a filter targets: `vision-filter` if it uses the vision imports.
+fn world(filter: &LoadedFilter) -> &'static str {
+    if filter
+        .imports
+        .iter()
+        .any(|i| i.starts_with("prism:filter/vision@"))
+    {
+        "prism:filter/vision-filter@0.1.0"
+    } else {
+        "prism:filter/video-filter@0.1.0"
+    }
 }
 
 pub fn run(file: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
@@ -30,10 +43,7 @@ pub fn run(file: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
                 println!("{}", report(file, &filter));
             } else {
                 let info = &filter.info;
-                println!(
-                    "{}: valid Prism filter (prism:filter/video-filter@0.1.0)",
-                    file.display()
-                );
+                println!("{}: valid Prism filter ({})", file.display(), world(&filter));
                 println!("  name         {}", info.name);
                 println!("  version      {}", info.version);
                 println!("  description  {}", info.description);

@@ -5,7 +5,7 @@ use prism_frame::{Color, FrameError, PixelFormat, PlaneLayout, Rect};
 
 wasmtime::component::bindgen!({
     path: "../wit",
-    world: "prism:filter/video-filter",
+    world: "prism:filter/vision-filter",
     imports: { default: trappable },
     with: {
         "prism:filter/types.frame": super::state::FrameResource,

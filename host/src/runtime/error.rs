@@ -32,8 +32,8 @@ pub enum RuntimeError {
     /// The component imports something the host does not give filters.
     #[error(
         "the component imports {imports}, which Prism does not give filters (filters get \
-         prism:filter/types, prism:filter/host and a sandboxed subset of wasi:cli, io, clocks, \
-         random and filesystem)"
+         prism:filter/types, prism:filter/host, prism:filter/vision and a sandboxed subset of \
+         wasi:cli, io, clocks, random and filesystem)"
     )]
     UnsupportedImports {
         /// The interfaces refused.

@@ -15,7 +15,7 @@ use serde::Serialize;
 use wasmtime::Store;
 use wasmtime::component::Resource;
 
-use super::bindings::VideoFilter;
+use super::bindings::VisionFilter;
 use super::error::{RuntimeError, classify, describe_trap};
 use super::events::{EventSink, FaultKind, FilterEvent};
 use super::state::{FrameResource, StoreData};
@@ -46,7 +46,7 @@ pub struct InstanceStats {
 
 struct Live {
     store: Store<StoreData>,
-    bindings: VideoFilter,
+    bindings: VisionFilter,
 }
 
 enum Health {

@@ -17,6 +17,7 @@ mod error;
 mod events;
 mod instance;
 mod state;
+mod vision;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -35,13 +36,14 @@ pub use events::{EventSink, FaultKind, FilterEvent};
 pub use instance::{FilterInstance, InstanceStats, Verdict};
 
 use crate::config::{EPOCH_TICK, RuntimeConfig};
-use bindings::{VideoFilter, VideoFilterPre};
+use bindings::{VisionFilter, VisionFilterPre};
 use state::{CallLimits, StoreData};
 
 /// Interface-name prefixes the host links. Anything else a component imports is refused.
 const PROVIDED_IMPORTS: &[&str] = &[
     "prism:filter/types@0.1.",
     "prism:filter/host@0.1.",
+    "prism:filter/vision@0.1.",
     "wasi:cli/",
     "wasi:io/",
     "wasi:clocks/",
@@ -81,7 +83,7 @@ pub struct LoadedFilter {
     pub imports: Vec<String>,
     /// Interfaces the component exports.
     pub exports: Vec<String>,
-    pre: VideoFilterPre<StoreData>,
+    pre: VisionFilterPre<StoreData>,
 }
 
 impl std::fmt::Debug for LoadedFilter {
@@ -201,7 +203,7 @@ impl FilterRuntime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| RuntimeError::InvalidComponent(format!("{e:#}")))?;
-        let pre = VideoFilterPre::new(pre)
+        let pre = VisionFilterPre::new(pre)
             .map_err(|e| RuntimeError::InvalidComponent(format!("{e:#}")))?;
         let info = self.describe(&pre)?;
         // Only a component that passed every check is worth keeping compiled.
@@ -293,9 +295,9 @@ impl FilterRuntime {
     fn instantiate_raw(
         &self,
         name: Arc<str>,
-        pre: &VideoFilterPre<StoreData>,
+        pre: &VisionFilterPre<StoreData>,
         sink: Option<EventSink>,
-    ) -> Result<(Store<StoreData>, VideoFilter), wasmtime::Error> {
+    ) -> Result<(Store<StoreData>, VisionFilter), wasmtime::Error> {
         let data = StoreData::new(
             name,
             self.config.filter_memory_bytes,
@@ -310,7 +312,7 @@ impl FilterRuntime {
         Ok((store, bindings))
     }
 
-    fn describe(&self, pre: &VideoFilterPre<StoreData>) -> Result<FilterInfo, RuntimeError> {
+    fn describe(&self, pre: &VisionFilterPre<StoreData>) -> Result<FilterInfo, RuntimeError> {
         let fail = |e: wasmtime::Error| RuntimeError::Describe(error::describe_trap(&e));
         let (mut store, bindings) = self
             .instantiate_raw("(describe)".into(), pre, None)
@@ -389,7 +391,7 @@ fn link(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
         type Data<'a> = &'a mut ResourceTable;
     }
 
-    VideoFilter::add_to_linker::<_, HasSelf<StoreData>>(linker, |s| s)?;
+    VisionFilter::add_to_linker::<_, HasSelf<StoreData>>(linker, |s| s)?;
     linker.allow_shadowing(true);
     linker
         .instance("prism:filter/types@0.1.0")?

@@ -223,6 +223,13 @@ impl StoreData {
     fn frame(&mut self, handle: &Resource<FrameResource>) -> wasmtime::Result<&mut FrameResource> {
         Ok(self.table.get_mut(handle)?)
     }
+
+    pub(crate) fn frame_ref(
+        &self,
+        handle: &Resource<FrameResource>,
+    ) -> wasmtime::Result<&FrameResource> {
+        Ok(self.table.get(handle)?)
+    }
 }
 
 /// `frame.write-region` reading the guest's list in place instead of lifting it into a `Vec`

@@ -1,0 +1,387 @@
+//! `platedetector`: finds and reads licence plates with the host's native plate reader (the
+//! `vision` imports), follows each plate across frames, votes per character, and emits one
+//! `PlateDetected` event per plate appearance:
+//!
+//! `{"plate": "M5XSX", "confidence": 0.93, "box": {"x", "y", "width", "height"}, "region": "eu",
+//!   "frames": 3}`
+//!
+//! It draws the plate's box and text on the picture (`overlay`).
+//!
+//! Configuration (every key optional):
+//! `{"region": "auto|eu|us|br", "plate_width_pct": 0, "min_confidence": 0.5, "overlay": true,
+//!   "detect_every": 1, "confirm_frames": 2}`
+//! * `plate_width_pct`: expected plate width as a percentage of the frame width (Kurento's
+//!   `setPlateWidthPercentage`), 0 = any size;
+//! * `detect_every`: run detection on one frame in N (tracks carry the boxes in between);
+//! * `confirm_frames`: readings of a plate needed before it is reported.
+
+use std::collections::BTreeMap;
+
+use prism_filter_sdk::vision::{self, PlateOptions, PlateRead, Region};
+use prism_filter_sdk::{
+    Color, Filter, FilterInfo, Frame, PixelFormat, Rect, Result, emit, export_filter, parse_config,
+    text_size,
+};
+use serde::{Deserialize, Serialize};
+
+/// A track not seen for this long (stream time) has left the picture.
+const TRACK_TIMEOUT_US: u64 = 1_500_000;
+/// The same text reported again within this time is the same appearance.
+const REPEAT_US: u64 = 5_000_000;
+/// Tracks followed at once.
+const MAX_TRACKS: usize = 16;
+/// Readings below this confidence do not vote.
+const VOTE_FLOOR: f32 = 0.25;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Config {
+    region: Region,
+    plate_width_pct: f32,
+    min_confidence: f32,
+    overlay: bool,
+    detect_every: u32,
+    confirm_frames: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            region: Region::Auto,
+            plate_width_pct: 0.0,
+            min_confidence: 0.5,
+            overlay: true,
+            detect_every: 1,
+            confirm_frames: 2,
+        }
+    }
+}
+
+impl Config {
+    fn check(&self) -> Result<()> {
+        let bad = |m: String| Err(prism_filter_sdk::Error(format!("invalid configuration: {m}")));
+        if !(0.0..=100.0).contains(&self.plate_width_pct) {
+            return bad(format!("plate_width_pct {} is not 0..100", self.plate_width_pct));
+        }
+        if !(0.0..=1.0).contains(&self.min_confidence) {
+            return bad(format!("min_confidence {} is not 0..1", self.min_confidence));
+        }
+        if self.detect_every == 0 || self.detect_every > 30 {
+            return bad(format!("detect_every {} is not 1..30", self.detect_every));
+        }
+        if self.confirm_frames == 0 || self.confirm_frames > 30 {
+            return bad(format!("confirm_frames {} is not 1..30", self.confirm_frames));
+        }
+        Ok(())
+    }
+}
+
+/// A plate followed across frames.
+#[derive(Debug, Clone)]
+struct Track {
+    bounds: Rect,
+    region: Region,
+    /// Per text length, per position: symbol -> summed confidence.
+    votes: BTreeMap<usize, Vec<BTreeMap<char, f32>>>,
+    /// Readings that voted.
+    hits: u32,
+    confidence_sum: f32,
+    last_seen_us: u64,
+    reported: Option<String>,
+}
+
+impl Track {
+    fn new(read: &PlateRead, now: u64) -> Track {
+        let mut t = Track {
+            bounds: read.bounds,
+            region: read.region,
+            votes: BTreeMap::new(),
+            hits: 0,
+            confidence_sum: 0.0,
+            last_seen_us: now,
+            reported: None,
+        };
+        t.vote(read, now);
+        t
+    }
+
+    fn vote(&mut self, read: &PlateRead, now: u64) {
+        self.bounds = read.bounds;
+        self.last_seen_us = now;
+        if read.confidence < VOTE_FLOOR {
+            return;
+        }
+        self.hits += 1;
+        self.confidence_sum += read.confidence;
+        self.region = read.region;
+        let n = read.text.chars().count();
+        let slots = self
+            .votes
+            .entry(n)
+            .or_insert_with(|| vec![BTreeMap::new(); n]);
+        for (slot, c) in slots.iter_mut().zip(&read.chars) {
+            // Every ranked guess votes with its own confidence, weighted by the reading's.
+            for &(symbol, p) in &c.guesses {
+                *slot.entry(symbol).or_insert(0.0) += p * read.confidence;
+            }
+        }
+        // Readings without per-glyph guesses vote with their text.
+        if read.chars.len() != n {
+            for (slot, symbol) in slots.iter_mut().zip(read.text.chars()) {
+                *slot.entry(symbol).or_insert(0.0) += read.confidence;
+            }
+        }
+    }
+
+    /// The text the votes agree on and how strongly (0..1).
+    fn consensus(&self) -> Option<(String, f32)> {
+        let (_, slots) = self.votes.iter().max_by(|a, b| {
+            let weight = |s: &Vec<BTreeMap<char, f32>>| {
+                s.iter().map(|m| m.values().sum::<f32>()).sum::<f32>()
+            };
+            weight(a.1).total_cmp(&weight(b.1))
+        })?;
+        let mut text = String::new();
+        let mut agreement = 0.0;
+        for slot in slots {
+            let total: f32 = slot.values().sum();
+            let (&c, &v) = slot.iter().max_by(|a, b| a.1.total_cmp(b.1))?;
+            text.push(c);
+            agreement += v / total.max(1e-6);
+        }
+        let agreement = agreement / slots.len().max(1) as f32;
+        let mean = self.confidence_sum / self.hits.max(1) as f32;
+        Some((text, (agreement * mean).clamp(0.0, 1.0)))
+    }
+}
+
+#[derive(Serialize)]
+struct BoxJson {
+    x: u32,
+    y: u32,
+    width: u32,
+    height: u32,
+}
+
+#[derive(Serialize)]
+struct PlateDetected<'a> {
+    plate: &'a str,
+    confidence: f32,
+    #[serde(rename = "box")]
+    bounds: BoxJson,
+    region: &'a str,
+    frames: u32,
+}
+
+/// The filter and its state.
+#[derive(Default)]
+pub struct PlateDetector {
+    config: Config,
+    tracks: Vec<Track>,
+    /// Texts reported recently, with when.
+    recent: Vec<(String, u64)>,
+    frames: u64,
+}
+
+fn overlap(a: &Rect, b: &Rect) -> f32 {
+    let ix = (a.x + a.width).min(b.x + b.width).saturating_sub(a.x.max(b.x));
+    let iy = (a.y + a.height).min(b.y + b.height).saturating_sub(a.y.max(b.y));
+    let inter = (ix as u64 * iy as u64) as f32;
+    let union = (a.area() + b.area()) as f32 - inter;
+    inter / union.max(1.0)
+}
+
+impl PlateDetector {
+    fn update(&mut self, reads: &[PlateRead], now: u64) {
+        for read in reads {
+            let best = self
+                .tracks
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (overlap(&t.bounds, &read.bounds), i))
+                .filter(|(o, _)| *o > 0.2)
+                .max_by(|a, b| a.0.total_cmp(&b.0));
+            match best {
+                Some((_, i)) => self.tracks[i].vote(read, now),
+                None if self.tracks.len() < MAX_TRACKS => self.tracks.push(Track::new(read, now)),
+                None => {}
+            }
+        }
+        self.tracks
+            .retain(|t| now.saturating_sub(t.last_seen_us) <= TRACK_TIMEOUT_US);
+        self.recent
+            .retain(|(_, at)| now.saturating_sub(*at) <= REPEAT_US);
+    }
+
+    fn report(&mut self, now: u64) -> Result<()> {
+        for t in &mut self.tracks {
+            if t.reported.is_some() || t.hits < self.config.confirm_frames {
+                continue;
+            }
+            let Some((text, confidence)) = t.consensus() else {
+                continue;
+            };
+            if confidence < self.config.min_confidence {
+                continue;
+            }
+            t.reported = Some(text.clone());
+            if self.recent.iter().any(|(r, _)| *r == text) {
+                continue;
+            }
+            self.recent.push((text.clone(), now));
+            emit(
+                "PlateDetected",
+                &PlateDetected {
+                    plate: &text,
+                    confidence,
+                    bounds: BoxJson {
+                        x: t.bounds.x,
+                        y: t.bounds.y,
+                        width: t.bounds.width,
+                        height: t.bounds.height,
+                    },
+                    region: t.region.name(),
+                    frames: t.hits,
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    fn draw(&self, frame: &mut Frame<'_>) {
+        const GREEN: Color = Color::rgb(40, 230, 90);
+        const AMBER: Color = Color::rgb(255, 190, 40);
+        for t in &self.tracks {
+            let (text, colour) = match &t.reported {
+                Some(text) => (text.clone(), GREEN),
+                None => (String::new(), AMBER),
+            };
+            let thickness = (t.bounds.height / 12).clamp(2, 6);
+            frame.draw_rect(t.bounds, colour, thickness);
+            if text.is_empty() {
+                continue;
+            }
+            let scale = (t.bounds.height / 16).clamp(2, 6);
+            let (tw, th) = text_size(&text, scale);
+            let y = t.bounds.y.saturating_sub(th + 6);
+            let label = Rect::new(t.bounds.x, y, tw + 6, th + 6);
+            frame.fill_rect(label, Color { a: 200, ..Color::rgb(0, 0, 0) });
+            frame.draw_text(&text, t.bounds.x + 3, y + 3, scale, colour);
+        }
+    }
+}
+
+impl Filter for PlateDetector {
+    fn describe() -> FilterInfo {
+        FilterInfo::new("platedetector", "1.0.0", PixelFormat::I420)
+            .description("Reads licence plates (native plate reader), emits PlateDetected once per plate and draws them.")
+            .parameters_schema(
+                r#"{"type":"object","additionalProperties":false,"properties":{
+"region":{"enum":["auto","eu","us","br"]},
+"plate_width_pct":{"type":"number","minimum":0,"maximum":100},
+"min_confidence":{"type":"number","minimum":0,"maximum":1},
+"overlay":{"type":"boolean"},
+"detect_every":{"type":"integer","minimum":1,"maximum":30},
+"confirm_frames":{"type":"integer","minimum":1,"maximum":30}}}"#,
+            )
+    }
+
+    fn configure(&mut self, config_json: &str) -> Result<()> {
+        let config: Config = parse_config(config_json)?;
+        config.check()?;
+        self.config = config;
+        Ok(())
+    }
+
+    fn process(&mut self, frame: &mut Frame<'_>) -> Result<()> {
+        let now = frame.pts_us();
+        if self.frames % self.config.detect_every as u64 == 0 {
+            let opts = PlateOptions {
+                region: self.config.region,
+                plate_width_pct: self.config.plate_width_pct,
+                area: None,
+                max_results: 4,
+            };
+            let reads = vision::detect_plates(frame, &opts);
+            self.update(&reads, now);
+            self.report(now)?;
+        }
+        self.frames += 1;
+        if self.config.overlay {
+            self.draw(frame);
+        }
+        Ok(())
+    }
+}
+
+export_filter!(PlateDetector);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prism_filter_sdk::vision::CharRead;
+
+    fn read(text: &str, confidence: f32, x: u32) -> PlateRead {
+        PlateRead {
+            text: text.into(),
+            confidence,
+            region: Region::Eu,
+            bounds: Rect::new(x, 100, 120, 30),
+            chars: text
+                .chars()
+                .map(|c| CharRead {
+                    bounds: Rect::new(x, 100, 10, 20),
+                    guesses: vec![(c, confidence)],
+                })
+                .collect(),
+            alternatives: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn votes_settle_a_misread_glyph() {
+        let mut t = Track::new(&read("AB123", 0.9, 10), 0);
+        t.vote(&read("A8123", 0.6, 12), 33_000);
+        t.vote(&read("AB123", 0.8, 14), 66_000);
+        let (text, conf) = t.consensus().unwrap();
+        assert_eq!(text, "AB123");
+        assert!(conf > 0.5 && conf < 0.9, "{conf}");
+        assert_eq!(t.hits, 3);
+        assert_eq!(t.bounds.x, 14);
+    }
+
+    #[test]
+    fn one_event_per_appearance() {
+        let mut f = PlateDetector::default();
+        for i in 0..10u64 {
+            f.update(&[read("M5XSX", 0.9, 10 + i as u32)], i * 33_000);
+            f.report(i * 33_000).unwrap();
+        }
+        assert_eq!(f.tracks.len(), 1);
+        assert_eq!(f.tracks[0].reported.as_deref(), Some("M5XSX"));
+        // Leaves for longer than the timeout, comes back: a new appearance, but the same
+        // text within the repeat window is not announced twice.
+        f.update(&[], 3_000_000);
+        assert!(f.tracks.is_empty());
+        f.update(&[read("M5XSX", 0.9, 300)], 3_100_000);
+        f.update(&[read("M5XSX", 0.9, 300)], 3_133_000);
+        f.report(3_133_000).unwrap();
+        assert_eq!(f.recent.len(), 1);
+    }
+
+    #[test]
+    fn configuration_is_checked() {
+        let mut f = PlateDetector::default();
+        assert!(f.configure(r#"{"region": "br", "plate_width_pct": 25}"#).is_ok());
+        assert_eq!(f.config.region, Region::Br);
+        for bad in [
+            r#"{"region": "mars"}"#,
+            r#"{"plate_width_pct": 150}"#,
+            r#"{"min_confidence": 2}"#,
+            r#"{"detect_every": 0}"#,
+            r#"{"colour": "red"}"#,
+        ] {
+            assert!(f.configure(bad).is_err(), "{bad}");
+        }
+    }
+}
