@@ -15,6 +15,7 @@ APT_PACKAGES := \
 	libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
 	gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools \
+	libopencv-dev opencv-data libtesseract-dev libleptonica-dev tesseract-ocr-eng \
 	fonts-dejavu-core graphviz chromium
 
 # Sample filters (shipped) and test guests (built for the test suite only).

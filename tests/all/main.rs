@@ -4,6 +4,7 @@ mod cli;
 mod hostile;
 mod kurento;
 mod media;
+mod plates;
 mod registry;
 mod runtime;
 mod scaffold;

@@ -93,7 +93,7 @@ pub enum FilterCommand {
     },
     /// Run a filter over an image or a video and write the result.
     Run {
-        /// The component (.wasm).
+        /// The component (.wasm), or a filter crate's directory (its built component is used).
         file: PathBuf,
         /// Input image or video (anything GStreamer decodes).
         #[arg(long)]
@@ -208,7 +208,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
             json,
         }) => run::run(&run::Options {
-            file,
+            file: resolve_component(&file)?,
             input,
             output,
             config,
@@ -271,6 +271,38 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             codec,
         }) => bench::sessions::peers(sessions, seconds, codec),
     }
+}
+
+/// A `.wasm` path as given, or for a filter crate's directory its component built for
+/// wasm32-wasip2 (release) in this build's target directory.
+fn resolve_component(path: &std::path::Path) -> anyhow::Result<PathBuf> {
+    if !path.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    let manifest = std::fs::read_to_string(path.join("Cargo.toml")).map_err(|_| {
+        anyhow::anyhow!("{} is a directory without a Cargo.toml", path.display())
+    })?;
+    let name = manifest
+        .parse::<toml::Table>()?
+        .get("package")
+        .and_then(|p| p.get("name"))
+        .and_then(|n| n.as_str())
+        .map(|n| n.replace('-', "_"))
+        .ok_or_else(|| anyhow::anyhow!("{}/Cargo.toml has no package name", path.display()))?;
+    let candidates = [
+        path.join("target/wasm32-wasip2/release"),
+        default_filters_dir(),
+    ];
+    candidates
+        .iter()
+        .map(|d| d.join(format!("{name}.wasm")))
+        .find(|f| f.is_file())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{name}.wasm is not built: run `cargo build --target wasm32-wasip2 --release` in {}",
+                path.display()
+            )
+        })
 }
 
 /// Where guest components of this build live: `target/wasm32-wasip2/release` beside the

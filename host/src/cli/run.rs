@@ -29,8 +29,32 @@ pub struct Options {
     pub json: bool,
 }
 
-fn print_events(rx: &Receiver<FilterEvent>, out: &mut impl Write) -> std::io::Result<()> {
+/// A still picture is shown to the filter as this many identical frames (30 fps), so filters
+/// that confirm what they see across frames (the plate detector) report on photos too.
+pub const STILL_FRAMES: u64 = 3;
+
+fn is_still(path: &std::path::Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .is_some_and(|e| ["jpg", "jpeg", "png", "bmp", "gif", "tif", "tiff", "webp", "pnm", "ppm", "pgm"].contains(&e.as_str()))
+}
+
+fn print_events(
+    rx: &Receiver<FilterEvent>,
+    out: &mut impl Write,
+    json: bool,
+) -> std::io::Result<()> {
     while let Ok(event) = rx.try_recv() {
+        // A plate is printed as a line of its own for people; everything is a JSON line.
+        if !json
+            && let FilterEvent::Event { name, payload, .. } = &event
+            && name == "PlateDetected"
+            && let Some(plate) = payload.get("plate").and_then(|p| p.as_str())
+        {
+            let conf = payload.get("confidence").and_then(|c| c.as_f64()).unwrap_or(0.0);
+            writeln!(out, "plate {plate} ({:.0}%)", conf * 100.0)?;
+        }
         writeln!(
             out,
             "{}",
@@ -70,11 +94,22 @@ pub fn run(opts: &Options) -> anyhow::Result<ExitCode> {
     let mut dropped = 0u64;
     let started = Instant::now();
 
+    let still = is_still(&opts.input);
     while let Some(mut frame) = decoder.next_frame()? {
+        if still {
+            // The earlier showings of a still picture: same pixels, earlier times.
+            for i in 0..STILL_FRAMES - 1 {
+                let mut copy = frame.buf.clone();
+                let t = Instant::now();
+                instance.process(&mut copy, frame.pts_us + i * 33_333);
+                times_us.push(t.elapsed().as_secs_f64() * 1e6);
+            }
+            frame.pts_us += (STILL_FRAMES - 1) * 33_333;
+        }
         let t = Instant::now();
         let verdict = instance.process(&mut frame.buf, frame.pts_us);
         times_us.push(t.elapsed().as_secs_f64() * 1e6);
-        print_events(&rx, &mut stdout)?;
+        print_events(&rx, &mut stdout, opts.json)?;
         if verdict == Verdict::Drop {
             dropped += 1;
             continue;
@@ -105,7 +140,7 @@ pub fn run(opts: &Options) -> anyhow::Result<ExitCode> {
     if show_progress {
         eprintln!();
     }
-    print_events(&rx, &mut stdout)?;
+    print_events(&rx, &mut stdout, opts.json)?;
     if times_us.is_empty() {
         anyhow::bail!("{}: no video frames decoded", opts.input.display());
     }

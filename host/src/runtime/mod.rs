@@ -111,6 +111,9 @@ fn start_epoch_ticker(engine: &Engine) {
 }
 
 /// Deadline in epoch ticks, rounded up, plus one for the tick in progress.
+/// Most native host time given back to one call's deadline.
+const MAX_HOST_CREDIT: Duration = Duration::from_secs(2);
+
 fn ticks(deadline: Duration) -> u64 {
     (deadline.as_micros().div_ceil(EPOCH_TICK.as_micros()) as u64).max(1) + 1
 }
@@ -306,7 +309,17 @@ impl FilterRuntime {
         );
         let mut store = Store::new(&self.engine, data);
         store.limiter(|d| &mut d.limits);
-        store.epoch_deadline_trap();
+        // The deadline bounds the filter's own code: time it spent waiting for the host's
+        // native vision is given back (up to MAX_HOST_CREDIT per call), then the call traps.
+        store.epoch_deadline_callback(|mut ctx| {
+            let call = &mut ctx.data_mut().call;
+            let credit = std::mem::take(&mut call.host_credit);
+            if credit.is_zero() || call.host_granted >= MAX_HOST_CREDIT {
+                return Ok(wasmtime::UpdateDeadline::Interrupt);
+            }
+            call.host_granted += credit;
+            Ok(wasmtime::UpdateDeadline::Continue(ticks(credit)))
+        });
         store.set_epoch_deadline(ticks(self.config.control_deadline()));
         let bindings = pre.instantiate(&mut store)?;
         Ok((store, bindings))

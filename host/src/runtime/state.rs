@@ -130,6 +130,10 @@ pub(crate) struct CallContext {
     pub dropped_logs: u64,
     /// The last error-level log line (the SDK logs panics there), for fault reports.
     pub last_error_log: Option<String>,
+    /// Time spent in native host work (vision) not yet added to the deadline.
+    pub host_credit: Duration,
+    /// Deadline extension granted so far in this call.
+    pub host_granted: Duration,
 }
 
 impl CallContext {
@@ -138,6 +142,8 @@ impl CallContext {
         self.events = 0;
         self.logs = 0;
         self.last_error_log = None;
+        self.host_credit = Duration::ZERO;
+        self.host_granted = Duration::ZERO;
     }
 }
 
@@ -202,6 +208,8 @@ impl StoreData {
                 logs: 0,
                 dropped_logs: 0,
                 last_error_log: None,
+                host_credit: Duration::ZERO,
+                host_granted: Duration::ZERO,
             },
         }
     }

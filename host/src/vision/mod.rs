@@ -339,12 +339,22 @@ fn read_with(
                 guesses: g,
             })
             .collect(),
+        confidence: d.confidence * (0.5 + 0.5 * cand.score) * stripe_penalty(&used),
         text: d.text,
-        confidence: d.confidence * (0.5 + 0.5 * cand.score),
         region: d.region,
         bounds,
         alternatives: d.alternatives,
     })
+}
+
+/// Rows made mostly of thin strokes are railings, grilles and window edges far more often than
+/// plates (a plate of mostly `1`s and `I`s is rare): they keep a fraction of their confidence.
+fn stripe_penalty(glyphs: &[Rect]) -> f32 {
+    let thin = glyphs
+        .iter()
+        .filter(|r| (r.width as f32) < 0.3 * r.height as f32)
+        .count();
+    if thin * 2 > glyphs.len() { 0.4 } else { 1.0 }
 }
 
 /// Finds and reads plates: the most confident reading of each place, best first.

@@ -1,0 +1,207 @@
+//! The licence-plate reader end to end: dev photos of ../shared/data/alpr read through the
+//! `platedetector` WASM filter (native vision imports), hostile frames, one event per plate.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use prism::media::Decoder;
+use prism::runtime::{EventSink, FilterEvent, Verdict};
+use prism_frame::{Color, FrameBuf, PixelFormat};
+use prism_tests::{load, prism_bin, root, test_runtime};
+
+fn alpr() -> PathBuf {
+    root().join("../shared/data/alpr")
+}
+
+/// The photo, its plate box and its plate text.
+fn labelled(set: &str, name: &str) -> (FrameBuf, [f64; 4], String) {
+    let dir = alpr().join(set);
+    let label = std::fs::read_to_string(dir.join(format!("{name}.txt"))).unwrap();
+    let f: Vec<&str> = label.split_whitespace().collect();
+    let n = |i: usize| f[i].parse::<f64>().unwrap();
+    let mut dec = Decoder::open(&dir.join(f[0]), PixelFormat::I420).unwrap();
+    let frame = dec.next_frame().unwrap().unwrap().buf;
+    (frame, [n(1), n(2), n(3), n(4)], f[5].to_string())
+}
+
+fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
+    let ix = (a[0] + a[2]).min(b[0] + b[2]) - a[0].max(b[0]);
+    let iy = (a[1] + a[3]).min(b[1] + b[3]) - a[1].max(b[1]);
+    if ix <= 0.0 || iy <= 0.0 {
+        return 0.0;
+    }
+    ix * iy / (a[2] * a[3] + b[2] * b[3] - ix * iy)
+}
+
+/// Runs `frames` copies of `frame` through a fresh platedetector; its `PlateDetected` payloads.
+fn detect(frame: &FrameBuf, frames: u64, config: &str) -> Vec<serde_json::Value> {
+    let runtime = test_runtime();
+    let filter = load(&runtime, "platedetector");
+    let (sink, rx) = EventSink::channel(256);
+    let mut instance = runtime.instantiate(&filter, Some(sink)).unwrap();
+    instance.configure(config).unwrap();
+    for i in 0..frames {
+        let mut f = frame.clone();
+        assert_eq!(instance.process(&mut f, i * 33_333), Verdict::Forward);
+    }
+    assert_eq!(instance.stats().failures, 0);
+    let mut events = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        if let FilterEvent::Event { name, payload, .. } = e {
+            assert_eq!(name, "PlateDetected");
+            events.push(payload);
+        }
+    }
+    events
+}
+
+#[test]
+fn dev_photos_read_to_the_exact_plate() {
+    for (set, name) in [("eu", "eu1"), ("br", "NYL3614"), ("us", "us4"), ("br", "NZU2673")] {
+        let (frame, truth, plate) = labelled(set, name);
+        let events = detect(&frame, 3, &format!(r#"{{"region": "{set}"}}"#));
+        let best = events
+            .iter()
+            .max_by(|a, b| {
+                let c = |v: &serde_json::Value| v["confidence"].as_f64().unwrap_or(0.0);
+                c(a).total_cmp(&c(b))
+            })
+            .unwrap_or_else(|| panic!("{set}/{name}: no plate"));
+        assert_eq!(best["plate"], plate.as_str(), "{set}/{name}: {events:?}");
+        let c = best["confidence"].as_f64().unwrap();
+        assert!(c > 0.5 && c <= 1.0, "{c}");
+        assert_eq!(best["region"], set);
+        let b = &best["box"];
+        let got = ["x", "y", "width", "height"].map(|k| b[k].as_f64().unwrap());
+        assert!(iou(got, truth) > 0.4, "{set}/{name}: box {got:?} vs {truth:?}");
+        assert!(best["frames"].as_u64().unwrap() >= 2);
+    }
+}
+
+#[test]
+fn overlay_draws_the_plate_box() {
+    let (frame, truth, _) = labelled("eu", "eu1");
+    let runtime = test_runtime();
+    let filter = load(&runtime, "platedetector");
+    let mut instance = runtime.instantiate(&filter, None).unwrap();
+    let mut last = frame.clone();
+    for i in 0..3 {
+        last = frame.clone();
+        instance.process(&mut last, i * 33_333);
+    }
+    // The box is drawn in green around the plate: pixels on its outline changed.
+    let changed = (truth[0] as u32..(truth[0] + truth[2]) as u32)
+        .filter(|&x| {
+            (truth[1] as u32 - 20..truth[1] as u32 + 5)
+                .any(|y| frame.pixel(x, y) != last.pixel(x, y))
+        })
+        .count();
+    assert!(changed as f64 > truth[2] * 0.5, "{changed}");
+    // Without the overlay the picture is untouched.
+    let mut plain = runtime.instantiate(&filter, None).unwrap();
+    plain.configure(r#"{"overlay": false}"#).unwrap();
+    let mut f = frame.clone();
+    for i in 0..3 {
+        f = frame.clone();
+        plain.process(&mut f, i * 33_333);
+    }
+    assert_eq!(f, frame);
+}
+
+#[test]
+fn the_same_plate_over_ten_frames_is_one_event() {
+    let (frame, _, plate) = labelled("eu", "eu1");
+    let events = detect(&frame, 10, r#"{"region": "eu"}"#);
+    let plates: Vec<&str> = events.iter().filter_map(|e| e["plate"].as_str()).collect();
+    assert_eq!(plates.iter().filter(|p| **p == plate).count(), 1, "{plates:?}");
+}
+
+#[test]
+fn hostile_frames_have_no_plate_and_do_not_fail() {
+    let mut noisy = FrameBuf::zeroed(PixelFormat::I420, 640, 480);
+    let mut seed = 12345u64;
+    for b in noisy.data_mut() {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        *b = (seed >> 24) as u8;
+    }
+    let frames = [
+        FrameBuf::zeroed(PixelFormat::I420, 640, 480),
+        FrameBuf::filled(PixelFormat::I420, 640, 480, Color::rgb(255, 255, 255)),
+        FrameBuf::zeroed(PixelFormat::I420, 2, 2),
+        FrameBuf::filled(PixelFormat::I420, 3840, 2160, Color::rgb(128, 128, 128)),
+        noisy,
+    ];
+    for frame in &frames {
+        let started = Instant::now();
+        let events = detect(frame, 3, "{}");
+        assert!(events.is_empty(), "{}x{}: {events:?}", frame.width(), frame.height());
+        // Bounded: the filter's deadline would have failed the call long before this.
+        assert!(started.elapsed().as_secs() < 60);
+    }
+}
+
+#[test]
+fn bad_configuration_is_refused_with_a_reason() {
+    let runtime = test_runtime();
+    let filter = load(&runtime, "platedetector");
+    let mut instance = runtime.instantiate(&filter, None).unwrap();
+    let err = instance
+        .configure(r#"{"region": "mars"}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unknown variant `mars`"), "{err}");
+    let err = instance
+        .configure(r#"{"plate_width_pct": 400}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("plate_width_pct 400"), "{err}");
+}
+
+#[test]
+fn cli_prints_the_plate_of_a_photo() {
+    let photo = alpr().join("eu/eu1.jpg");
+    let out = std::process::Command::new(prism_bin())
+        .args(["filter", "run"])
+        .arg(root().join("filters/platedetector"))
+        .arg("--input")
+        .arg(&photo)
+        .args(["--config", r#"{"region": "eu"}"#])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.lines().any(|l| l.starts_with("plate M5XSX")), "{stdout}");
+}
+
+#[test]
+fn bench_plates_scores_a_folder_as_json() {
+    // A set of two labelled photos in a folder of another layout than ../shared's.
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("eu");
+    std::fs::create_dir(&set).unwrap();
+    for name in ["eu1", "eu3"] {
+        for ext in ["jpg", "txt"] {
+            let from = alpr().join("eu").join(format!("{name}.{ext}"));
+            std::fs::copy(&from, set.join(format!("{name}.{ext}"))).unwrap();
+        }
+    }
+    for native in [false, true] {
+        let mut cmd = std::process::Command::new(prism_bin());
+        cmd.args(["bench", "plates", "--json", "--data"]).arg(dir.path());
+        if native {
+            cmd.arg("--native");
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let eu = &v["sets"]["eu"];
+        assert_eq!(eu["images"], 2);
+        // eu1 is read exactly (see dev_photos_read_to_the_exact_plate).
+        assert!(eu["strict_pct"].as_f64().unwrap() >= 50.0, "{v}");
+        for key in ["detected_pct", "lenient_pct", "fp_per_image", "ms_p50", "ms_p99"] {
+            assert!(eu[key].is_number(), "{key}: {v}");
+        }
+    }
+}
