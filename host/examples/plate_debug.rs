@@ -6,18 +6,25 @@ use prism_frame::PixelFormat;
 fn main() -> anyhow::Result<()> {
     let mut a = std::env::args().skip(1);
     let path = a.next().expect("IMAGE [REGION]");
-    let region = a.next().unwrap_or_else(|| "auto".into()).parse().map_err(anyhow::Error::msg)?;
+    let region = a
+        .next()
+        .unwrap_or_else(|| "auto".into())
+        .parse()
+        .map_err(anyhow::Error::msg)?;
     prism::media::init()?;
     let mut d = Decoder::open(path.as_ref(), PixelFormat::Gray8)?;
     let f = d.next_frame()?.expect("a picture");
     let img = GrayImage::of_frame(&f.buf).expect("gray");
-    let opts = PlateOptions { region, ..PlateOptions::default() };
+    let opts = PlateOptions {
+        region,
+        ..PlateOptions::default()
+    };
     for c in vision::find_candidates(&img, &opts)? {
         let r = vision::read_plate(&img, &c, &opts);
         if std::env::var_os("DUMP").is_some() && r.as_ref().is_some_and(|r| r.text.len() >= 5) {
             for (i, ch) in c.chars.iter().enumerate() {
                 let p = vision::char_patch(&img, *ch, !c.inverted);
-                let mut pgm = format!("P5 20 28 255\n").into_bytes();
+                let mut pgm = b"P5 20 28 255\n".to_vec();
                 pgm.extend(p.iter().map(|v| (v * 255.0) as u8));
                 std::fs::write(format!("/tmp/dbg/{}_{i}.pgm", c.bounds.x), pgm)?;
             }
@@ -28,7 +35,11 @@ fn main() -> anyhow::Result<()> {
             c.chars.len(),
             c.inverted,
             c.score,
-            r.map(|r| (r.text, r.confidence, r.chars.iter().map(|c| c.guesses[0]).collect::<Vec<_>>()))
+            r.map(|r| (
+                r.text,
+                r.confidence,
+                r.chars.iter().map(|c| c.guesses[0]).collect::<Vec<_>>()
+            ))
         );
     }
     Ok(())

@@ -172,12 +172,9 @@ fn photograph(rng: &mut Rng, ink: &Canvas, target: Rect, final_h: f32) -> Option
         target.x as f32 + target.width as f32 / 2.0,
         target.y as f32 + target.height as f32 / 2.0,
     );
-    let mut rot = imgproc::get_rotation_matrix_2d(
-        Point2f::new(cx, cy),
-        rng.range(-6.0, 6.0) as f64,
-        1.0,
-    )
-    .ok()?;
+    let mut rot =
+        imgproc::get_rotation_matrix_2d(Point2f::new(cx, cy), rng.range(-6.0, 6.0) as f64, 1.0)
+            .ok()?;
     let shear = rng.range(-0.18, 0.18) as f64;
     *rot.at_2d_mut::<f64>(0, 1).ok()? += shear;
     *rot.at_2d_mut::<f64>(0, 2).ok()? -= shear * cy as f64;
@@ -204,7 +201,12 @@ fn photograph(rng: &mut Rng, ink: &Canvas, target: Rect, final_h: f32) -> Option
     let mut photo = Mat::default();
     // photo = paper + (ink - paper) * coverage / 255
     warped
-        .convert_to(&mut photo, opencv::core::CV_8U, ((inkv - paper) / 255.0) as f64, paper as f64)
+        .convert_to(
+            &mut photo,
+            opencv::core::CV_8U,
+            ((inkv - paper) / 255.0) as f64,
+            paper as f64,
+        )
         .ok()?;
     // Gradual shading across the glyph.
     let sigma = rng.range(0.0, 1.6);
@@ -254,7 +256,10 @@ fn cut(c: &Canvas, t: Rect, dark: bool) -> Option<[f32; PATCH_LEN]> {
     let block = ((gh as f32 * 1.2) as i32).max(9);
     let bin = segment::binarise(&src, block, dark).ok()?;
     let blobs = segment::glyph_blobs(&bin, heights).ok()?;
-    let (tcx, tcy) = (t.x as i32 + t.width as i32 / 2, t.y as i32 + t.height as i32 / 2);
+    let (tcx, tcy) = (
+        t.x as i32 + t.width as i32 / 2,
+        t.y as i32 + t.height as i32 / 2,
+    );
     let b = blobs
         .iter()
         .filter(|b| b.x <= tcx && tcx <= b.x + b.w && b.y <= tcy && tcy <= b.y + b.h)
@@ -320,7 +325,11 @@ fn noise(rng: &mut Rng, fonts: &[FontVec], n: usize) -> Vec<Sample> {
                 };
                 let r = rng.range(18.0, 32.0);
                 let ry = r * rng.range(0.85, 1.15);
-                let inner = if kind == 1 { r * rng.range(0.5, 0.8) } else { 0.0 };
+                let inner = if kind == 1 {
+                    r * rng.range(0.5, 0.8)
+                } else {
+                    0.0
+                };
                 for y in 0..100 {
                     for x in 0..120 {
                         let dx = (x as f32 - 60.0) / r;
@@ -331,7 +340,12 @@ fn noise(rng: &mut Rng, fonts: &[FontVec], n: usize) -> Vec<Sample> {
                         }
                     }
                 }
-                let t = Rect::new((60.0 - r) as u32, (50.0 - ry) as u32, (2.0 * r) as u32, (2.0 * ry) as u32);
+                let t = Rect::new(
+                    (60.0 - r) as u32,
+                    (50.0 - ry) as u32,
+                    (2.0 * r) as u32,
+                    (2.0 * ry) as u32,
+                );
                 (c, t)
             }
             2 => {
@@ -447,12 +461,16 @@ fn accuracy(m: &classifier::Classifier, set: &[Sample]) -> (f32, HashMap<(char, 
     let mut confusions = HashMap::new();
     for (x, y) in set {
         let p = m.classify(x);
-        let best = (0..CLASSES).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(0);
+        let best = (0..CLASSES)
+            .max_by(|&a, &b| p[a].total_cmp(&p[b]))
+            .unwrap_or(0);
         if best == *y as usize {
             ok += 1;
         } else {
             let name = |c: usize| SYMBOLS.get(c).map_or('#', |&s| s as char);
-            *confusions.entry((name(*y as usize), name(best))).or_insert(0) += 1;
+            *confusions
+                .entry((name(*y as usize), name(best)))
+                .or_insert(0) += 1;
         }
     }
     (ok as f32 / set.len().max(1) as f32, confusions)
@@ -476,14 +494,22 @@ fn main() -> anyhow::Result<()> {
     }
     let mut rng = Rng::new(2026);
     let mut samples = synthetic(&mut rng, &fonts, a.per_font);
-    println!("synthetic glyphs: {} from {} fonts", samples.len(), fonts.len());
+    println!(
+        "synthetic glyphs: {} from {} fonts",
+        samples.len(),
+        fonts.len()
+    );
     let noise = noise(&mut rng, &fonts, samples.len() / 12);
     println!("not-a-character examples: {}", noise.len());
     samples.extend(noise);
     let mut held = Vec::new();
     if let Some(dir) = &a.ocr_us {
         let (train, h) = real(dir)?;
-        println!("real glyphs: {} training, {} held out", train.len(), h.len());
+        println!(
+            "real glyphs: {} training, {} held out",
+            train.len(),
+            h.len()
+        );
         // The real glyphs count twice: they are the closest to what cameras see.
         samples.extend(train.iter().cloned());
         samples.extend(train);
@@ -501,7 +527,7 @@ fn main() -> anyhow::Result<()> {
     if !held.is_empty() {
         let (acc, conf) = accuracy(&model, &held);
         let mut conf: Vec<_> = conf.into_iter().collect();
-        conf.sort_by(|a, b| b.1.cmp(&a.1));
+        conf.sort_by_key(|c| std::cmp::Reverse(c.1));
         println!(
             "held-out real glyphs: {:.2}% of {} (top confusions truth->read: {:?})",
             acc * 100.0,

@@ -57,7 +57,12 @@ fn detect(frame: &FrameBuf, frames: u64, config: &str) -> Vec<serde_json::Value>
 
 #[test]
 fn dev_photos_read_to_the_exact_plate() {
-    for (set, name) in [("eu", "eu1"), ("br", "NYL3614"), ("us", "us4"), ("br", "NZU2673")] {
+    for (set, name) in [
+        ("eu", "eu1"),
+        ("br", "NYL3614"),
+        ("us", "us4"),
+        ("br", "NZU2673"),
+    ] {
         let (frame, truth, plate) = labelled(set, name);
         let events = detect(&frame, 3, &format!(r#"{{"region": "{set}"}}"#));
         let best = events
@@ -73,7 +78,10 @@ fn dev_photos_read_to_the_exact_plate() {
         assert_eq!(best["region"], set);
         let b = &best["box"];
         let got = ["x", "y", "width", "height"].map(|k| b[k].as_f64().unwrap());
-        assert!(iou(got, truth) > 0.4, "{set}/{name}: box {got:?} vs {truth:?}");
+        assert!(
+            iou(got, truth) > 0.4,
+            "{set}/{name}: box {got:?} vs {truth:?}"
+        );
         assert!(best["frames"].as_u64().unwrap() >= 2);
     }
 }
@@ -113,7 +121,11 @@ fn the_same_plate_over_ten_frames_is_one_event() {
     let (frame, _, plate) = labelled("eu", "eu1");
     let events = detect(&frame, 10, r#"{"region": "eu"}"#);
     let plates: Vec<&str> = events.iter().filter_map(|e| e["plate"].as_str()).collect();
-    assert_eq!(plates.iter().filter(|p| **p == plate).count(), 1, "{plates:?}");
+    assert_eq!(
+        plates.iter().filter(|p| **p == plate).count(),
+        1,
+        "{plates:?}"
+    );
 }
 
 #[test]
@@ -136,7 +148,12 @@ fn hostile_frames_have_no_plate_and_do_not_fail() {
     for frame in &frames {
         let started = Instant::now();
         let events = detect(frame, 3, "{}");
-        assert!(events.is_empty(), "{}x{}: {events:?}", frame.width(), frame.height());
+        assert!(
+            events.is_empty(),
+            "{}x{}: {events:?}",
+            frame.width(),
+            frame.height()
+        );
         // Bounded: the filter's deadline would have failed the call long before this.
         assert!(started.elapsed().as_secs() < 60);
     }
@@ -171,8 +188,15 @@ fn cli_prints_the_plate_of_a_photo() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.lines().any(|l| l.starts_with("plate M5XSX")), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.lines().any(|l| l.starts_with("plate M5XSX")),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -189,18 +213,29 @@ fn bench_plates_scores_a_folder_as_json() {
     }
     for native in [false, true] {
         let mut cmd = std::process::Command::new(prism_bin());
-        cmd.args(["bench", "plates", "--json", "--data"]).arg(dir.path());
+        cmd.args(["bench", "plates", "--json", "--data"])
+            .arg(dir.path());
         if native {
             cmd.arg("--native");
         }
         let out = cmd.output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let eu = &v["sets"]["eu"];
         assert_eq!(eu["images"], 2);
         // eu1 is read exactly (see dev_photos_read_to_the_exact_plate).
         assert!(eu["strict_pct"].as_f64().unwrap() >= 50.0, "{v}");
-        for key in ["detected_pct", "lenient_pct", "fp_per_image", "ms_p50", "ms_p99"] {
+        for key in [
+            "detected_pct",
+            "lenient_pct",
+            "fp_per_image",
+            "ms_p50",
+            "ms_p99",
+        ] {
             assert!(eu[key].is_number(), "{key}: {v}");
         }
     }

@@ -23,14 +23,14 @@ fn camera_clip(dir: &std::path::Path) -> std::path::PathBuf {
     path
 }
 
-/// 90 frames of a 640x480 window moving across `photo` (scaled to 800x600), as I420 Y4M.
+/// 90 frames of a 640x480 window moving across `photo` (scaled to 1000x750), as I420 Y4M.
 fn write_pan(photo: &std::path::Path, out: &std::path::Path) {
     use prism::media::{Decoder, FrameConverter, scale_frame};
     use prism_frame::{FrameBuf, PixelFormat, Rect};
     use std::io::Write;
     let mut decoder = Decoder::open(photo, PixelFormat::Rgba).unwrap();
     let image = decoder.next_frame().unwrap().expect("a picture").buf;
-    let image = scale_frame(&image, 800, 600).unwrap();
+    let image = scale_frame(&image, 1000, 750).unwrap();
     let mut converter = FrameConverter::default();
     let mut y4m = std::io::BufWriter::new(std::fs::File::create(out).unwrap());
     y4m.write_all(b"YUV4MPEG2 W640 H480 F30:1 Ip A1:1 C420jpeg\n")
@@ -168,6 +168,22 @@ fn browser_demo_upload_and_gray_video() {
         colour["sample"]["maxChroma"].as_f64().unwrap() > 60.0,
         "colour: {colour}"
     );
+    // The demo's default: the licence-plate filter over a camera panning across a car whose
+    // plate reads M5-XSX; the page lists the PlateDetected event.
+    let plates = step("platedetector");
+    assert!(
+        plates["sample"]["frames"].as_u64().unwrap() > 30,
+        "{plates}"
+    );
+    assert!(
+        plates["plates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p.as_str() == Some("M5XSX")),
+        "plate listed: {plates}"
+    );
+    assert!(shots.join("platedetector.png").is_file());
     assert!(shots.join("uploaded-filter.png").is_file());
     // Every session the page started was released when it stopped.
     std::thread::sleep(Duration::from_millis(300));

@@ -53,13 +53,19 @@ async function runWith(page, filter, shot) {
     s = await sampleRemote(page);
     if (s.frames > 45 && s.time > 1.5) break;
   }
+  let plates = [];
+  if (filter === 'platedetector') {
+    // The plate list fills in as PlateDetected events arrive.
+    await page.waitForSelector('#plates .plate', { timeout: 20000 }).catch(() => {});
+    plates = await page.$$eval('#plates .plate', (ps) => ps.map((p) => p.textContent));
+  }
   const status = await page.textContent('#status');
   const stats = await page.textContent('#stats');
   await page.waitForTimeout(1500); // let the stats and graph panels fill in
   const graph = await page.evaluate(() => document.querySelector('#graph svg, #graph pre') ? document.querySelector('#graph').innerHTML.length : 0);
   await page.screenshot({ path: path.join(shots, shot), fullPage: true });
   await page.click('#stop');
-  return { step: filter, status, sample: s, statsText: stats, graphBytes: graph };
+  return { step: filter, status, sample: s, statsText: stats, graphBytes: graph, plates };
 }
 
 (async () => {
@@ -102,6 +108,7 @@ async function runWith(page, filter, shot) {
 
     say(await runWith(page, await page.inputValue('#filter'), 'uploaded-filter.png'));
     say(await runWith(page, 'passthrough', 'passthrough.png'));
+    say(await runWith(page, 'platedetector', 'platedetector.png'));
     say({ step: 'done', consoleErrors });
   } finally {
     await browser.close();

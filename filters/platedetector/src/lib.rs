@@ -59,18 +59,31 @@ impl Default for Config {
 
 impl Config {
     fn check(&self) -> Result<()> {
-        let bad = |m: String| Err(prism_filter_sdk::Error(format!("invalid configuration: {m}")));
+        let bad = |m: String| {
+            Err(prism_filter_sdk::Error(format!(
+                "invalid configuration: {m}"
+            )))
+        };
         if !(0.0..=100.0).contains(&self.plate_width_pct) {
-            return bad(format!("plate_width_pct {} is not 0..100", self.plate_width_pct));
+            return bad(format!(
+                "plate_width_pct {} is not 0..100",
+                self.plate_width_pct
+            ));
         }
         if !(0.0..=1.0).contains(&self.min_confidence) {
-            return bad(format!("min_confidence {} is not 0..1", self.min_confidence));
+            return bad(format!(
+                "min_confidence {} is not 0..1",
+                self.min_confidence
+            ));
         }
         if self.detect_every == 0 || self.detect_every > 30 {
             return bad(format!("detect_every {} is not 1..30", self.detect_every));
         }
         if self.confirm_frames == 0 || self.confirm_frames > 30 {
-            return bad(format!("confirm_frames {} is not 1..30", self.confirm_frames));
+            return bad(format!(
+                "confirm_frames {} is not 1..30",
+                self.confirm_frames
+            ));
         }
         Ok(())
     }
@@ -184,8 +197,12 @@ pub struct PlateDetector {
 }
 
 fn overlap(a: &Rect, b: &Rect) -> f32 {
-    let ix = (a.x + a.width).min(b.x + b.width).saturating_sub(a.x.max(b.x));
-    let iy = (a.y + a.height).min(b.y + b.height).saturating_sub(a.y.max(b.y));
+    let ix = (a.x + a.width)
+        .min(b.x + b.width)
+        .saturating_sub(a.x.max(b.x));
+    let iy = (a.y + a.height)
+        .min(b.y + b.height)
+        .saturating_sub(a.y.max(b.y));
     let inter = (ix as u64 * iy as u64) as f32;
     let union = (a.area() + b.area()) as f32 - inter;
     inter / union.max(1.0)
@@ -265,7 +282,13 @@ impl PlateDetector {
             let (tw, th) = text_size(&text, scale);
             let y = t.bounds.y.saturating_sub(th + 6);
             let label = Rect::new(t.bounds.x, y, tw + 6, th + 6);
-            frame.fill_rect(label, Color { a: 200, ..Color::rgb(0, 0, 0) });
+            frame.fill_rect(
+                label,
+                Color {
+                    a: 200,
+                    ..Color::rgb(0, 0, 0)
+                },
+            );
             frame.draw_text(&text, t.bounds.x + 3, y + 3, scale, colour);
         }
     }
@@ -295,7 +318,7 @@ impl Filter for PlateDetector {
 
     fn process(&mut self, frame: &mut Frame<'_>) -> Result<()> {
         let now = frame.pts_us();
-        if self.frames % self.config.detect_every as u64 == 0 {
+        if self.frames.is_multiple_of(self.config.detect_every as u64) {
             let opts = PlateOptions {
                 region: self.config.region,
                 plate_width_pct: self.config.plate_width_pct,
@@ -372,7 +395,10 @@ mod tests {
     #[test]
     fn configuration_is_checked() {
         let mut f = PlateDetector::default();
-        assert!(f.configure(r#"{"region": "br", "plate_width_pct": 25}"#).is_ok());
+        assert!(
+            f.configure(r#"{"region": "br", "plate_width_pct": 25}"#)
+                .is_ok()
+        );
         assert_eq!(f.config.region, Region::Br);
         for bad in [
             r#"{"region": "mars"}"#,

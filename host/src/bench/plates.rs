@@ -347,7 +347,11 @@ impl Reader {
             Reader::Native => {
                 let cfg: Value = serde_json::from_str(config)?;
                 let opts = vision::PlateOptions {
-                    region: cfg["region"].as_str().unwrap_or("auto").parse().map_err(anyhow::Error::msg)?,
+                    region: cfg["region"]
+                        .as_str()
+                        .unwrap_or("auto")
+                        .parse()
+                        .map_err(anyhow::Error::msg)?,
                     plate_width_pct: cfg["plate_width_pct"].as_f64().unwrap_or(0.0) as f32,
                     ..vision::PlateOptions::default()
                 };
@@ -428,10 +432,16 @@ pub fn measure(
             };
             let s = score(&labelled, &detections);
             if std::env::var_os("PRISM_BENCH_VERBOSE").is_some() {
-                let best = detections.iter().max_by(|a, b| a.confidence.total_cmp(&b.confidence));
+                let best = detections
+                    .iter()
+                    .max_by(|a, b| a.confidence.total_cmp(&b.confidence));
                 eprintln!(
                     "{set} {} truth={} read={:?} conf={:.2} iou={:.2} {}",
-                    sample.image.file_name().and_then(|n| n.to_str()).unwrap_or(""),
+                    sample
+                        .image
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .unwrap_or(""),
                     sample.plate,
                     best.map(|d| d.plate.as_str()),
                     best.map_or(0.0, |d| d.confidence),

@@ -43,7 +43,11 @@ pub fn run(file: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
                 println!("{}", report(file, &filter));
             } else {
                 let info = &filter.info;
-                println!("{}: valid Prism filter ({})", file.display(), world(&filter));
+                println!(
+                    "{}: valid Prism filter ({})",
+                    file.display(),
+                    world(&filter)
+                );
                 println!("  name         {}", info.name);
                 println!("  version      {}", info.version);
                 println!("  description  {}", info.description);

@@ -279,9 +279,8 @@ fn resolve_component(path: &std::path::Path) -> anyhow::Result<PathBuf> {
     if !path.is_dir() {
         return Ok(path.to_path_buf());
     }
-    let manifest = std::fs::read_to_string(path.join("Cargo.toml")).map_err(|_| {
-        anyhow::anyhow!("{} is a directory without a Cargo.toml", path.display())
-    })?;
+    let manifest = std::fs::read_to_string(path.join("Cargo.toml"))
+        .map_err(|_| anyhow::anyhow!("{} is a directory without a Cargo.toml", path.display()))?;
     let name = manifest
         .parse::<toml::Table>()?
         .get("package")

@@ -37,7 +37,12 @@ fn is_still(path: &std::path::Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase)
-        .is_some_and(|e| ["jpg", "jpeg", "png", "bmp", "gif", "tif", "tiff", "webp", "pnm", "ppm", "pgm"].contains(&e.as_str()))
+        .is_some_and(|e| {
+            [
+                "jpg", "jpeg", "png", "bmp", "gif", "tif", "tiff", "webp", "pnm", "ppm", "pgm",
+            ]
+            .contains(&e.as_str())
+        })
 }
 
 fn print_events(
@@ -52,7 +57,10 @@ fn print_events(
             && name == "PlateDetected"
             && let Some(plate) = payload.get("plate").and_then(|p| p.as_str())
         {
-            let conf = payload.get("confidence").and_then(|c| c.as_f64()).unwrap_or(0.0);
+            let conf = payload
+                .get("confidence")
+                .and_then(|c| c.as_f64())
+                .unwrap_or(0.0);
             writeln!(out, "plate {plate} ({:.0}%)", conf * 100.0)?;
         }
         writeln!(

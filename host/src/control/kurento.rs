@@ -1322,7 +1322,10 @@ fn invoke_filter(
             let pct = op
                 .get("plateWidthPercentage")
                 .and_then(Value::as_f64)
-                .ok_or_else(|| bad_param("plateWidthPercentage", "must be a number"))?;
+                .filter(|p| (0.0..=100.0).contains(p))
+                .ok_or_else(|| bad_param("plateWidthPercentage", "must be a number 0..100"))?;
+            // Kurento's clients pass either a fraction of the width (0.3) or a percentage (30).
+            let pct = if pct <= 1.0 { pct * 100.0 } else { pct };
             configure(json!({ "plate_width_pct": pct }).to_string())?;
             Value::Null
         }

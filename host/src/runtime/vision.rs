@@ -4,11 +4,11 @@
 
 use wasmtime::component::Resource;
 
+use super::bindings::WitRect;
 use super::bindings::prism::filter::vision::{
     self as wit, CharGuess, CharRead, OcrOptions, OcrResult, OcrWord, PageMode, PlateCandidate,
     PlateOptions, PlateRead, PlateRegion, TextGuess,
 };
-use super::bindings::WitRect;
 use super::state::{FrameResource, StoreData};
 use crate::vision::{self, GrayImage, Rect, Region, ocr};
 

@@ -210,7 +210,7 @@ pub fn train(
     let mut v1 = vec![0f32; net.w1.len()];
     let mut vb1 = vec![0f32; hid];
     let mut v2 = vec![0f32; net.w2.len()];
-    let mut vb2 = vec![0f32; CLASSES];
+    let mut vb2 = [0f32; CLASSES];
     let mut order: Vec<usize> = (0..samples.len()).collect();
     let mut h = vec![0f32; hid];
     let mut dh = vec![0f32; hid];
@@ -319,9 +319,6 @@ mod tests {
         };
         let m = train(&samples, &opts, |_, _| {});
         let p = m.classify(&samples[1].0);
-        assert_eq!(
-            (0..CLASSES).max_by(|&a, &b| p[a].total_cmp(&p[b])),
-            Some(7)
-        );
+        assert_eq!((0..CLASSES).max_by(|&a, &b| p[a].total_cmp(&p[b])), Some(7));
     }
 }

@@ -82,7 +82,11 @@ pub fn decode(glyphs: &[Probs], region: Region) -> Option<Decoded> {
                 let mean = log / n as f32;
                 let score = mean + 0.08 * n as f32 - 0.25 * unused;
                 // Strict formats of a specific region win ties over the free ones.
-                let score = if fmt.contains('A') { score } else { score + 0.3 };
+                let score = if fmt.contains('A') {
+                    score
+                } else {
+                    score + 0.3
+                };
                 if best.as_ref().is_none_or(|b| score > b.0) {
                     best = Some((score, fmt, window.to_vec(), r));
                 }
@@ -99,7 +103,8 @@ pub fn decode(glyphs: &[Probs], region: Region) -> Option<Decoded> {
         probs.push(p);
         guesses.push(ranked(&glyphs[g], kind));
     }
-    let confidence = (probs.iter().map(|p| p.max(1e-6).ln()).sum::<f32>() / probs.len() as f32).exp();
+    let confidence =
+        (probs.iter().map(|p| p.max(1e-6).ln()).sum::<f32>() / probs.len() as f32).exp();
     let alternatives = alternatives(&text, &probs, &guesses, 4);
     let region = if fmt.contains('A') { region } else { r };
     Some(Decoded {
@@ -182,23 +187,23 @@ mod tests {
 
     #[test]
     fn brazil_format_resolves_confusions() {
-        // "AYO9O34" read with the fifth glyph as O (more likely) or 0: the national format
-        // LLLNNNN wants a digit there.
+        // "AYO9034" with the third glyph read as 0 (more likely) or O, and the last as A or 4:
+        // both Brazilian formats want a letter first and a digit last.
         let g = [
             sure('A'),
             sure('Y'),
             glyph('0', 0.6, 'O'),
             sure('9'),
-            glyph('O', 0.7, '0'),
+            sure('0'),
             sure('3'),
-            sure('4'),
+            glyph('A', 0.7, '4'),
         ];
         let d = decode(&g, Region::Br).unwrap();
         assert_eq!(d.text, "AYO9034");
         assert_eq!(d.region, Region::Br);
         assert!(d.confidence > 0.5 && d.confidence < 1.0, "{}", d.confidence);
         // Free formats keep the classifier's choice.
-        assert_eq!(decode(&g, Region::Us).unwrap().text, "AY09O34");
+        assert_eq!(decode(&g, Region::Us).unwrap().text, "AY0903A");
     }
 
     #[test]
@@ -220,7 +225,13 @@ mod tests {
 
     #[test]
     fn alternatives_swap_the_least_sure_glyph() {
-        let g = [sure('K'), sure('A'), glyph('8', 0.55, 'B'), sure('1'), sure('2')];
+        let g = [
+            sure('K'),
+            sure('A'),
+            glyph('8', 0.55, 'B'),
+            sure('1'),
+            sure('2'),
+        ];
         let d = decode(&g, Region::Us).unwrap();
         assert_eq!(d.text, "KA812");
         assert_eq!(d.alternatives[0].0, "KAB12");

@@ -21,8 +21,8 @@ use opencv::imgproc;
 use opencv::prelude::*;
 use serde::{Deserialize, Serialize};
 
-pub use self::image::{GrayImage, char_patch};
 use self::classifier::Classifier;
+pub use self::image::{GrayImage, char_patch};
 use self::segment::{HeightRange, Row};
 pub use prism_frame::Rect;
 
@@ -209,9 +209,10 @@ fn sub_image<'a>(img: &GrayImage<'a>, area: Option<Rect>) -> Option<(GrayImage<'
 
 fn heights(img: &GrayImage<'_>, opts: &PlateOptions) -> Option<HeightRange> {
     let h = img.height() as i32;
-    let (min, max) = if opts.plate_width_pct > 0.0 {
-        // Glyphs are 14-25% of a plate's width tall, depending on the region.
-        let plate_w = opts.plate_width_pct.min(100.0) / 100.0 * img.width() as f32;
+    // Glyphs are 14-25% of a plate's width tall, depending on the region; a hint too small
+    // to find any glyph is ignored.
+    let plate_w = opts.plate_width_pct.min(100.0) / 100.0 * img.width() as f32;
+    let (min, max) = if plate_w * 0.35 >= MIN_GLYPH as f32 {
         ((plate_w * 0.1) as i32, (plate_w * 0.35) as i32)
     } else {
         (MIN_GLYPH, (h as f32 * 0.7) as i32)
@@ -286,7 +287,11 @@ pub fn find_candidates(img: &GrayImage<'_>, opts: &PlateOptions) -> opencv::Resu
                 .iter()
                 .map(|b| scale_rect(b.rect(), f, dx, dy))
                 .collect();
-            let local: Vec<Rect> = row.blobs.iter().map(|b| scale_rect(b.rect(), f, 0, 0)).collect();
+            let local: Vec<Rect> = row
+                .blobs
+                .iter()
+                .map(|b| scale_rect(b.rect(), f, 0, 0))
+                .collect();
             let mut bounds = plate_bounds(&local, opts.region, fw, fh);
             bounds.x += dx;
             bounds.y += dy;
@@ -380,8 +385,12 @@ pub fn detect_plates(img: &GrayImage<'_>, opts: &PlateOptions) -> opencv::Result
 
 /// Intersection over the smaller box.
 fn overlap(a: &Rect, b: &Rect) -> f32 {
-    let ix = (a.x + a.width).min(b.x + b.width).saturating_sub(a.x.max(b.x));
-    let iy = (a.y + a.height).min(b.y + b.height).saturating_sub(a.y.max(b.y));
+    let ix = (a.x + a.width)
+        .min(b.x + b.width)
+        .saturating_sub(a.x.max(b.x));
+    let iy = (a.y + a.height)
+        .min(b.y + b.height)
+        .saturating_sub(a.y.max(b.y));
     let inter = (ix * iy) as f32;
     let small = (a.area().min(b.area())).max(1) as f32;
     inter / small
@@ -397,7 +406,12 @@ mod tests {
             assert_eq!(r.name().parse::<Region>(), Ok(r));
         }
         assert_eq!("BR".parse::<Region>(), Ok(Region::Br));
-        assert!("mars".parse::<Region>().unwrap_err().contains("unknown plate region"));
+        assert!(
+            "mars"
+                .parse::<Region>()
+                .unwrap_err()
+                .contains("unknown plate region")
+        );
     }
 
     #[test]
@@ -406,7 +420,11 @@ mod tests {
             for v in [0u8, 128, 255] {
                 let data = vec![v; w * h];
                 let img = GrayImage::new(&data, w, h, w).unwrap();
-                assert!(detect_plates(&img, &PlateOptions::default()).unwrap().is_empty());
+                assert!(
+                    detect_plates(&img, &PlateOptions::default())
+                        .unwrap()
+                        .is_empty()
+                );
             }
         }
     }

@@ -108,7 +108,10 @@ pub fn ocr(img: &GrayImage<'_>, opts: &OcrOptions) -> Result<OcrResult, String> 
         imgproc::resize(
             &crop.mat().map_err(|e| e.to_string())?,
             &mut m,
-            Size::new((crop.width() * scale) as i32, (crop.height() * scale) as i32),
+            Size::new(
+                (crop.width() * scale) as i32,
+                (crop.height() * scale) as i32,
+            ),
             0.0,
             0.0,
             imgproc::INTER_CUBIC,
@@ -131,8 +134,9 @@ pub fn ocr(img: &GrayImage<'_>, opts: &OcrOptions) -> Result<OcrResult, String> 
         let mut slot = cell.borrow_mut();
         let engine = match slot.take() {
             Some(e) => e,
-            None => Tesseract::new(None, Some("eng"))
-                .map_err(|e| format!("Tesseract failed to start (is tesseract-ocr-eng installed?): {e}"))?,
+            None => Tesseract::new(None, Some("eng")).map_err(|e| {
+                format!("Tesseract failed to start (is tesseract-ocr-eng installed?): {e}")
+            })?,
         };
         let mut engine = engine
             .set_variable(
@@ -169,7 +173,11 @@ fn parse_tsv(tsv: &str, scale: f32, area: Rect) -> OcrResult {
         }
         let line_id = (f[2], f[3], f[4]);
         if !text.is_empty() {
-            text.push(if last_line == Some(line_id) { ' ' } else { '\n' });
+            text.push(if last_line == Some(line_id) {
+                ' '
+            } else {
+                '\n'
+            });
         }
         last_line = Some(line_id);
         text.push_str(word);
@@ -217,7 +225,13 @@ mod tests {
     fn reads_rendered_text() {
         // White text on black drawn with the host's 8x8 font, scaled 4x: Tesseract reads it.
         let mut f = prism_frame::FrameBuf::zeroed(prism_frame::PixelFormat::Gray8, 260, 60);
-        f.draw_text("PRISM 42", 10, 14, 4, prism_frame::Color::rgb(255, 255, 255));
+        f.draw_text(
+            "PRISM 42",
+            10,
+            14,
+            4,
+            prism_frame::Color::rgb(255, 255, 255),
+        );
         let img = GrayImage::of_frame(&f).unwrap();
         let r = ocr(&img, &OcrOptions::default()).unwrap();
         assert_eq!(r.text.replace(' ', ""), "PRISM42", "{r:?}");

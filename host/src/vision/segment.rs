@@ -134,7 +134,10 @@ fn is_glyph(b: &Blob, heights: HeightRange) -> bool {
     }
     let aspect = b.w as f32 / b.h as f32;
     let fill = b.area as f32 / (b.w * b.h) as f32;
-    (0.08..=1.05).contains(&aspect) && (0.12..=0.92).contains(&fill)
+    // A wide blob that is nearly solid is a block (the EU country band, a bracket), not a
+    // glyph: only thin strokes (`1`, `I`) fill their box.
+    let solid_block = fill > 0.8 && aspect > 0.35;
+    (0.08..=1.05).contains(&aspect) && (0.12..=0.92).contains(&fill) && !solid_block
 }
 
 /// Chains blobs into rows: each blob links to its nearest right neighbour of similar height
