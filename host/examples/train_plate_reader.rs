@@ -64,8 +64,8 @@ fn args() -> anyhow::Result<Args> {
     let mut a = Args {
         ocr_us: None,
         out: PathBuf::from("host/models/plate-chars.bin"),
-        per_font: 50,
-        epochs: 24,
+        per_font: 70,
+        epochs: 20,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -149,7 +149,61 @@ fn render(font: &FontVec, text: &[char; 3], px: f32, spacing: f32) -> Option<(Ca
 
 /// Distorts an ink-coverage canvas into a photographed glyph and cuts the glyph at `target`
 /// the way the reader would; `None` if the segmenter would not see it as one glyph.
+/// Pushes the glyph's curves towards its box (strength 0..1): round fonts become the squared
+/// fonts many plates use (Brazil's, several US states'). A point `d` of the result samples the
+/// source at `d * lerp(1, |d|inf / |d|2, s)` in coordinates centred on the glyph.
+fn squarify(ink: &Canvas, target: Rect, s: f32) -> Canvas {
+    let mut out = Canvas {
+        w: ink.w,
+        h: ink.h,
+        px: ink.px.clone(),
+    };
+    let cx = target.x as f32 + target.width as f32 / 2.0;
+    let cy = target.y as f32 + target.height as f32 / 2.0;
+    let hx = (target.width as f32 / 2.0).max(1.0);
+    let hy = (target.height as f32 / 2.0).max(1.0);
+    let x0 = target.x.saturating_sub(2) as usize;
+    let y0 = target.y.saturating_sub(2) as usize;
+    let x1 = ((target.x + target.width + 2) as usize).min(ink.w);
+    let y1 = ((target.y + target.height + 2) as usize).min(ink.h);
+    for y in y0..y1 {
+        for x in x0..x1 {
+            let u = (x as f32 + 0.5 - cx) / hx;
+            let v = (y as f32 + 0.5 - cy) / hy;
+            let l2 = (u * u + v * v).sqrt();
+            if l2 < 1e-4 {
+                continue;
+            }
+            let linf = u.abs().max(v.abs());
+            let k = 1.0 + (linf / l2 - 1.0) * s;
+            let (sx, sy) = (cx + u * k * hx - 0.5, cy + v * k * hy - 0.5);
+            let (fx, fy) = (sx.floor(), sy.floor());
+            let (ax, ay) = (sx - fx, sy - fy);
+            let at = |xx: f32, yy: f32| {
+                if xx < 0.0 || yy < 0.0 || xx as usize >= ink.w || yy as usize >= ink.h {
+                    0.0
+                } else {
+                    ink.px[yy as usize * ink.w + xx as usize] as f32
+                }
+            };
+            let val = at(fx, fy) * (1.0 - ax) * (1.0 - ay)
+                + at(fx + 1.0, fy) * ax * (1.0 - ay)
+                + at(fx, fy + 1.0) * (1.0 - ax) * ay
+                + at(fx + 1.0, fy + 1.0) * ax * ay;
+            out.px[y * ink.w + x] = val.round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    out
+}
+
 fn photograph(rng: &mut Rng, ink: &Canvas, target: Rect, final_h: f32) -> Option<[f32; PATCH_LEN]> {
+    let squared;
+    let ink = if rng.unit() < 0.35 {
+        squared = squarify(ink, target, rng.range(0.4, 1.0));
+        &squared
+    } else {
+        ink
+    };
     let mut m = ink.mat();
     // Stroke weight.
     let k = imgproc::get_structuring_element(

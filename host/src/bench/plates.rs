@@ -268,6 +268,36 @@ pub struct PlatesBench {
     pub max_size: Option<(u32, u32)>,
     /// Per set.
     pub sets: BTreeMap<String, SetReport>,
+    /// A live-video case: a 640x480 camera panning across the first photo.
+    pub video: Option<VideoReport>,
+}
+
+/// Frames per second on a 640x480 stream, one core.
+#[derive(Debug, Clone, Serialize)]
+pub struct VideoReport {
+    /// Frames processed.
+    pub frames: usize,
+    /// Frames per second (1000 / mean ms per frame).
+    pub fps: f64,
+    /// Time per frame, median, ms.
+    pub ms_p50: f64,
+    /// Time per frame, 99th percentile, ms.
+    pub ms_p99: f64,
+}
+
+/// Frames of the video case.
+const VIDEO_FRAMES: u32 = 90;
+
+/// A 640x480 window panning across `photo` (scaled to 800x600), `VIDEO_FRAMES` frames.
+fn pan(photo: &FrameBuf) -> anyhow::Result<Vec<FrameBuf>> {
+    let big = scale_frame(photo, 800, 600).map_err(anyhow::Error::msg)?;
+    (0..VIDEO_FRAMES)
+        .map(|k| {
+            let area = prism_frame::Rect::new((k * 160 / VIDEO_FRAMES) & !1, (k * 120 / VIDEO_FRAMES) & !1, 640, 480);
+            let data = big.read_region(area).map_err(|e| anyhow::anyhow!("{e}"))?;
+            FrameBuf::new(big.format(), 640, 480, data).map_err(|e| anyhow::anyhow!("{e}"))
+        })
+        .collect()
 }
 
 /// Parses `640x480`.
@@ -303,6 +333,29 @@ fn region_of(set: &str) -> &str {
 }
 
 impl Reader {
+    /// Times per frame (ms) of a stream through one instance.
+    fn stream(&self, frames: &[FrameBuf], config: &str) -> anyhow::Result<Vec<f64>> {
+        let mut ms = Vec::with_capacity(frames.len());
+        match self {
+            Reader::Wasm { runtime, loaded } => {
+                let mut instance = runtime.instantiate(loaded, None)?;
+                instance.configure(config)?;
+                for (i, f) in frames.iter().enumerate() {
+                    let mut frame = f.clone();
+                    let t = Instant::now();
+                    instance.process(&mut frame, i as u64 * 33_333);
+                    ms.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
+            Reader::Native => {
+                for f in frames {
+                    ms.push(self.read(f, config)?.1);
+                }
+            }
+        }
+        Ok(ms)
+    }
+
     fn format(&self) -> PixelFormat {
         match self {
             Reader::Wasm { loaded, .. } => loaded.info.format,
@@ -453,10 +506,30 @@ pub fn measure(
         }
         reports.insert(set.clone(), report(&scores, &times));
     }
+    let video = match sets.iter().next() {
+        Some((set, samples)) => {
+            let mut decoder = Decoder::open(&samples[0].image, reader.format())?;
+            let photo = decoder.next_frame()?.context("a picture")?.buf;
+            let config = config
+                .map(str::to_string)
+                .unwrap_or_else(|| serde_json::json!({ "region": region_of(set) }).to_string());
+            let mut ms = reader.stream(&pan(&photo)?, &config)?;
+            let mean = ms.iter().sum::<f64>() / ms.len().max(1) as f64;
+            ms.sort_by(f64::total_cmp);
+            Some(VideoReport {
+                frames: ms.len(),
+                fps: 1000.0 / mean.max(1e-6),
+                ms_p50: percentile(&ms, 0.5),
+                ms_p99: percentile(&ms, 0.99),
+            })
+        }
+        None => None,
+    };
     Ok(PlatesBench {
         filter: reader.name(),
         max_size,
         sets: reports,
+        video,
     })
 }
 
@@ -494,6 +567,12 @@ pub fn run(
             r.fp_per_image,
             r.ms_p50,
             r.ms_p99
+        );
+    }
+    if let Some(v) = &b.video {
+        println!(
+            "  video 640x480 (one core): {:.0} frames/s, {:.1} ms p50, {:.1} ms p99 per frame",
+            v.fps, v.ms_p50, v.ms_p99
         );
     }
     Ok(ExitCode::SUCCESS)

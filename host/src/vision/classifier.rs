@@ -179,7 +179,7 @@ pub struct TrainOptions {
 impl Default for TrainOptions {
     fn default() -> Self {
         TrainOptions {
-            hidden: 160,
+            hidden: 224,
             epochs: 24,
             learning_rate: 0.003,
             seed: 7,

@@ -19,7 +19,14 @@ const NOISE_DROP: f32 = 0.5;
 fn formats(region: Region) -> &'static [&'static str] {
     match region {
         Region::Br => &["LLLNNNN", "LLLNLNN"],
-        Region::Eu => &["AAAA", "AAAAA", "AAAAAA", "AAAAAAA", "AAAAAAAA"],
+        // The national formats shared by most single-line European plates (FR/IT/HR/RS
+        // LLNNNLL, ES NNNNLLL, UK LLNNLLL, PL LLNNNNN/LLLNNNN, BE NLLLNNN, PT NNLLNN ...),
+        // then any text.
+        Region::Eu => &[
+            "LLNNNLL", "LLNNNNLL", "LLNNNNL", "LLNNNL", "NNNNLLL", "LLNNLLL", "LLLNNNN",
+            "LLNNNNN", "NLLLNNN", "NNLLNN", "LLNNLL", "NNNNLL", "AAAA", "AAAAA", "AAAAAA",
+            "AAAAAAA", "AAAAAAAA",
+        ],
         Region::Us => &["AAAA", "AAAAA", "AAAAAA", "AAAAAAA", "AAAAAAAA"],
         Region::Auto => &["AAAA", "AAAAA", "AAAAAA", "AAAAAAA", "AAAAAAAA"],
     }

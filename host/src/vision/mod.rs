@@ -327,8 +327,18 @@ fn read_with(
         .iter()
         .map(|r| model.classify(&char_patch(img, *r, !cand.inverted)))
         .collect();
-    let d = decode::decode(&probs, region)?;
-    let used: Vec<Rect> = d.glyphs.iter().map(|&i| cand.chars[i]).collect();
+    read_glyphs(img, &cand.chars, &probs, cand.score, region)
+}
+
+fn read_glyphs(
+    img: &GrayImage<'_>,
+    chars: &[Rect],
+    probs: &[decode::Probs],
+    score: f32,
+    region: Region,
+) -> Option<PlateRead> {
+    let d = decode::decode(probs, region)?;
+    let used: Vec<Rect> = d.glyphs.iter().map(|&i| chars[i]).collect();
     let shape = if d.region == Region::Auto {
         region
     } else {
@@ -344,12 +354,105 @@ fn read_with(
                 guesses: g,
             })
             .collect(),
-        confidence: d.confidence * (0.5 + 0.5 * cand.score) * stripe_penalty(&used),
+        confidence: d.confidence * (0.5 + 0.5 * score) * stripe_penalty(&used),
         text: d.text,
         region: d.region,
         bounds,
         alternatives: d.alternatives,
     })
+}
+
+/// The union box of some glyphs.
+fn union(rects: &[Rect]) -> Rect {
+    let x0 = rects.iter().map(|r| r.x).min().unwrap_or(0);
+    let y0 = rects.iter().map(|r| r.y).min().unwrap_or(0);
+    let x1 = rects.iter().map(|r| r.x + r.width).max().unwrap_or(0);
+    let y1 = rects.iter().map(|r| r.y + r.height).max().unwrap_or(0);
+    Rect::new(x0, y0, x1 - x0, y1 - y0)
+}
+
+fn median_height(rects: &[Rect]) -> f32 {
+    let mut h: Vec<u32> = rects.iter().map(|r| r.height).collect();
+    h.sort_unstable();
+    h.get(h.len() / 2).copied().unwrap_or(1).max(1) as f32
+}
+
+fn iou(a: &Rect, b: &Rect) -> f32 {
+    let ix = (a.x + a.width)
+        .min(b.x + b.width)
+        .saturating_sub(a.x.max(b.x));
+    let iy = (a.y + a.height)
+        .min(b.y + b.height)
+        .saturating_sub(a.y.max(b.y));
+    let inter = ix as f32 * iy as f32;
+    inter / (a.area() as f32 + b.area() as f32 - inter).max(1.0)
+}
+
+/// Reads a group of rows that are the same plate seen at different thresholds: each glyph is
+/// taken from the row that cut it best (height closest to the plate's glyph height, then the
+/// most confident symbol), so a glyph broken or merged at one threshold is read whole from
+/// another.
+fn read_group(
+    model: &Classifier,
+    img: &GrayImage<'_>,
+    group: &[&Candidate],
+    region: Region,
+) -> Option<PlateRead> {
+    let inverted = group[0].inverted;
+    let all: Vec<Rect> = group.iter().flat_map(|c| c.chars.iter().copied()).collect();
+    let gh = median_height(&all);
+    let mut unique: Vec<Rect> = Vec::new();
+    for r in &all {
+        if unique.iter().all(|u| iou(u, r) < 0.6) {
+            unique.push(*r);
+        }
+    }
+    let mut scored: Vec<(Rect, decode::Probs, f32)> = unique
+        .into_iter()
+        .map(|r| {
+            let p = model.classify(&char_patch(img, r, !inverted));
+            let best = p[..classifier::NOISE].iter().copied().fold(0.0, f32::max);
+            let fit = 1.0 - ((r.height as f32 - gh).abs() / gh).min(1.0);
+            (r, p, fit * 2.0 + best)
+        })
+        .collect();
+    scored.sort_by(|a, b| b.2.total_cmp(&a.2));
+    let mut chosen: Vec<(Rect, decode::Probs)> = Vec::new();
+    for (r, p, _) in scored {
+        let clash = chosen.iter().any(|(c, _)| {
+            let ix = (c.x + c.width).min(r.x + r.width).saturating_sub(c.x.max(r.x));
+            ix as f32 > 0.4 * c.width.min(r.width) as f32
+        });
+        if !clash {
+            chosen.push((r, p));
+        }
+    }
+    chosen.sort_by_key(|(r, _)| r.x);
+    let chars: Vec<Rect> = chosen.iter().map(|(r, _)| *r).collect();
+    let probs: Vec<decode::Probs> = chosen.iter().map(|(_, p)| *p).collect();
+    let score = group.iter().map(|c| c.score).fold(0.0, f32::max);
+    read_glyphs(img, &chars, &probs, score, region)
+}
+
+/// Groups candidates that are the same row of glyphs (same polarity, similar glyph height,
+/// overlapping glyph boxes).
+fn group_rows(cands: &[Candidate]) -> Vec<Vec<&Candidate>> {
+    let mut groups: Vec<(Rect, f32, bool, Vec<&Candidate>)> = Vec::new();
+    for c in cands {
+        let row = union(&c.chars);
+        let h = median_height(&c.chars);
+        let found = groups.iter_mut().find(|(g, gh, inv, _)| {
+            *inv == c.inverted && (gh.max(h) / gh.min(h)) < 1.3 && overlap(g, &row) > 0.5
+        });
+        match found {
+            Some((g, _, _, members)) => {
+                *g = union(&[*g, row]);
+                members.push(c);
+            }
+            None => groups.push((row, h, c.inverted, vec![c])),
+        }
+    }
+    groups.into_iter().map(|(_, _, _, m)| m).collect()
 }
 
 /// Rows made mostly of thin strokes are railings, grilles and window edges far more often than
@@ -365,10 +468,42 @@ fn stripe_penalty(glyphs: &[Rect]) -> f32 {
 /// Finds and reads plates: the most confident reading of each place, best first.
 pub fn detect_plates(img: &GrayImage<'_>, opts: &PlateOptions) -> opencv::Result<Vec<PlateRead>> {
     let model = Classifier::builtin();
-    let mut reads: Vec<PlateRead> = find_candidates(img, opts)?
+    let cands = find_candidates(img, opts)?;
+    let fits = |r: &Rect| r.fits(img.width() as u32, img.height() as u32) && r.width > 0;
+    let reads: Vec<PlateRead> = group_rows(&cands)
         .iter()
-        .filter_map(|c| read_with(model, img, c, opts.region))
+        .filter(|g| g.iter().all(|c| c.chars.iter().all(fits)))
+        .filter_map(|g| read_group(model, img, g, opts.region))
         .filter(|r| r.confidence >= MIN_REPORTED)
+        .collect();
+    // A plate's registration is its largest text: smaller rows stacked right above or below
+    // a row of larger glyphs (state names, slogans, dealer frames) are not plates.
+    let rows: Vec<(Rect, f32)> = reads
+        .iter()
+        .map(|r| {
+            let glyphs: Vec<Rect> = r.chars.iter().map(|c| c.bounds).collect();
+            (union(&glyphs), median_height(&glyphs))
+        })
+        .collect();
+    let stacked_under_larger = |i: usize| {
+        let (a, ha) = rows[i];
+        rows.iter().any(|&(b, hb)| {
+            let ix = (a.x + a.width).min(b.x + b.width).saturating_sub(a.x.max(b.x));
+            let gap = if a.y > b.y {
+                a.y.saturating_sub(b.y + b.height)
+            } else {
+                b.y.saturating_sub(a.y + a.height)
+            };
+            hb > 1.25 * ha
+                && ix as f32 > 0.5 * a.width.min(b.width) as f32
+                && (gap as f32) < 2.5 * hb
+        })
+    };
+    let keep: Vec<bool> = (0..reads.len()).map(|i| !stacked_under_larger(i)).collect();
+    let mut reads: Vec<PlateRead> = reads
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(r, k)| k.then_some(r))
         .collect();
     reads.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
     let mut kept: Vec<PlateRead> = Vec::new();
