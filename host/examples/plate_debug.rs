@@ -21,6 +21,17 @@ fn main() -> anyhow::Result<()> {
     };
     for c in vision::find_candidates(&img, &opts)? {
         let r = vision::read_plate(&img, &c, &opts);
+        if std::env::var_os("RAW").is_some() {
+            let m = vision::classifier::Classifier::builtin();
+            for ch in &c.chars {
+                let p = m.classify(&vision::char_patch(&img, *ch, !c.inverted));
+                let mut idx: Vec<usize> = (0..p.len()).collect();
+                idx.sort_by(|a, b| p[*b].total_cmp(&p[*a]));
+                let name = |i: usize| vision::classifier::SYMBOLS.get(i).map_or('#', |&s| s as char);
+                print!(" [{}]", idx[..3].iter().map(|&i| format!("{}{:.2}", name(i), p[i])).collect::<Vec<_>>().join(" "));
+            }
+            println!();
+        }
         if std::env::var_os("DUMP").is_some() && r.as_ref().is_some_and(|r| r.text.len() >= 5) {
             for (i, ch) in c.chars.iter().enumerate() {
                 let p = vision::char_patch(&img, *ch, !c.inverted);

@@ -18,19 +18,27 @@ const NOISE_DROP: f32 = 0.5;
 /// bounds over any symbols; `br` has the national (LLLNNNN) and Mercosur (LLLNLNN) formats.
 fn formats(region: Region) -> &'static [&'static str] {
     match region {
-        Region::Br => &["LLLNNNN", "LLLNLNN"],
+        Region::Br => &["LLLNNNN", MERCOSUR],
         // The national formats shared by most single-line European plates (FR/IT/HR/RS
-        // LLNNNLL, ES NNNNLLL, UK LLNNLLL, PL LLNNNNN/LLLNNNN, BE NLLLNNN, PT NNLLNN ...),
-        // then any text.
+        // LLNNNLL, ES NNNNLLL, UK LLNNLLL, PL LLNNNNN/LLLNNNN, CZ NLNNNNN/NLLNNNN, BE NLLLNNN,
+        // PT NNLLNN ...), then any text.
         Region::Eu => &[
             "LLNNNLL", "LLNNNNLL", "LLNNNNL", "LLNNNL", "NNNNLLL", "LLNNLLL", "LLLNNNN",
-            "LLNNNNN", "NLLLNNN", "NNLLNN", "LLNNLL", "NNNNLL", "AAAA", "AAAAA", "AAAAAA",
+            "LLNNNNN", "NLNNNNN", "NLLNNNN", "NLLLNNN", "NNLLNN", "LLNNLL", "NNNNLL", "AAAA", "AAAAA", "AAAAAA",
             "AAAAAAA", "AAAAAAAA",
         ],
-        Region::Us => &["AAAA", "AAAAA", "AAAAAA", "AAAAAAA", "AAAAAAAA"],
+        // The serial formats of the most populous states (CA NLLLNNN; TX, NY, PA, OH, MI, GA,
+        // NC, VA LLLNNNN; many LLLNNN or NNNLLL), then any text (vanity plates, other states).
+        Region::Us => &[
+            "NLLLNNN", "LLLNNNN", "LLLNNN", "NNNLLL", "AAAA", "AAAAA", "AAAAAA", "AAAAAAA",
+            "AAAAAAAA",
+        ],
         Region::Auto => &["AAAA", "AAAAA", "AAAAAA", "AAAAAAA", "AAAAAAAA"],
     }
 }
+
+/// Brazil's Mercosur format.
+const MERCOSUR: &str = "LLLNLNN";
 
 fn allowed(kind: u8, class: usize) -> bool {
     match kind {
@@ -124,9 +132,57 @@ pub fn decode(glyphs: &[Probs], region: Region) -> Option<Decoded> {
     })
 }
 
+/// Letters and digits that look alike on plates: when a format wants the other kind, a glyph
+/// read as one lends part of its probability to its look-alikes.
+const LOOK_ALIKES: &[(u8, &[u8])] = &[
+    (b'0', b"ODQ"),
+    (b'1', b"ILTJ"),
+    (b'2', b"Z"),
+    (b'4', b"A"),
+    (b'5', b"S"),
+    (b'6', b"G"),
+    (b'7', b"TZ"),
+    (b'8', b"B"),
+    (b'O', b"0"),
+    (b'D', b"0"),
+    (b'Q', b"0"),
+    (b'I', b"1"),
+    (b'L', b"1"),
+    (b'T', b"17"),
+    (b'J', b"1"),
+    (b'Z', b"27"),
+    (b'A', b"4"),
+    (b'S', b"5"),
+    (b'G', b"6"),
+    (b'B', b"8"),
+];
+/// Share of a look-alike's probability lent.
+const LOOK_ALIKE_SHARE: f32 = 0.5;
+
+/// Probability of class `c` for a position of `kind`: its own, plus a share of its look-alikes
+/// of the other kind when the format fixes the kind.
+fn kind_prob(p: &Probs, kind: u8, c: usize) -> f32 {
+    let own = p[c];
+    if kind == b'A' {
+        return own;
+    }
+    let lent: f32 = LOOK_ALIKES
+        .iter()
+        .find(|(s, _)| *s == SYMBOLS[c])
+        .map(|(_, alikes)| {
+            alikes
+                .iter()
+                .filter_map(|a| SYMBOLS.iter().position(|s| s == a))
+                .map(|i| p[i])
+                .sum()
+        })
+        .unwrap_or(0.0);
+    own + LOOK_ALIKE_SHARE * lent
+}
+
 /// The most likely symbol of a kind, and its confidence: its share of the kind's probability,
 /// lowered gently when the glyph looked like the other kind (the format is strong evidence,
-/// a second-choice symbol of the right kind is usually the truth).
+/// a look-alike of the right kind is usually the truth).
 fn best_of_kind(p: &Probs, kind: u8) -> (usize, f32) {
     let mass: f32 = (0..SYMBOLS.len())
         .filter(|&c| allowed(kind, c))
@@ -134,16 +190,19 @@ fn best_of_kind(p: &Probs, kind: u8) -> (usize, f32) {
         .sum();
     (0..SYMBOLS.len())
         .filter(|&c| allowed(kind, c))
-        .map(|c| (c, p[c]))
+        .map(|c| (c, kind_prob(p, kind, c)))
         .max_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|(c, pc)| (c, pc / mass.max(1e-9) * mass.max(1e-9).powf(0.1)))
+        .map(|(c, pc)| {
+            let share = (pc / mass.max(1e-9)).min(1.0);
+            (c, share * mass.max(1e-9).powf(0.1))
+        })
         .unwrap_or((0, 0.0))
 }
 
 fn ranked(p: &Probs, kind: u8) -> Vec<(char, f32)> {
     let mut v: Vec<(char, f32)> = (0..SYMBOLS.len())
         .filter(|&c| allowed(kind, c))
-        .map(|c| (SYMBOLS[c] as char, p[c]))
+        .map(|c| (SYMBOLS[c] as char, kind_prob(p, kind, c)))
         .collect();
     v.sort_by(|a, b| b.1.total_cmp(&a.1));
     v.truncate(3);

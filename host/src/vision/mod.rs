@@ -377,16 +377,6 @@ fn median_height(rects: &[Rect]) -> f32 {
     h.get(h.len() / 2).copied().unwrap_or(1).max(1) as f32
 }
 
-fn iou(a: &Rect, b: &Rect) -> f32 {
-    let ix = (a.x + a.width)
-        .min(b.x + b.width)
-        .saturating_sub(a.x.max(b.x));
-    let iy = (a.y + a.height)
-        .min(b.y + b.height)
-        .saturating_sub(a.y.max(b.y));
-    let inter = ix as f32 * iy as f32;
-    inter / (a.area() as f32 + b.area() as f32 - inter).max(1.0)
-}
 
 /// Reads a group of rows that are the same plate seen at different thresholds: each glyph is
 /// taken from the row that cut it best (height closest to the plate's glyph height, then the
@@ -401,9 +391,11 @@ fn read_group(
     let inverted = group[0].inverted;
     let all: Vec<Rect> = group.iter().flat_map(|c| c.chars.iter().copied()).collect();
     let gh = median_height(&all);
+    // The same glyph cut identically by several thresholds is read once; cuts that differ
+    // are all read and the best is kept below.
     let mut unique: Vec<Rect> = Vec::new();
     for r in &all {
-        if unique.iter().all(|u| iou(u, r) < 0.6) {
+        if !unique.contains(r) {
             unique.push(*r);
         }
     }
