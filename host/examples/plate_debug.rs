@@ -27,8 +27,19 @@ fn main() -> anyhow::Result<()> {
                 let p = m.classify(&vision::char_patch(&img, *ch, !c.inverted));
                 let mut idx: Vec<usize> = (0..p.len()).collect();
                 idx.sort_by(|a, b| p[*b].total_cmp(&p[*a]));
-                let name = |i: usize| vision::classifier::SYMBOLS.get(i).map_or('#', |&s| s as char);
-                print!(" [{}]", idx[..3].iter().map(|&i| format!("{}{:.2}", name(i), p[i])).collect::<Vec<_>>().join(" "));
+                let name = |i: usize| {
+                    vision::classifier::SYMBOLS
+                        .get(i)
+                        .map_or('#', |&s| s as char)
+                };
+                print!(
+                    " [{}]",
+                    idx[..3]
+                        .iter()
+                        .map(|&i| format!("{}{:.2}", name(i), p[i]))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                );
             }
             println!();
         }

@@ -53,6 +53,9 @@ const FONTS: &[&str] = &[
 
 type Sample = ([f32; PATCH_LEN], u8);
 
+/// Re-photographed variants of each real training glyph.
+const REAL_VARIANTS: usize = 4;
+
 struct Args {
     ocr_us: Option<PathBuf>,
     out: PathBuf,
@@ -451,8 +454,94 @@ fn noise(rng: &mut Rng, fonts: &[FontVec], n: usize) -> Vec<Sample> {
     out
 }
 
+/// A real glyph re-photographed: the region around it rotated, sheared, blurred, shrunk, its
+/// contrast lowered and noised, then cut again by the segmenter.
+fn augment_real(
+    rng: &mut Rng,
+    img: &GrayImage<'_>,
+    b: &segment::Blob,
+    dark: bool,
+) -> Option<[f32; PATCH_LEN]> {
+    let (w, h) = (img.width() as i32, img.height() as i32);
+    let x0 = (b.x - b.h).max(0);
+    let y0 = (b.y - b.h / 2).max(0);
+    let x1 = (b.x + b.w + b.h).min(w);
+    let y1 = (b.y + b.h + b.h / 2).min(h);
+    let mut px = Vec::with_capacity(((x1 - x0) * (y1 - y0)) as usize);
+    for y in y0..y1 {
+        px.extend_from_slice(&img.row(y as usize)[x0 as usize..x1 as usize]);
+    }
+    let region = Canvas {
+        w: (x1 - x0) as usize,
+        h: (y1 - y0) as usize,
+        px,
+    };
+    let m = region.mat();
+    let (cx, cy) = (
+        (b.x - x0) as f32 + b.w as f32 / 2.0,
+        (b.y - y0) as f32 + b.h as f32 / 2.0,
+    );
+    let mut rot =
+        imgproc::get_rotation_matrix_2d(Point2f::new(cx, cy), rng.range(-5.0, 5.0) as f64, 1.0)
+            .ok()?;
+    let shear = rng.range(-0.12, 0.12) as f64;
+    *rot.at_2d_mut::<f64>(0, 1).ok()? += shear;
+    *rot.at_2d_mut::<f64>(0, 2).ok()? -= shear * cy as f64;
+    let mut warped = Mat::default();
+    imgproc::warp_affine(
+        &m,
+        &mut warped,
+        &rot,
+        m.size().ok()?,
+        imgproc::INTER_LINEAR,
+        opencv::core::BORDER_REPLICATE,
+        Scalar::all(0.0),
+    )
+    .ok()?;
+    let sigma = rng.range(0.0, 1.2);
+    if sigma > 0.3 {
+        let mut t = Mat::default();
+        imgproc::gaussian_blur_def(&warped, &mut t, Size::new(0, 0), sigma as f64).ok()?;
+        warped = t;
+    }
+    let final_h = rng.range(9.0, (b.h as f32 * 1.2).clamp(10.0, 40.0));
+    let f = final_h / b.h as f32;
+    let mut small = Mat::default();
+    imgproc::resize(
+        &warped,
+        &mut small,
+        Size::new(
+            ((region.w as f32 * f) as i32).max(8),
+            ((region.h as f32 * f) as i32).max(8),
+        ),
+        0.0,
+        0.0,
+        if f < 1.0 {
+            imgproc::INTER_AREA
+        } else {
+            imgproc::INTER_LINEAR
+        },
+    )
+    .ok()?;
+    let mut c = Canvas::from_mat(&small);
+    let mean = c.px.iter().map(|&v| v as f32).sum::<f32>() / c.px.len().max(1) as f32;
+    let contrast = rng.range(0.5, 1.1);
+    let noise = rng.range(0.0, 8.0);
+    for p in c.px.iter_mut() {
+        let v = mean + (*p as f32 - mean) * contrast + rng.normal() * noise;
+        *p = v.clamp(0.0, 255.0) as u8;
+    }
+    let t = Rect::new(
+        ((b.x - x0) as f32 * f) as u32,
+        ((b.y - y0) as f32 * f) as u32,
+        ((b.w as f32 * f) as u32).max(1),
+        ((b.h as f32 * f) as u32).max(1),
+    );
+    cut(&c, t, dark)
+}
+
 /// Labelled glyphs of the real crops, split into (training, held out).
-fn real(dir: &Path) -> anyhow::Result<(Vec<Sample>, Vec<Sample>)> {
+fn real(dir: &Path, rng: &mut Rng) -> anyhow::Result<(Vec<Sample>, Vec<Sample>)> {
     let csv = std::fs::read_to_string(dir.join("groundtruth.csv"))
         .with_context(|| format!("reading {}/groundtruth.csv", dir.display()))?;
     let (mut train, mut held) = (Vec::new(), Vec::new());
@@ -493,6 +582,11 @@ fn real(dir: &Path) -> anyhow::Result<(Vec<Sample>, Vec<Sample>)> {
         for (b, &class) in row.blobs.iter().zip(&plate) {
             dest.push((char_patch(&img, b.rect(), row.dark), class as u8));
             if i % 5 != 0 {
+                for _ in 0..REAL_VARIANTS {
+                    if let Some(p) = augment_real(rng, &img, b, row.dark) {
+                        dest.push((p, class as u8));
+                    }
+                }
                 // Boxes a pixel off, as a segmenter at another threshold would cut them.
                 for (dx, dy, dw, dh) in [(1, 0, -1, 0), (0, 1, 0, -1), (-1, -1, 2, 2)] {
                     let r = Rect::new(
@@ -558,14 +652,12 @@ fn main() -> anyhow::Result<()> {
     samples.extend(noise);
     let mut held = Vec::new();
     if let Some(dir) = &a.ocr_us {
-        let (train, h) = real(dir)?;
+        let (train, h) = real(dir, &mut rng)?;
         println!(
             "real glyphs: {} training, {} held out",
             train.len(),
             h.len()
         );
-        // The real glyphs count twice: they are the closest to what cameras see.
-        samples.extend(train.iter().cloned());
         samples.extend(train);
         held = h;
     }

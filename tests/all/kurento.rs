@@ -117,6 +117,90 @@ fn kurento_client_hello_world_loopback() {
     });
 }
 
+/// Kurento's platedetector tutorial: the unmodified client module
+/// `kurento-module-platedetector@6.18.0` creates `PlateDetectorFilter`, sets the plate width
+/// hint and hears `PlateDetected` while a peer's camera shows a car (a dev photo).
+#[test]
+fn kurento_module_platedetector_reads_a_plate() {
+    let _media = prism_tests::media_lock();
+    let photo = root().join("../shared/data/alpr/eu/eu1.jpg");
+    let rt = tokio();
+    let test_server = prism_tests::server::start(&rt, Duration::from_secs(5));
+    let (server, addr) = (test_server.kurento.clone(), test_server.addr);
+    rt.block_on(async move {
+        let peer = LoopbackClient::new(ClientOptions {
+            width: 960,
+            height: 720,
+            bitrate_bps: 2_000_000,
+            picture: Some(photo),
+            ..ClientOptions::default()
+        })
+        .await
+        .unwrap();
+        let offer = peer.create_offer(false).await.unwrap();
+        let offer_file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(offer_file.path(), &offer).unwrap();
+        let mut node = tokio::process::Command::new("node")
+            .arg(node_dir().join("platedetector.js"))
+            .arg(format!("ws://{addr}/kurento"))
+            .arg(offer_file.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node");
+        let mut stdin = node.stdin.take().unwrap();
+        let mut lines = BufReader::new(node.stdout.take().unwrap()).lines();
+        let mut next = async || -> Value {
+            let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+                .await
+                .expect("node went quiet")
+                .unwrap()
+                .expect("node ended");
+            let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("{line}"));
+            assert!(v.get("error").is_none(), "node: {v}");
+            v
+        };
+        let first = next().await;
+        let filter = first["filter"].as_str().unwrap().to_string();
+        assert!(
+            filter.ends_with("_platedetector.PlateDetectorFilter"),
+            "{filter}"
+        );
+        peer.set_answer(first["answer"].as_str().unwrap())
+            .await
+            .unwrap();
+        loop {
+            let v = next().await;
+            if v.get("ready").is_some() {
+                break;
+            }
+            let c = &v["candidate"];
+            peer.add_ice_candidate(prism::pipeline::IceCandidate {
+                candidate: c["candidate"].as_str().unwrap().to_string(),
+                sdp_mid: c["sdpMid"].as_str().map(str::to_string),
+                sdp_mline_index: c["sdpMLineIndex"].as_u64().map(|i| i as u16),
+            })
+            .await
+            .unwrap();
+        }
+        peer.wait_connected(Duration::from_secs(15)).await.unwrap();
+        peer.start_sending().unwrap();
+        let event = next().await;
+        assert_eq!(event["plate"], "M5XSX", "{event}");
+        assert_eq!(event["type"], "PlateDetected");
+        assert_eq!(event["source"], filter.as_str());
+        // One event for one plate in view, not one per frame.
+        let more = tokio::time::timeout(Duration::from_secs(2), next()).await;
+        assert!(more.is_err(), "a second event: {more:?}");
+        assert!(peer.received().frames > 10, "video came back");
+        stdin.write_all(b"release\n").await.unwrap();
+        assert_eq!(next().await["released"], true);
+        assert!(server.pipelines().is_empty());
+        peer.close().await;
+    });
+}
+
 /// The protocol state machine without sockets: request in, response out.
 mod golden {
     use std::time::Duration;

@@ -590,8 +590,10 @@ fn a_slow_filter_drops_stale_frames_instead_of_queueing() {
         let n = |k: &str| stats[k].as_u64().unwrap();
         // 40 ms a frame cannot keep up with 30 fps: stale frames are dropped, not queued.
         assert!(n("framesDroppedStale") > 10, "{stats}");
+        // Every frame in was processed or dropped, but for one in the worker and one in the
+        // mailbox when the counters were read.
         assert!(
-            n("framesProcessed") + n("framesDroppedStale") + 1 >= n("framesIn"),
+            n("framesProcessed") + n("framesDroppedStale") + 2 >= n("framesIn"),
             "{stats}"
         );
         assert!(n("framesProcessed") > 40, "{stats}");

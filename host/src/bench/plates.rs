@@ -293,7 +293,12 @@ fn pan(photo: &FrameBuf) -> anyhow::Result<Vec<FrameBuf>> {
     let big = scale_frame(photo, 800, 600).map_err(anyhow::Error::msg)?;
     (0..VIDEO_FRAMES)
         .map(|k| {
-            let area = prism_frame::Rect::new((k * 160 / VIDEO_FRAMES) & !1, (k * 120 / VIDEO_FRAMES) & !1, 640, 480);
+            let area = prism_frame::Rect::new(
+                (k * 160 / VIDEO_FRAMES) & !1,
+                (k * 120 / VIDEO_FRAMES) & !1,
+                640,
+                480,
+            );
             let data = big.read_region(area).map_err(|e| anyhow::anyhow!("{e}"))?;
             FrameBuf::new(big.format(), 640, 480, data).map_err(|e| anyhow::anyhow!("{e}"))
         })

@@ -344,6 +344,7 @@ pub fn peers(sessions: usize, seconds: u64, codec: VideoCodec) -> anyhow::Result
                 height: HEIGHT,
                 fps: FPS,
                 pattern: PATTERN.into(),
+                picture: None,
                 bind: "127.0.0.1:0".into(),
                 bitrate_bps: PEER_BITRATE,
                 decode: false,

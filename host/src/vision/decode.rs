@@ -23,9 +23,9 @@ fn formats(region: Region) -> &'static [&'static str] {
         // LLNNNLL, ES NNNNLLL, UK LLNNLLL, PL LLNNNNN/LLLNNNN, CZ NLNNNNN/NLLNNNN, BE NLLLNNN,
         // PT NNLLNN ...), then any text.
         Region::Eu => &[
-            "LLNNNLL", "LLNNNNLL", "LLNNNNL", "LLNNNL", "NNNNLLL", "LLNNLLL", "LLLNNNN",
-            "LLNNNNN", "NLNNNNN", "NLLNNNN", "NLLLNNN", "NNLLNN", "LLNNLL", "NNNNLL", "AAAA", "AAAAA", "AAAAAA",
-            "AAAAAAA", "AAAAAAAA",
+            "LLNNNLL", "LLNNNNLL", "LLNNNNL", "LLNNNL", "NNNNLLL", "LLNNLLL", "LLLNNNN", "LLNNNNN",
+            "NLNNNNN", "NLLNNNN", "NLLLNNN", "NNLLNN", "LLNNLL", "NNNNLL", "AAAA", "AAAAA",
+            "AAAAAA", "AAAAAAA", "AAAAAAAA",
         ],
         // The serial formats of the most populous states (CA NLLLNNN; TX, NY, PA, OH, MI, GA,
         // NC, VA LLLNNNN; many LLLNNN or NNNLLL), then any text (vanity plates, other states).

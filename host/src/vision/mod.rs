@@ -209,11 +209,12 @@ fn sub_image<'a>(img: &GrayImage<'a>, area: Option<Rect>) -> Option<(GrayImage<'
 
 fn heights(img: &GrayImage<'_>, opts: &PlateOptions) -> Option<HeightRange> {
     let h = img.height() as i32;
-    // Glyphs are 14-25% of a plate's width tall, depending on the region; a hint too small
-    // to find any glyph is ignored.
+    // Glyphs are 14-25% of a plate's width tall, depending on the region, and a hint is a
+    // rough average (plates nearer or farther are up to twice as wide or narrow); a hint too
+    // small to find any glyph is ignored.
     let plate_w = opts.plate_width_pct.min(100.0) / 100.0 * img.width() as f32;
-    let (min, max) = if plate_w * 0.35 >= MIN_GLYPH as f32 {
-        ((plate_w * 0.1) as i32, (plate_w * 0.35) as i32)
+    let (min, max) = if plate_w * 0.5 >= MIN_GLYPH as f32 {
+        ((plate_w * 0.06) as i32, (plate_w * 0.5) as i32)
     } else {
         (MIN_GLYPH, (h as f32 * 0.7) as i32)
     };
@@ -377,7 +378,6 @@ fn median_height(rects: &[Rect]) -> f32 {
     h.get(h.len() / 2).copied().unwrap_or(1).max(1) as f32
 }
 
-
 /// Reads a group of rows that are the same plate seen at different thresholds: each glyph is
 /// taken from the row that cut it best (height closest to the plate's glyph height, then the
 /// most confident symbol), so a glyph broken or merged at one threshold is read whole from
@@ -412,7 +412,9 @@ fn read_group(
     let mut chosen: Vec<(Rect, decode::Probs)> = Vec::new();
     for (r, p, _) in scored {
         let clash = chosen.iter().any(|(c, _)| {
-            let ix = (c.x + c.width).min(r.x + r.width).saturating_sub(c.x.max(r.x));
+            let ix = (c.x + c.width)
+                .min(r.x + r.width)
+                .saturating_sub(c.x.max(r.x));
             ix as f32 > 0.4 * c.width.min(r.width) as f32
         });
         if !clash {
@@ -480,7 +482,9 @@ pub fn detect_plates(img: &GrayImage<'_>, opts: &PlateOptions) -> opencv::Result
     let stacked_under_larger = |i: usize| {
         let (a, ha) = rows[i];
         rows.iter().any(|&(b, hb)| {
-            let ix = (a.x + a.width).min(b.x + b.width).saturating_sub(a.x.max(b.x));
+            let ix = (a.x + a.width)
+                .min(b.x + b.width)
+                .saturating_sub(a.x.max(b.x));
             let gap = if a.y > b.y {
                 a.y.saturating_sub(b.y + b.height)
             } else {

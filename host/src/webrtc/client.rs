@@ -48,6 +48,9 @@ pub struct ClientOptions {
     pub fps: u32,
     /// `videotestsrc` pattern (e.g. `smpte`, `ball`).
     pub pattern: String,
+    /// Send this picture (any format GStreamer decodes) as a still camera instead of the
+    /// pattern.
+    pub picture: Option<std::path::PathBuf>,
     /// Local UDP address to bind.
     pub bind: String,
     /// Encoder bitrate, bits per second.
@@ -67,6 +70,7 @@ impl Default for ClientOptions {
             height: 240,
             fps: 30,
             pattern: "smpte".into(),
+            picture: None,
             bind: "127.0.0.1:0".into(),
             bitrate_bps: 600_000,
             decode: true,
@@ -489,10 +493,20 @@ impl LoopbackClient {
                 o.bitrate_bps / 1000
             ),
         };
+        let source = match &o.picture {
+            Some(path) => format!(
+                "filesrc location=\"{}\" ! decodebin ! videoconvert ! videoscale \
+                 ! video/x-raw,width={},height={} ! imagefreeze is-live=true",
+                path.display().to_string().replace('"', "\\\""),
+                o.width,
+                o.height
+            ),
+            None => format!("videotestsrc is-live=true pattern={}", o.pattern),
+        };
         let desc = format!(
-            "videotestsrc is-live=true pattern={} ! video/x-raw,format=I420,width={},height={},framerate={}/1 \
+            "{source} ! videoconvert ! video/x-raw,format=I420,width={},height={},framerate={}/1 \
              ! identity name=count ! {encoder} ! appsink name=rtp sync=false",
-            o.pattern, o.width, o.height, o.fps
+            o.width, o.height, o.fps
         );
         let pipeline = gst::parse::launch(&desc)
             .map_err(err)?
