@@ -162,6 +162,9 @@ pub enum BenchCommand {
         /// Measure the native plate reader directly instead of the WASM filter.
         #[arg(long)]
         native: bool,
+        /// Measure both and print the WASM filter's time over the native core's.
+        #[arg(long)]
+        compare: bool,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -253,6 +256,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             filter,
             config,
             native,
+            compare,
             json,
         }) => bench::plates::run(
             &filter.unwrap_or_else(|| default_filters_dir().join("platedetector.wasm")),
@@ -260,6 +264,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             max_size,
             config.as_deref(),
             native,
+            compare,
             json,
         ),
         Command::Bench(BenchCommand::Registry { json, filters }) => {
