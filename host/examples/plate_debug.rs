@@ -22,7 +22,7 @@ fn main() -> anyhow::Result<()> {
     for c in vision::find_candidates(&img, &opts)? {
         let r = vision::read_plate(&img, &c, &opts);
         if std::env::var_os("RAW").is_some() {
-            let m = vision::classifier::Classifier::builtin();
+            let m = vision::classifier::Ensemble::builtin();
             for ch in &c.chars {
                 let p = m.classify(&vision::char_patch(&img, *ch, !c.inverted));
                 let mut idx: Vec<usize> = (0..p.len()).collect();

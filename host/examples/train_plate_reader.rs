@@ -3,6 +3,8 @@
 //! ```text
 //! cargo run --release -p prism --example train_plate_reader -- \
 //!     --ocr-us ../shared/data/alpr/ocr-us --out host/models/plate-chars.bin
+//! cargo run --release -p prism --example train_plate_reader -- --pixels-only \
+//!     --ocr-us ../shared/data/alpr/ocr-us --out host/models/plate-chars-px.bin
 //! ```
 //!
 //! Data recipe (see `host/models/README.md`):
@@ -61,6 +63,7 @@ struct Args {
     out: PathBuf,
     per_font: usize,
     epochs: usize,
+    pixels_only: bool,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -69,6 +72,7 @@ fn args() -> anyhow::Result<Args> {
         out: PathBuf::from("host/models/plate-chars.bin"),
         per_font: 70,
         epochs: 20,
+        pixels_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -78,6 +82,7 @@ fn args() -> anyhow::Result<Args> {
             "--out" => a.out = v()?.into(),
             "--per-font" => a.per_font = v()?.parse()?,
             "--epochs" => a.epochs = v()?.parse()?,
+            "--pixels-only" => a.pixels_only = true,
             other => bail!("unknown argument {other}"),
         }
     }
@@ -663,6 +668,7 @@ fn main() -> anyhow::Result<()> {
     }
     let opts = TrainOptions {
         epochs: a.epochs,
+        gradients: !a.pixels_only,
         ..TrainOptions::default()
     };
     let started = std::time::Instant::now();

@@ -190,9 +190,12 @@ fn kurento_module_platedetector_reads_a_plate() {
         assert_eq!(event["plate"], "M5XSX", "{event}");
         assert_eq!(event["type"], "PlateDetected");
         assert_eq!(event["source"], filter.as_str());
-        // One event for one plate in view, not one per frame.
-        let more = tokio::time::timeout(Duration::from_secs(2), next()).await;
-        assert!(more.is_err(), "a second event: {more:?}");
+        // One event for one plate in view, not one per frame (other text in the picture may
+        // still be announced on its own).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while let Ok(more) = tokio::time::timeout_at(deadline, next()).await {
+            assert_ne!(more["plate"], "M5XSX", "announced twice: {more}");
+        }
         assert!(peer.received().frames > 10, "video came back");
         stdin.write_all(b"release\n").await.unwrap();
         assert_eq!(next().await["released"], true);

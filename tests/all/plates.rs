@@ -240,3 +240,95 @@ fn bench_plates_scores_a_folder_as_json() {
         }
     }
 }
+
+#[test]
+fn ocr_import_reads_text_for_any_filter() {
+    // The probe guest calls vision.ocr on the frame it is given.
+    let runtime = test_runtime();
+    let filter = load(&runtime, "probe");
+    let (sink, rx) = EventSink::channel(16);
+    let mut instance = runtime.instantiate(&filter, Some(sink)).unwrap();
+    instance.configure(r#"{"ocr": true}"#).unwrap();
+    let mut frame = FrameBuf::zeroed(PixelFormat::I420, 320, 80);
+    frame.draw_text("PRISM 42", 16, 24, 4, Color::rgb(255, 255, 255));
+    assert_eq!(instance.process(&mut frame, 0), Verdict::Forward);
+    let text = std::iter::from_fn(|| rx.try_recv().ok())
+        .find_map(|e| match e {
+            FilterEvent::Event { name, payload, .. } if name == "Text" => Some(payload),
+            _ => None,
+        })
+        .expect("a Text event");
+    assert_eq!(
+        text["text"].as_str().unwrap().replace(' ', ""),
+        "PRISM42",
+        "{text}"
+    );
+    assert!(text["confidence"].as_f64().unwrap() > 0.5, "{text}");
+    assert_eq!(text["words"], 2);
+}
+
+#[test]
+fn cli_prints_each_plate_of_a_video_once() {
+    use prism::media::{Encoder, scale_frame};
+    use prism_frame::Rect;
+    let (photo, _, plate) = labelled("eu", "eu1");
+    let big = scale_frame(&photo, 1000, 750).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("pan.mkv");
+    let mut enc = Encoder::create(&clip, PixelFormat::I420, 640, 480, (30, 1)).unwrap();
+    for k in 0..60u32 {
+        let area = Rect::new((k * 2) & !1, k & !1, 640, 480);
+        let window =
+            FrameBuf::new(PixelFormat::I420, 640, 480, big.read_region(area).unwrap()).unwrap();
+        enc.push(&window, k as u64 * 33_333).unwrap();
+    }
+    assert_eq!(enc.finish().unwrap(), 60);
+    let out = std::process::Command::new(prism_bin())
+        .args(["filter", "run"])
+        .arg(root().join("filters/platedetector"))
+        .arg("--input")
+        .arg(&clip)
+        .args(["--config", r#"{"region": "eu"}"#])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let plates: Vec<&str> = stdout.lines().filter(|l| l.starts_with("plate ")).collect();
+    assert_eq!(plates.len(), 1, "{stdout}");
+    assert!(
+        plates[0].starts_with(&format!("plate {plate} ")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn platedetector_is_a_vision_filter_and_grayscale_is_not() {
+    let check = |name: &str| -> serde_json::Value {
+        let out = std::process::Command::new(prism_bin())
+            .args(["filter", "check", "--json"])
+            .arg(prism_tests::wasm(name))
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let plates = check("platedetector");
+    assert_eq!(
+        plates["world"], "prism:filter/vision-filter@0.1.0",
+        "{plates}"
+    );
+    let imports = plates["imports"].as_array().unwrap();
+    assert!(
+        imports.iter().any(|i| i == "prism:filter/vision@0.1.0"),
+        "{plates}"
+    );
+    // A filter that never calls vision does not import it.
+    let gray = check("grayscale");
+    assert!(
+        !gray["imports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i.as_str().unwrap().contains("vision")),
+        "{gray}"
+    );
+}

@@ -7,7 +7,53 @@
 //!
 //! [`char_patch`]: super::image::char_patch
 
-use super::image::PATCH_LEN;
+use super::image::{PATCH_H, PATCH_LEN, PATCH_W};
+
+/// Orientation bins of the gradient histograms.
+const HOG_BINS: usize = 9;
+/// Cell size of the gradient histograms, pixels.
+const HOG_CELL: usize = 4;
+/// Gradient-histogram features of a patch.
+const HOG_LEN: usize = (PATCH_W / HOG_CELL) * (PATCH_H / HOG_CELL) * HOG_BINS;
+/// Inputs of the network: the patch's pixels, then its gradient histograms.
+pub const INPUTS: usize = PATCH_LEN + HOG_LEN;
+
+/// The network's inputs for a patch: its pixels and histograms of gradient orientations per
+/// 4x4 cell (unsigned, 9 bins), which stay the same under changes of contrast and small blur.
+pub fn features(patch: &[f32; PATCH_LEN]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(INPUTS);
+    out.extend_from_slice(patch);
+    let at = |x: isize, y: isize| {
+        if x < 0 || y < 0 || x >= PATCH_W as isize || y >= PATCH_H as isize {
+            0.0
+        } else {
+            patch[y as usize * PATCH_W + x as usize]
+        }
+    };
+    let cells_x = PATCH_W / HOG_CELL;
+    let mut hog = [0f32; HOG_LEN];
+    for y in 0..PATCH_H {
+        for x in 0..PATCH_W {
+            let (xi, yi) = (x as isize, y as isize);
+            let gx = at(xi + 1, yi) - at(xi - 1, yi);
+            let gy = at(xi, yi + 1) - at(xi, yi - 1);
+            let mag = (gx * gx + gy * gy).sqrt();
+            if mag < 1e-6 {
+                continue;
+            }
+            let mut angle = gy.atan2(gx);
+            if angle < 0.0 {
+                angle += std::f32::consts::PI;
+            }
+            let bin = ((angle / std::f32::consts::PI * HOG_BINS as f32) as usize).min(HOG_BINS - 1);
+            let cell = (y / HOG_CELL) * cells_x + x / HOG_CELL;
+            hog[cell * HOG_BINS + bin] += mag;
+        }
+    }
+    let norm = hog.iter().map(|v| v * v).sum::<f32>().sqrt() + 1e-3;
+    out.extend(hog.iter().map(|v| v / norm * 4.0));
+    out
+}
 
 /// The symbols, in class order; class `SYMBOLS.len()` is "not a character".
 pub const SYMBOLS: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
@@ -24,11 +70,48 @@ pub fn class_of(c: char) -> Option<usize> {
     SYMBOLS.iter().position(|&s| s as char == c)
 }
 
+/// The networks shipped with Prism, whose probabilities are averaged: one over pixels and
+/// gradient histograms (`plate-chars.bin`), one over pixels only (`plate-chars-px.bin`).
+/// Trained alike, they err on different glyphs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ensemble {
+    members: Vec<Classifier>,
+}
+
+impl Ensemble {
+    /// The models shipped with Prism.
+    pub fn builtin() -> &'static Ensemble {
+        static MODELS: std::sync::OnceLock<Ensemble> = std::sync::OnceLock::new();
+        MODELS.get_or_init(|| Ensemble {
+            members: vec![
+                Classifier::from_bytes(include_bytes!("../../models/plate-chars.bin"))
+                    .expect("host/models/plate-chars.bin is a valid model"),
+                Classifier::from_bytes(include_bytes!("../../models/plate-chars-px.bin"))
+                    .expect("host/models/plate-chars-px.bin is a valid model"),
+            ],
+        })
+    }
+
+    /// Mean class probabilities of the members.
+    pub fn classify(&self, patch: &[f32; PATCH_LEN]) -> [f32; CLASSES] {
+        let mut sum = [0f32; CLASSES];
+        for m in &self.members {
+            for (s, p) in sum.iter_mut().zip(m.classify(patch)) {
+                *s += p;
+            }
+        }
+        let n = self.members.len().max(1) as f32;
+        sum.map(|s| s / n)
+    }
+}
+
 /// A trained network.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Classifier {
     hidden: usize,
-    /// `hidden x PATCH_LEN`, row-major.
+    /// [`INPUTS`] (pixels and gradient histograms) or [`PATCH_LEN`] (pixels only).
+    inputs: usize,
+    /// `hidden x INPUTS`, row-major.
     w1: Vec<f32>,
     b1: Vec<f32>,
     /// `CLASSES x hidden`.
@@ -37,19 +120,15 @@ pub struct Classifier {
 }
 
 impl Classifier {
-    /// The model shipped with Prism.
-    pub fn builtin() -> &'static Classifier {
-        static MODEL: std::sync::OnceLock<Classifier> = std::sync::OnceLock::new();
-        MODEL.get_or_init(|| {
-            Classifier::from_bytes(include_bytes!("../../models/plate-chars.bin"))
-                .expect("host/models/plate-chars.bin is a valid model")
-        })
-    }
-
     /// Class probabilities of one patch.
-    pub fn classify(&self, x: &[f32; PATCH_LEN]) -> [f32; CLASSES] {
+    pub fn classify(&self, patch: &[f32; PATCH_LEN]) -> [f32; CLASSES] {
+        let x = if self.inputs == INPUTS {
+            features(patch)
+        } else {
+            patch.to_vec()
+        };
         let mut h = vec![0f32; self.hidden];
-        self.hidden_layer(x, &mut h);
+        self.hidden_layer(&x, &mut h);
         let mut out = [0f32; CLASSES];
         self.output_layer(&h, &mut out);
         out
@@ -57,7 +136,7 @@ impl Classifier {
 
     fn hidden_layer(&self, x: &[f32], h: &mut [f32]) {
         for (j, hj) in h.iter_mut().enumerate() {
-            let w = &self.w1[j * PATCH_LEN..(j + 1) * PATCH_LEN];
+            let w = &self.w1[j * self.inputs..(j + 1) * self.inputs];
             let s: f32 = w.iter().zip(x).map(|(a, b)| a * b).sum::<f32>() + self.b1[j];
             *hj = s.max(0.0);
         }
@@ -76,7 +155,7 @@ impl Classifier {
         let mut v = Vec::with_capacity(16 + 4 * (self.w1.len() + self.w2.len()));
         v.extend_from_slice(MAGIC);
         v.extend_from_slice(&(self.hidden as u32).to_le_bytes());
-        v.extend_from_slice(&(PATCH_LEN as u32).to_le_bytes());
+        v.extend_from_slice(&(self.inputs as u32).to_le_bytes());
         v.extend_from_slice(&(CLASSES as u32).to_le_bytes());
         for t in [&self.w1, &self.b1, &self.w2, &self.b2] {
             for f in t.iter() {
@@ -94,9 +173,14 @@ impl Classifier {
         }
         let word = |i: usize| u32::from_le_bytes(head[i..i + 4].try_into().unwrap()) as usize;
         let (hidden, inputs, classes) = (word(8), word(12), word(16));
-        if inputs != PATCH_LEN || classes != CLASSES || hidden == 0 || hidden > 4096 {
+        if ![INPUTS, PATCH_LEN].contains(&inputs)
+            || classes != CLASSES
+            || hidden == 0
+            || hidden > 4096
+        {
             return Err(format!(
-                "model shape {inputs}x{hidden}x{classes} does not match {PATCH_LEN}x?x{CLASSES}"
+                "model shape {inputs}x{hidden}x{classes} does not match {INPUTS} or {PATCH_LEN} \
+                 inputs x ? x {CLASSES}"
             ));
         }
         let floats: Vec<f32> = b[20..]
@@ -111,6 +195,7 @@ impl Classifier {
         let mut take = |n| it.by_ref().take(n).collect::<Vec<f32>>();
         Ok(Classifier {
             hidden,
+            inputs,
             w1: take(sizes[0]),
             b1: take(sizes[1]),
             w2: take(sizes[2]),
@@ -171,6 +256,8 @@ impl Rng {
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
     pub hidden: usize,
+    /// Inputs: pixels and gradient histograms (true) or pixels only.
+    pub gradients: bool,
     pub epochs: usize,
     pub learning_rate: f32,
     pub seed: u64,
@@ -180,6 +267,7 @@ impl Default for TrainOptions {
     fn default() -> Self {
         TrainOptions {
             hidden: 224,
+            gradients: true,
             epochs: 24,
             learning_rate: 0.003,
             seed: 7,
@@ -196,13 +284,13 @@ pub fn train(
 ) -> Classifier {
     let mut rng = Rng::new(opts.seed);
     let hid = opts.hidden;
-    let scale1 = (2.0 / PATCH_LEN as f32).sqrt();
+    let n_in = if opts.gradients { INPUTS } else { PATCH_LEN };
+    let scale1 = (2.0 / n_in as f32).sqrt();
     let scale2 = (2.0 / hid as f32).sqrt();
     let mut net = Classifier {
         hidden: hid,
-        w1: (0..hid * PATCH_LEN)
-            .map(|_| rng.normal() * scale1)
-            .collect(),
+        inputs: n_in,
+        w1: (0..hid * n_in).map(|_| rng.normal() * scale1).collect(),
         b1: vec![0.0; hid],
         w2: (0..CLASSES * hid).map(|_| rng.normal() * scale2).collect(),
         b2: vec![0.0; CLASSES],
@@ -211,6 +299,16 @@ pub fn train(
     let mut vb1 = vec![0f32; hid];
     let mut v2 = vec![0f32; net.w2.len()];
     let mut vb2 = [0f32; CLASSES];
+    let inputs: Vec<Vec<f32>> = samples
+        .iter()
+        .map(|(p, _)| {
+            if opts.gradients {
+                features(p)
+            } else {
+                p.to_vec()
+            }
+        })
+        .collect();
     let mut order: Vec<usize> = (0..samples.len()).collect();
     let mut h = vec![0f32; hid];
     let mut dh = vec![0f32; hid];
@@ -228,8 +326,8 @@ pub fn train(
         };
         let mut correct = 0usize;
         for &idx in &order {
-            let (x, y) = &samples[idx];
-            let y = *y as usize;
+            let x = &inputs[idx];
+            let y = samples[idx].1 as usize;
             net.hidden_layer(x, &mut h);
             let mut p = [0f32; CLASSES];
             net.output_layer(&h, &mut p);
@@ -257,9 +355,9 @@ pub fn train(
                     continue;
                 }
                 let g = dh[j];
-                let row = j * PATCH_LEN;
-                let w = &mut net.w1[row..row + PATCH_LEN];
-                let v = &mut v1[row..row + PATCH_LEN];
+                let row = j * n_in;
+                let w = &mut net.w1[row..row + n_in];
+                let v = &mut v1[row..row + n_in];
                 for ((wi, vi), xi) in w.iter_mut().zip(v.iter_mut()).zip(x.iter()) {
                     *vi = MOMENTUM * *vi - lr * (g * xi + DECAY * *wi);
                     *wi += *vi;
@@ -278,10 +376,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn builtin_model_loads_and_round_trips() {
-        let m = Classifier::builtin();
-        assert_eq!(Classifier::from_bytes(&m.to_bytes()).unwrap(), *m);
-        let p = m.classify(&[0.0; PATCH_LEN]);
+    fn builtin_models_load_and_round_trip() {
+        let e = Ensemble::builtin();
+        assert_eq!(e.members.len(), 2);
+        assert_eq!(
+            e.members.iter().map(|m| m.inputs).collect::<Vec<_>>(),
+            [INPUTS, PATCH_LEN]
+        );
+        for m in &e.members {
+            assert_eq!(Classifier::from_bytes(&m.to_bytes()).unwrap(), *m);
+        }
+        let p = e.classify(&[0.0; PATCH_LEN]);
         assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-4);
     }
 
@@ -289,7 +394,7 @@ mod tests {
     fn bad_model_files_are_refused() {
         assert!(Classifier::from_bytes(b"short").is_err());
         assert!(Classifier::from_bytes(b"NOTAMODEL___________").is_err());
-        let mut b = Classifier::builtin().to_bytes();
+        let mut b = Ensemble::builtin().members[0].to_bytes();
         b.pop();
         assert!(Classifier::from_bytes(&b).is_err());
     }
@@ -313,6 +418,7 @@ mod tests {
             .collect();
         let opts = TrainOptions {
             hidden: 8,
+            gradients: true,
             epochs: 4,
             learning_rate: 0.01,
             seed: 1,

@@ -21,7 +21,7 @@ use opencv::imgproc;
 use opencv::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use self::classifier::Classifier;
+use self::classifier::Ensemble;
 pub use self::image::{GrayImage, char_patch};
 use self::segment::{HeightRange, Row};
 pub use prism_frame::Rect;
@@ -310,11 +310,11 @@ pub fn find_candidates(img: &GrayImage<'_>, opts: &PlateOptions) -> opencv::Resu
 
 /// Reads one candidate.
 pub fn read_plate(img: &GrayImage<'_>, cand: &Candidate, opts: &PlateOptions) -> Option<PlateRead> {
-    read_with(Classifier::builtin(), img, cand, opts.region)
+    read_with(Ensemble::builtin(), img, cand, opts.region)
 }
 
 fn read_with(
-    model: &Classifier,
+    model: &Ensemble,
     img: &GrayImage<'_>,
     cand: &Candidate,
     region: Region,
@@ -383,7 +383,7 @@ fn median_height(rects: &[Rect]) -> f32 {
 /// most confident symbol), so a glyph broken or merged at one threshold is read whole from
 /// another.
 fn read_group(
-    model: &Classifier,
+    model: &Ensemble,
     img: &GrayImage<'_>,
     group: &[&Candidate],
     region: Region,
@@ -461,7 +461,7 @@ fn stripe_penalty(glyphs: &[Rect]) -> f32 {
 
 /// Finds and reads plates: the most confident reading of each place, best first.
 pub fn detect_plates(img: &GrayImage<'_>, opts: &PlateOptions) -> opencv::Result<Vec<PlateRead>> {
-    let model = Classifier::builtin();
+    let model = Ensemble::builtin();
     let cands = find_candidates(img, opts)?;
     let fits = |r: &Rect| r.fits(img.width() as u32, img.height() as u32) && r.width > 0;
     let reads: Vec<PlateRead> = group_rows(&cands)

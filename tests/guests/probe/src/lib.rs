@@ -1,14 +1,24 @@
 //! `probe`: reports what the host hands it (format, size, plane layout, pts) as a `Frame`
-//! event, and stamps a white 2x2 box at (0, 0). Asks for I420.
+//! event, and stamps a white 2x2 box at (0, 0). Asks for I420. With `{"ocr": true}` it also
+//! reads the frame's text through the host's `vision.ocr` import and emits it as `Text`.
 
+use prism_filter_sdk::vision::{self, OcrOptions};
 use prism_filter_sdk::{
-    Color, Filter, FilterInfo, Frame, PixelFormat, Rect, Result, emit, export_filter,
+    Color, Filter, FilterInfo, Frame, PixelFormat, Rect, Result, emit, export_filter, parse_config,
 };
 use serde_json::json;
 
-/// No state.
+#[derive(Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Config {
+    ocr: bool,
+}
+
+/// Its configuration.
 #[derive(Default)]
-pub struct Probe;
+pub struct Probe {
+    config: Config,
+}
 
 impl Filter for Probe {
     fn describe() -> FilterInfo {
@@ -16,7 +26,19 @@ impl Filter for Probe {
             .description("Reports the frames it gets (tests only).")
     }
 
+    fn configure(&mut self, config_json: &str) -> Result<()> {
+        self.config = parse_config(config_json)?;
+        Ok(())
+    }
+
     fn process(&mut self, frame: &mut Frame<'_>) -> Result<()> {
+        if self.config.ocr {
+            let read = vision::ocr(frame, &OcrOptions::default())?;
+            emit(
+                "Text",
+                &json!({"text": read.text, "confidence": read.confidence, "words": read.words.len()}),
+            )?;
+        }
         let planes: Vec<_> = frame
             .planes()
             .iter()
