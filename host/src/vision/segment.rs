@@ -137,7 +137,9 @@ fn is_glyph(b: &Blob, heights: HeightRange) -> bool {
     // A wide blob that is nearly solid is a block (the EU country band, a bracket), not a
     // glyph: only thin strokes (`1`, `I`) fill their box.
     let solid_block = fill > 0.8 && aspect > 0.35;
-    (0.08..=1.05).contains(&aspect) && (0.12..=0.92).contains(&fill) && !solid_block
+    // Thin strokes (`1`, `I`) fill their box completely.
+    let max_fill = if aspect < 0.35 { 1.0 } else { 0.92 };
+    (0.08..=1.05).contains(&aspect) && (0.12..=max_fill).contains(&fill) && !solid_block
 }
 
 /// Chains blobs into rows: each blob links to its nearest right neighbour of similar height
