@@ -221,11 +221,16 @@ fn split_long(chain: Vec<Blob>) -> Vec<Vec<Blob>> {
 pub fn find_rows(img: &GrayImage<'_>, heights: HeightRange) -> opencv::Result<Vec<Row>> {
     let src = img.mat()?;
     let mut rows = Vec::new();
-    // Neighbourhoods about one and about three glyph heights wide: the first separates glyphs
-    // that sit close to the plate's border, the second keeps thick strokes whole.
+    // Neighbourhoods about one and several glyph heights wide: the first separates glyphs
+    // that sit close to the plate's border, the others keep thick strokes whole.
     let small = ((heights.min as f32 * 1.2) as i32).max(9);
     let large = ((heights.max.min(heights.min * 6) as f32 * 1.0) as i32).max(small + 10);
-    for block in [small, large] {
+    let mut blocks = vec![small, large];
+    // Large pictures hold large plates: a third neighbourhood for glyphs of 60 px and more.
+    if heights.max >= 4 * large && src.rows() >= 720 {
+        blocks.push(large * 2);
+    }
+    for block in blocks {
         for dark in [true, false] {
             let bin = binarise(&src, block, dark)?;
             let blobs = glyph_blobs(&bin, heights)?;
