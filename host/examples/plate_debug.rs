@@ -64,5 +64,8 @@ fn main() -> anyhow::Result<()> {
             ))
         );
     }
+    for r in vision::detect_plates(&img, &opts)? {
+        println!("detected {} {:.2} {:?}", r.text, r.confidence, r.bounds);
+    }
     Ok(())
 }
