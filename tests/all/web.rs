@@ -95,6 +95,7 @@ fn browser_demo_upload_and_gray_video() {
         .arg(&shots)
         .arg(wasm("grayscale"))
         .arg(TOKEN)
+        .env("EXPECT_PLATE", "M5XSX")
         .output()
         .expect("node");
     let stdout = String::from_utf8_lossy(&out.stdout);

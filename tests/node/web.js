@@ -55,9 +55,15 @@ async function runWith(page, filter, shot) {
   }
   let plates = [];
   if (filter === 'platedetector') {
-    // The plate list fills in as PlateDetected events arrive.
-    await page.waitForSelector('#plates .plate', { timeout: 20000 }).catch(() => {});
-    plates = await page.$$eval('#plates .plate', (ps) => ps.map((p) => p.textContent));
+    // The plate list fills in as PlateDetected events arrive; wait for the expected plate
+    // (EXPECT_PLATE) or 20 s.
+    const expected = process.env.EXPECT_PLATE;
+    const t1 = Date.now();
+    while (Date.now() - t1 < 20000) {
+      plates = await page.$$eval('#plates .plate', (ps) => ps.map((p) => p.textContent));
+      if (expected ? plates.includes(expected) : plates.length > 0) break;
+      await page.waitForTimeout(250);
+    }
   }
   const status = await page.textContent('#status');
   const stats = await page.textContent('#stats');

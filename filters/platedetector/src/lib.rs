@@ -96,6 +96,8 @@ struct Track {
     region: Region,
     /// Per text length, per position: symbol -> summed confidence.
     votes: BTreeMap<usize, Vec<BTreeMap<char, f32>>>,
+    /// Per text length: (summed reading confidence, readings).
+    lengths: BTreeMap<usize, (f32, u32)>,
     /// Readings that voted.
     hits: u32,
     confidence_sum: f32,
@@ -109,6 +111,7 @@ impl Track {
             bounds: read.bounds,
             region: read.region,
             votes: BTreeMap::new(),
+            lengths: BTreeMap::new(),
             hits: 0,
             confidence_sum: 0.0,
             last_seen_us: now,
@@ -128,6 +131,9 @@ impl Track {
         self.confidence_sum += read.confidence;
         self.region = read.region;
         let n = read.text.chars().count();
+        let length = self.lengths.entry(n).or_insert((0.0, 0));
+        length.0 += read.confidence;
+        length.1 += 1;
         let slots = self
             .votes
             .entry(n)
@@ -146,14 +152,13 @@ impl Track {
         }
     }
 
-    /// The text the votes agree on and how strongly (0..1).
-    fn consensus(&self) -> Option<(String, f32)> {
-        let (_, slots) = self.votes.iter().max_by(|a, b| {
-            let weight = |s: &Vec<BTreeMap<char, f32>>| {
-                s.iter().map(|m| m.values().sum::<f32>()).sum::<f32>()
-            };
-            weight(a.1).total_cmp(&weight(b.1))
-        })?;
+    /// The text the votes agree on, how strongly (0..1), and how many readings had its length.
+    /// The length is chosen by the readings' summed confidence (a longer misreading, with a
+    /// stray glyph, does not outweigh shorter ones for having more glyphs), then each position
+    /// by its votes.
+    fn consensus(&self) -> Option<(String, f32, u32)> {
+        let (&n, &(_, readings)) = self.lengths.iter().max_by(|a, b| a.1.0.total_cmp(&b.1.0))?;
+        let slots = self.votes.get(&n)?;
         let mut text = String::new();
         let mut agreement = 0.0;
         for slot in slots {
@@ -164,7 +169,7 @@ impl Track {
         }
         let agreement = agreement / slots.len().max(1) as f32;
         let mean = self.confidence_sum / self.hits.max(1) as f32;
-        Some((text, (agreement * mean).clamp(0.0, 1.0)))
+        Some((text, (agreement * mean).clamp(0.0, 1.0), readings))
     }
 }
 
@@ -235,10 +240,10 @@ impl PlateDetector {
             if t.reported.is_some() || t.hits < self.config.confirm_frames {
                 continue;
             }
-            let Some((text, confidence)) = t.consensus() else {
+            let Some((text, confidence, readings)) = t.consensus() else {
                 continue;
             };
-            if confidence < self.config.min_confidence {
+            if confidence < self.config.min_confidence || readings < self.config.confirm_frames {
                 continue;
             }
             t.reported = Some(text.clone());
@@ -366,11 +371,20 @@ mod tests {
         let mut t = Track::new(&read("AB123", 0.9, 10), 0);
         t.vote(&read("A8123", 0.6, 12), 33_000);
         t.vote(&read("AB123", 0.8, 14), 66_000);
-        let (text, conf) = t.consensus().unwrap();
+        let (text, conf, readings) = t.consensus().unwrap();
         assert_eq!(text, "AB123");
+        assert_eq!(readings, 3);
         assert!(conf > 0.5 && conf < 0.9, "{conf}");
         assert_eq!(t.hits, 3);
         assert_eq!(t.bounds.x, 14);
+    }
+
+    #[test]
+    fn a_longer_misreading_does_not_outweigh_the_plate() {
+        let mut t = Track::new(&read("M5XSX", 0.8, 10), 0);
+        t.vote(&read("BM5DXSX", 0.7, 10), 33_000);
+        t.vote(&read("M5XSX", 0.8, 10), 66_000);
+        assert_eq!(t.consensus().unwrap().0, "M5XSX");
     }
 
     #[test]

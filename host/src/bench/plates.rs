@@ -364,7 +364,7 @@ impl Reader {
     fn format(&self) -> PixelFormat {
         match self {
             Reader::Wasm { loaded, .. } => loaded.info.format,
-            Reader::Native => PixelFormat::Gray8,
+            Reader::Native => PixelFormat::I420,
         }
     }
 
@@ -416,7 +416,7 @@ impl Reader {
                 let min = cfg["min_confidence"]
                     .as_f64()
                     .unwrap_or(vision::DEFAULT_MIN_CONFIDENCE as f64);
-                let img = vision::GrayImage::of_frame(buf).context("a gray frame")?;
+                let img = vision::GrayImage::of_frame(buf).context("an i420 frame")?;
                 let t = Instant::now();
                 let reads = vision::detect_plates(&img, &opts)?;
                 let ms = t.elapsed().as_secs_f64() * 1000.0;

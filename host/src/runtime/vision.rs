@@ -89,11 +89,17 @@ fn with_luma<T>(
 ) -> wasmtime::Result<T> {
     let started = std::time::Instant::now();
     let frame = &data.frame_ref(handle)?.buf;
-    let luma = vision::image::luma_of(frame);
-    let w = frame.width() as usize;
-    let img = GrayImage::new(&luma, w, frame.height() as usize, w)
-        .ok_or_else(|| wasmtime::Error::msg("frame luma is shorter than its size"))?;
-    let out = f(&img);
+    let out = match GrayImage::of_frame(frame) {
+        // gray8 and i420: the frame's own planes.
+        Some(img) => f(&img),
+        None => {
+            let luma = vision::image::luma_of(frame);
+            let w = frame.width() as usize;
+            let img = GrayImage::new(&luma, w, frame.height() as usize, w)
+                .ok_or_else(|| wasmtime::Error::msg("frame luma is shorter than its size"))?;
+            f(&img)
+        }
+    };
     // Native work does not count against the filter's own deadline.
     data.call.host_credit += started.elapsed();
     Ok(out)

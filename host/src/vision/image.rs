@@ -13,6 +13,9 @@ pub struct GrayImage<'a> {
     width: usize,
     height: usize,
     stride: usize,
+    /// The U and V planes (2x2 subsampled, row length `(width + 1) / 2`) when the frame has
+    /// colour: lets the reader tell a coloured band from a glyph.
+    chroma: Option<(&'a [u8], &'a [u8])>,
 }
 
 impl<'a> GrayImage<'a> {
@@ -28,18 +31,53 @@ impl<'a> GrayImage<'a> {
             width,
             height,
             stride,
+            chroma: None,
         })
     }
 
-    /// The luma of a `gray8` or `i420` frame; `None` for `rgba` (see [`luma_of`]).
+    /// The luma of a `gray8` or `i420` frame (with the chroma of `i420`); `None` for `rgba`
+    /// (see [`luma_of`]).
     pub fn of_frame(frame: &'a FrameBuf) -> Option<Self> {
+        let w = frame.width() as usize;
+        let h = frame.height() as usize;
         match frame.format() {
-            PixelFormat::Gray8 | PixelFormat::I420 => {
-                let w = frame.width() as usize;
-                GrayImage::new(frame.plane(0), w, frame.height() as usize, w)
+            PixelFormat::Gray8 => GrayImage::new(frame.plane(0), w, h, w),
+            PixelFormat::I420 => {
+                let mut g = GrayImage::new(frame.plane(0), w, h, w)?;
+                let (u, v) = (frame.plane(1), frame.plane(2));
+                let need = w.div_ceil(2) * h.div_ceil(2);
+                if u.len() >= need && v.len() >= need {
+                    g.chroma = Some((u, v));
+                }
+                Some(g)
             }
             PixelFormat::Rgba => None,
         }
+    }
+
+    /// Mean colourfulness (|U - 128| + |V - 128|) inside `r`, if the image has colour.
+    pub fn colourfulness(&self, r: Rect) -> Option<f32> {
+        let (u, v) = self.chroma?;
+        if self.stride != self.width {
+            return None;
+        }
+        let cw = self.width.div_ceil(2);
+        let (x0, y0) = (r.x as usize / 2, r.y as usize / 2);
+        let x1 = ((r.x + r.width) as usize).div_ceil(2).min(cw);
+        let y1 = ((r.y + r.height) as usize)
+            .div_ceil(2)
+            .min(self.height.div_ceil(2));
+        let mut sum = 0u64;
+        let mut n = 0u64;
+        for y in y0..y1 {
+            for x in x0..x1 {
+                let i = y * cw + x;
+                sum += (u[i] as i32 - 128).unsigned_abs() as u64
+                    + (v[i] as i32 - 128).unsigned_abs() as u64;
+                n += 1;
+            }
+        }
+        (n > 0).then(|| sum as f32 / n as f32)
     }
 
     /// The part of the image inside `r` (which must lie inside it), still borrowed.

@@ -422,10 +422,32 @@ fn read_group(
         }
     }
     chosen.sort_by_key(|(r, _)| r.x);
+    if coloured_band_first(img, &chosen.iter().map(|(r, _)| *r).collect::<Vec<_>>()) {
+        chosen.remove(0);
+    }
     let chars: Vec<Rect> = chosen.iter().map(|(r, _)| *r).collect();
     let probs: Vec<decode::Probs> = chosen.iter().map(|(_, p)| *p).collect();
     let score = group.iter().map(|c| c.score).fold(0.0, f32::max);
     read_glyphs(img, &chars, &probs, score, region)
+}
+
+/// Whether the row's first glyph is a coloured mark rather than a glyph: the blue country band
+/// of European plates (its letter and stars can pass for a glyph in luma). It must be far more
+/// colourful than the row's glyphs (plates with coloured glyphs keep theirs).
+fn coloured_band_first(img: &GrayImage<'_>, row: &[Rect]) -> bool {
+    if row.len() <= segment::MIN_GLYPHS {
+        return false;
+    }
+    let Some(first) = img.colourfulness(row[0]) else {
+        return false;
+    };
+    let mut rest: Vec<f32> = row[1..]
+        .iter()
+        .filter_map(|r| img.colourfulness(*r))
+        .collect();
+    rest.sort_by(f32::total_cmp);
+    let median = rest.get(rest.len() / 2).copied().unwrap_or(0.0);
+    first > 24.0 && first > 2.5 * median + 8.0
 }
 
 /// Groups candidates that are the same row of glyphs (same polarity, similar glyph height,
@@ -558,6 +580,33 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_blue_band_before_the_glyphs_is_not_a_glyph() {
+        use prism_frame::{Color, FrameBuf, PixelFormat};
+        let mut f = FrameBuf::filled(PixelFormat::I420, 200, 60, Color::rgb(240, 240, 240));
+        let mut row = Vec::new();
+        for i in 0..6 {
+            let r = Rect::new(40 + i * 24, 16, 14, 28);
+            f.fill_rect(r, Color::rgb(20, 20, 20));
+            row.push(r);
+        }
+        let band = Rect::new(10, 14, 16, 30);
+        f.fill_rect(band, Color::rgb(20, 40, 200));
+        let img = GrayImage::of_frame(&f).unwrap();
+        assert!(img.colourfulness(band).unwrap() > 60.0);
+        assert!(img.colourfulness(row[0]).unwrap() < 4.0);
+        let mut with_band = vec![band];
+        with_band.extend(&row);
+        assert!(coloured_band_first(&img, &with_band));
+        assert!(!coloured_band_first(&img, &row));
+        // Without colour (gray8) nothing is dropped.
+        let gray = FrameBuf::zeroed(PixelFormat::Gray8, 200, 60);
+        assert!(!coloured_band_first(
+            &GrayImage::of_frame(&gray).unwrap(),
+            &with_band
+        ));
     }
 
     #[test]
