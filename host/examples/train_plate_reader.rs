@@ -204,6 +204,27 @@ fn squarify(ink: &Canvas, target: Rect, s: f32) -> Canvas {
     out
 }
 
+/// `m` rotated by `degrees` and sheared horizontally by `shear` about `centre`.
+fn rotate_shear(m: &Mat, centre: (f32, f32), degrees: f32, shear: f32, border: i32) -> Option<Mat> {
+    let (cx, cy) = centre;
+    let mut rot =
+        imgproc::get_rotation_matrix_2d(Point2f::new(cx, cy), degrees as f64, 1.0).ok()?;
+    *rot.at_2d_mut::<f64>(0, 1).ok()? += shear as f64;
+    *rot.at_2d_mut::<f64>(0, 2).ok()? -= shear as f64 * cy as f64;
+    let mut warped = Mat::default();
+    imgproc::warp_affine(
+        m,
+        &mut warped,
+        &rot,
+        m.size().ok()?,
+        imgproc::INTER_LINEAR,
+        border,
+        Scalar::all(0.0),
+    )
+    .ok()?;
+    Some(warped)
+}
+
 fn photograph(rng: &mut Rng, ink: &Canvas, target: Rect, final_h: f32) -> Option<[f32; PATCH_LEN]> {
     let squared;
     let ink = if rng.unit() < 0.35 {
@@ -234,23 +255,9 @@ fn photograph(rng: &mut Rng, ink: &Canvas, target: Rect, final_h: f32) -> Option
         target.x as f32 + target.width as f32 / 2.0,
         target.y as f32 + target.height as f32 / 2.0,
     );
-    let mut rot =
-        imgproc::get_rotation_matrix_2d(Point2f::new(cx, cy), rng.range(-6.0, 6.0) as f64, 1.0)
-            .ok()?;
-    let shear = rng.range(-0.18, 0.18) as f64;
-    *rot.at_2d_mut::<f64>(0, 1).ok()? += shear;
-    *rot.at_2d_mut::<f64>(0, 2).ok()? -= shear * cy as f64;
-    let mut warped = Mat::default();
-    imgproc::warp_affine(
-        &m,
-        &mut warped,
-        &rot,
-        m.size().ok()?,
-        imgproc::INTER_LINEAR,
-        opencv::core::BORDER_CONSTANT,
-        Scalar::all(0.0),
-    )
-    .ok()?;
+    let degrees = rng.range(-6.0, 6.0);
+    let shear = rng.range(-0.18, 0.18);
+    let warped = rotate_shear(&m, (cx, cy), degrees, shear, opencv::core::BORDER_CONSTANT)?;
     // Colours: ink and background levels, either polarity.
     let dark = rng.unit() < 0.75;
     let bg = rng.range(110.0, 250.0);
@@ -486,23 +493,9 @@ fn augment_real(
         (b.x - x0) as f32 + b.w as f32 / 2.0,
         (b.y - y0) as f32 + b.h as f32 / 2.0,
     );
-    let mut rot =
-        imgproc::get_rotation_matrix_2d(Point2f::new(cx, cy), rng.range(-5.0, 5.0) as f64, 1.0)
-            .ok()?;
-    let shear = rng.range(-0.12, 0.12) as f64;
-    *rot.at_2d_mut::<f64>(0, 1).ok()? += shear;
-    *rot.at_2d_mut::<f64>(0, 2).ok()? -= shear * cy as f64;
-    let mut warped = Mat::default();
-    imgproc::warp_affine(
-        &m,
-        &mut warped,
-        &rot,
-        m.size().ok()?,
-        imgproc::INTER_LINEAR,
-        opencv::core::BORDER_REPLICATE,
-        Scalar::all(0.0),
-    )
-    .ok()?;
+    let degrees = rng.range(-5.0, 5.0);
+    let shear = rng.range(-0.12, 0.12);
+    let mut warped = rotate_shear(&m, (cx, cy), degrees, shear, opencv::core::BORDER_REPLICATE)?;
     let sigma = rng.range(0.0, 1.2);
     if sigma > 0.3 {
         let mut t = Mat::default();

@@ -20,6 +20,77 @@ fn node_dir() -> std::path::PathBuf {
     dir
 }
 
+/// A script of tests/node talking to Prism, heard as JSON lines on its stdout and told things
+/// on its stdin.
+struct NodeScript {
+    _node: tokio::process::Child,
+    _offer: tempfile::NamedTempFile,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+}
+
+impl NodeScript {
+    /// Runs `node SCRIPT ws://ADDR/kurento OFFER_FILE`.
+    fn spawn(script: &str, addr: std::net::SocketAddr, offer: &str) -> NodeScript {
+        let offer_file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(offer_file.path(), offer).unwrap();
+        let mut node = tokio::process::Command::new("node")
+            .arg(node_dir().join(script))
+            .arg(format!("ws://{addr}/kurento"))
+            .arg(offer_file.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node");
+        NodeScript {
+            stdin: node.stdin.take().unwrap(),
+            lines: BufReader::new(node.stdout.take().unwrap()).lines(),
+            _node: node,
+            _offer: offer_file,
+        }
+    }
+
+    /// The next line; a line with `error` fails the test.
+    async fn next(&mut self) -> Value {
+        let line = tokio::time::timeout(Duration::from_secs(30), self.lines.next_line())
+            .await
+            .expect("node went quiet")
+            .unwrap()
+            .expect("node ended");
+        let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("{line}"));
+        assert!(v.get("error").is_none(), "node: {v}");
+        v
+    }
+
+    async fn say(&mut self, line: &str) {
+        self.stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+
+    /// Hands every `{"candidate"}` line to `peer` until `{"ready"}`; returns the lines.
+    async fn trickle(&mut self, peer: &LoopbackClient) -> Vec<Value> {
+        let mut seen = Vec::new();
+        loop {
+            let v = self.next().await;
+            if v.get("ready").is_some() {
+                return seen;
+            }
+            let c = &v["candidate"];
+            peer.add_ice_candidate(prism::pipeline::IceCandidate {
+                candidate: c["candidate"].as_str().unwrap().to_string(),
+                sdp_mid: c["sdpMid"].as_str().map(str::to_string),
+                sdp_mline_index: c["sdpMLineIndex"].as_u64().map(|i| i as u16),
+            })
+            .await
+            .unwrap();
+            seen.push(v);
+        }
+    }
+}
+
 #[test]
 fn kurento_client_hello_world_loopback() {
     let _media = prism_tests::media_lock();
@@ -29,31 +100,9 @@ fn kurento_client_hello_world_loopback() {
     rt.block_on(async move {
         let peer = LoopbackClient::new(ClientOptions::default()).await.unwrap();
         let offer = peer.create_offer(false).await.unwrap();
-        let offer_file = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(offer_file.path(), &offer).unwrap();
-        let mut node = tokio::process::Command::new("node")
-            .arg(node_dir().join("hello.js"))
-            .arg(format!("ws://{addr}/kurento"))
-            .arg(offer_file.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node");
-        let mut stdin = node.stdin.take().unwrap();
-        let mut lines = BufReader::new(node.stdout.take().unwrap()).lines();
-        let mut next = async || -> Value {
-            let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-                .await
-                .expect("node went quiet")
-                .unwrap()
-                .expect("node ended");
-            let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("{line}"));
-            assert!(v.get("error").is_none(), "node: {v}");
-            v
-        };
+        let mut node = NodeScript::spawn("hello.js", addr, &offer);
         // Answer first, then candidates (subscription before processOffer).
-        let first = next().await;
+        let first = node.next().await;
         let answer = first["answer"].as_str().expect("answer").to_string();
         assert!(answer.contains("m=video"));
         let endpoint = first["endpoint"].as_str().unwrap().to_string();
@@ -65,31 +114,18 @@ fn kurento_client_hello_world_loopback() {
             "{endpoint}"
         );
         peer.set_answer(&answer).await.unwrap();
-        let mut candidates = 0;
-        loop {
-            let v = next().await;
-            if v.get("ready").is_some() {
-                break;
-            }
-            let c = &v["candidate"];
+        let seen = node.trickle(&peer).await;
+        assert!(!seen.is_empty(), "no IceCandidateFound events");
+        for v in &seen {
             assert_eq!(v["type"], "IceCandidateFound");
             assert_eq!(v["source"], endpoint.as_str());
-            assert_eq!(c["__type__"], "IceCandidate");
-            peer.add_ice_candidate(prism::pipeline::IceCandidate {
-                candidate: c["candidate"].as_str().unwrap().to_string(),
-                sdp_mid: c["sdpMid"].as_str().map(str::to_string),
-                sdp_mline_index: c["sdpMLineIndex"].as_u64().map(|i| i as u16),
-            })
-            .await
-            .unwrap();
-            candidates += 1;
+            assert_eq!(v["candidate"]["__type__"], "IceCandidate");
         }
-        assert!(candidates >= 1, "no IceCandidateFound events");
         peer.wait_connected(Duration::from_secs(15)).await.unwrap();
         peer.start_sending().unwrap();
         tokio::time::sleep(Duration::from_secs(3)).await;
-        stdin.write_all(b"flowing\n").await.unwrap();
-        let flowing = next().await;
+        node.say("flowing").await;
+        let flowing = node.next().await;
         assert_eq!(flowing["flowingIn"], true);
         let ice: Vec<&str> = flowing["iceStates"]
             .as_array()
@@ -110,8 +146,8 @@ fn kurento_client_hello_world_loopback() {
         );
         assert_eq!(got.gray_frames, 0, "no filter: colours stay");
         assert_eq!(server.pipelines(), vec![pipeline.clone()]);
-        stdin.write_all(b"release\n").await.unwrap();
-        assert_eq!(next().await["released"], true);
+        node.say("release").await;
+        assert_eq!(node.next().await["released"], true);
         assert!(server.pipelines().is_empty());
         peer.close().await;
     });
@@ -138,30 +174,8 @@ fn kurento_module_platedetector_reads_a_plate() {
         .await
         .unwrap();
         let offer = peer.create_offer(false).await.unwrap();
-        let offer_file = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(offer_file.path(), &offer).unwrap();
-        let mut node = tokio::process::Command::new("node")
-            .arg(node_dir().join("platedetector.js"))
-            .arg(format!("ws://{addr}/kurento"))
-            .arg(offer_file.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node");
-        let mut stdin = node.stdin.take().unwrap();
-        let mut lines = BufReader::new(node.stdout.take().unwrap()).lines();
-        let mut next = async || -> Value {
-            let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-                .await
-                .expect("node went quiet")
-                .unwrap()
-                .expect("node ended");
-            let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("{line}"));
-            assert!(v.get("error").is_none(), "node: {v}");
-            v
-        };
-        let first = next().await;
+        let mut node = NodeScript::spawn("platedetector.js", addr, &offer);
+        let first = node.next().await;
         let filter = first["filter"].as_str().unwrap().to_string();
         assert!(
             filter.ends_with("_platedetector.PlateDetectorFilter"),
@@ -170,35 +184,26 @@ fn kurento_module_platedetector_reads_a_plate() {
         peer.set_answer(first["answer"].as_str().unwrap())
             .await
             .unwrap();
-        loop {
-            let v = next().await;
-            if v.get("ready").is_some() {
-                break;
-            }
-            let c = &v["candidate"];
-            peer.add_ice_candidate(prism::pipeline::IceCandidate {
-                candidate: c["candidate"].as_str().unwrap().to_string(),
-                sdp_mid: c["sdpMid"].as_str().map(str::to_string),
-                sdp_mline_index: c["sdpMLineIndex"].as_u64().map(|i| i as u16),
-            })
-            .await
-            .unwrap();
-        }
+        node.trickle(&peer).await;
         peer.wait_connected(Duration::from_secs(15)).await.unwrap();
         peer.start_sending().unwrap();
-        let event = next().await;
-        assert_eq!(event["plate"], "M5XSX", "{event}");
-        assert_eq!(event["type"], "PlateDetected");
-        assert_eq!(event["source"], filter.as_str());
-        // One event for one plate in view, not one per frame (other text in the picture may
-        // still be announced on its own).
+        // Other text in the picture may be announced too; the plate must be, once.
+        let event = loop {
+            let e = node.next().await;
+            assert_eq!(e["type"], "PlateDetected");
+            assert_eq!(e["source"], filter.as_str());
+            if e["plate"] == "M5XSX" {
+                break e;
+            }
+        };
+        assert_eq!(event["plate"], "M5XSX");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-        while let Ok(more) = tokio::time::timeout_at(deadline, next()).await {
+        while let Ok(more) = tokio::time::timeout_at(deadline, node.next()).await {
             assert_ne!(more["plate"], "M5XSX", "announced twice: {more}");
         }
         assert!(peer.received().frames > 10, "video came back");
-        stdin.write_all(b"release\n").await.unwrap();
-        assert_eq!(next().await["released"], true);
+        node.say("release").await;
+        assert_eq!(node.next().await["released"], true);
         assert!(server.pipelines().is_empty());
         peer.close().await;
     });

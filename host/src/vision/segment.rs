@@ -224,7 +224,7 @@ pub fn find_rows(img: &GrayImage<'_>, heights: HeightRange) -> opencv::Result<Ve
     // Neighbourhoods about one and several glyph heights wide: the first separates glyphs
     // that sit close to the plate's border, the others keep thick strokes whole.
     let small = ((heights.min as f32 * 1.2) as i32).max(9);
-    let large = ((heights.max.min(heights.min * 6) as f32 * 1.0) as i32).max(small + 10);
+    let large = heights.max.min(heights.min * 6).max(small + 10);
     let mut blocks = vec![small, large];
     // Large pictures hold large plates: a third neighbourhood for glyphs of 60 px and more.
     if heights.max >= 4 * large && src.rows() >= 720 {
