@@ -328,13 +328,17 @@ enum Reader {
     Native,
 }
 
-/// The set's region name for the configuration: `eu`, `us`, `br`, else `auto`.
-fn region_of(set: &str) -> &str {
-    if ["eu", "us", "br"].contains(&set) {
+/// The configuration given, else `{"region": SET}` for a set named `eu`, `us` or `br`, else
+/// `{"region": "auto"}`.
+fn config_for(config: Option<&str>, set: &str) -> String {
+    let region = if ["eu", "us", "br"].contains(&set) {
         set
     } else {
         "auto"
-    }
+    };
+    config
+        .map(str::to_string)
+        .unwrap_or_else(|| serde_json::json!({ "region": region }).to_string())
 }
 
 impl Reader {
@@ -460,9 +464,7 @@ pub fn measure(
     };
     let mut reports = BTreeMap::new();
     for (set, samples) in &sets {
-        let config = config
-            .map(str::to_string)
-            .unwrap_or_else(|| serde_json::json!({ "region": region_of(set) }).to_string());
+        let config = config_for(config, set);
         let mut scores = Vec::new();
         let mut times = Vec::new();
         for sample in samples {
@@ -519,9 +521,7 @@ pub fn measure(
         Some((set, samples)) => {
             let mut decoder = Decoder::open(&samples[0].image, reader.format())?;
             let photo = decoder.next_frame()?.context("a picture")?.buf;
-            let config = config
-                .map(str::to_string)
-                .unwrap_or_else(|| serde_json::json!({ "region": region_of(set) }).to_string());
+            let config = config_for(config, set);
             let mut ms = reader.stream(&pan(&photo)?, &config)?;
             let mean = ms.iter().sum::<f64>() / ms.len().max(1) as f64;
             ms.sort_by(f64::total_cmp);

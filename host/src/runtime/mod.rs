@@ -110,10 +110,10 @@ fn start_epoch_ticker(engine: &Engine) {
         .expect("invariant: the process can start a thread at startup");
 }
 
-/// Deadline in epoch ticks, rounded up, plus one for the tick in progress.
 /// Most native host time given back to one call's deadline.
 const MAX_HOST_CREDIT: Duration = Duration::from_secs(2);
 
+/// Deadline in epoch ticks, rounded up, plus one for the tick in progress.
 fn ticks(deadline: Duration) -> u64 {
     (deadline.as_micros().div_ceil(EPOCH_TICK.as_micros()) as u64).max(1) + 1
 }

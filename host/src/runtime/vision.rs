@@ -124,7 +124,7 @@ impl wit::Host for StoreData {
         })?;
         Ok(found
             .into_iter()
-            .take(opts.max_results.max(MAX_RESULTS as usize))
+            .take(MAX_RESULTS as usize)
             .map(|c| PlateCandidate {
                 bounds: rect(c.bounds),
                 chars: c.chars.into_iter().map(rect).collect(),

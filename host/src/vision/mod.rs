@@ -223,10 +223,10 @@ fn heights(img: &GrayImage<'_>, opts: &PlateOptions) -> Option<HeightRange> {
     (max >= min).then_some(HeightRange { min, max })
 }
 
-fn scale_rect(r: Rect, f: f32, dx: u32, dy: u32) -> Rect {
+fn scale_rect(r: Rect, f: f32) -> Rect {
     Rect::new(
-        (r.x as f32 / f) as u32 + dx,
-        (r.y as f32 / f) as u32 + dy,
+        (r.x as f32 / f) as u32,
+        (r.y as f32 / f) as u32,
         (r.width as f32 / f).round() as u32,
         (r.height as f32 / f).round() as u32,
     )
@@ -249,13 +249,10 @@ fn row_score(row: &Row) -> f32 {
 }
 
 fn plate_bounds(chars: &[Rect], region: Region, w: u32, h: u32) -> Rect {
-    let x0 = chars.iter().map(|r| r.x).min().unwrap_or(0) as f32;
-    let y0 = chars.iter().map(|r| r.y).min().unwrap_or(0) as f32;
-    let x1 = chars.iter().map(|r| r.x + r.width).max().unwrap_or(0) as f32;
-    let y1 = chars.iter().map(|r| r.y + r.height).max().unwrap_or(0) as f32;
-    let mut hs: Vec<u32> = chars.iter().map(|r| r.height).collect();
-    hs.sort_unstable();
-    let gh = hs.get(hs.len() / 2).copied().unwrap_or(0) as f32;
+    let row = union(chars);
+    let (x0, y0) = (row.x as f32, row.y as f32);
+    let (x1, y1) = ((row.x + row.width) as f32, (row.y + row.height) as f32);
+    let gh = median_height(chars);
     let [l, t, r, b] = region.margins();
     let x = (x0 - l * gh).max(0.0);
     let y = (y0 - t * gh).max(0.0);
@@ -283,19 +280,10 @@ pub fn find_candidates(img: &GrayImage<'_>, opts: &PlateOptions) -> opencv::Resu
     let mut out: Vec<Candidate> = segment::find_rows(&view, range)?
         .iter()
         .map(|row| {
-            let chars: Vec<Rect> = row
-                .blobs
-                .iter()
-                .map(|b| scale_rect(b.rect(), f, dx, dy))
-                .collect();
-            let local: Vec<Rect> = row
-                .blobs
-                .iter()
-                .map(|b| scale_rect(b.rect(), f, 0, 0))
-                .collect();
-            let mut bounds = plate_bounds(&local, opts.region, fw, fh);
-            bounds.x += dx;
-            bounds.y += dy;
+            let local: Vec<Rect> = row.blobs.iter().map(|b| scale_rect(b.rect(), f)).collect();
+            let shift = |r: Rect| Rect::new(r.x + dx, r.y + dy, r.width, r.height);
+            let bounds = shift(plate_bounds(&local, opts.region, fw, fh));
+            let chars = local.into_iter().map(shift).collect();
             Candidate {
                 bounds,
                 chars,
@@ -319,8 +307,7 @@ fn read_with(
     cand: &Candidate,
     region: Region,
 ) -> Option<PlateRead> {
-    let fits = |r: &Rect| r.fits(img.width() as u32, img.height() as u32) && r.width > 0;
-    if cand.chars.is_empty() || !cand.chars.iter().all(fits) {
+    if cand.chars.is_empty() || !cand.chars.iter().all(|r| inside(img, r)) {
         return None;
     }
     let probs: Vec<decode::Probs> = cand
@@ -411,12 +398,9 @@ fn read_group(
     scored.sort_by(|a, b| b.2.total_cmp(&a.2));
     let mut chosen: Vec<(Rect, decode::Probs)> = Vec::new();
     for (r, p, _) in scored {
-        let clash = chosen.iter().any(|(c, _)| {
-            let ix = (c.x + c.width)
-                .min(r.x + r.width)
-                .saturating_sub(c.x.max(r.x));
-            ix as f32 > 0.4 * c.width.min(r.width) as f32
-        });
+        let clash = chosen
+            .iter()
+            .any(|(c, _)| x_overlap(c, &r) as f32 > 0.4 * c.width.min(r.width) as f32);
         if !clash {
             chosen.push((r, p));
         }
@@ -485,10 +469,9 @@ fn stripe_penalty(glyphs: &[Rect]) -> f32 {
 pub fn detect_plates(img: &GrayImage<'_>, opts: &PlateOptions) -> opencv::Result<Vec<PlateRead>> {
     let model = Ensemble::builtin();
     let cands = find_candidates(img, opts)?;
-    let fits = |r: &Rect| r.fits(img.width() as u32, img.height() as u32) && r.width > 0;
     let reads: Vec<PlateRead> = group_rows(&cands)
         .iter()
-        .filter(|g| g.iter().all(|c| c.chars.iter().all(fits)))
+        .filter(|g| g.iter().all(|c| c.chars.iter().all(|r| inside(img, r))))
         .filter_map(|g| read_group(model, img, g, opts.region))
         .filter(|r| r.confidence >= MIN_REPORTED)
         .collect();
@@ -504,9 +487,7 @@ pub fn detect_plates(img: &GrayImage<'_>, opts: &PlateOptions) -> opencv::Result
     let stacked_under_larger = |i: usize| {
         let (a, ha) = rows[i];
         rows.iter().any(|&(b, hb)| {
-            let ix = (a.x + a.width)
-                .min(b.x + b.width)
-                .saturating_sub(a.x.max(b.x));
+            let ix = x_overlap(&a, &b);
             let gap = if a.y > b.y {
                 a.y.saturating_sub(b.y + b.height)
             } else {
@@ -536,11 +517,21 @@ pub fn detect_plates(img: &GrayImage<'_>, opts: &PlateOptions) -> opencv::Result
     Ok(kept)
 }
 
+/// A non-empty rectangle inside the image.
+fn inside(img: &GrayImage<'_>, r: &Rect) -> bool {
+    r.fits(img.width() as u32, img.height() as u32) && r.width > 0
+}
+
+/// How many columns two boxes share.
+fn x_overlap(a: &Rect, b: &Rect) -> u32 {
+    (a.x + a.width)
+        .min(b.x + b.width)
+        .saturating_sub(a.x.max(b.x))
+}
+
 /// Intersection over the smaller box.
 fn overlap(a: &Rect, b: &Rect) -> f32 {
-    let ix = (a.x + a.width)
-        .min(b.x + b.width)
-        .saturating_sub(a.x.max(b.x));
+    let ix = x_overlap(a, b);
     let iy = (a.y + a.height)
         .min(b.y + b.height)
         .saturating_sub(a.y.max(b.y));
