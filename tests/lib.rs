@@ -117,6 +117,7 @@ pub mod loopback {
                 bind_addrs: vec!["127.0.0.1:0".into()],
                 ..WebRtcConfig::default()
             },
+            media: Default::default(),
         }
     }
 

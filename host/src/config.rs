@@ -90,6 +90,60 @@ impl Default for RuntimeConfig {
     }
 }
 
+/// GStreamer elements a client's `GStreamerFilter` may use unless the operator says otherwise:
+/// video effects and format changes that read nothing but the frames they are given and write
+/// nothing but frames (no sources, sinks, files, sockets or plugins that run code).
+pub const DEFAULT_GSTREAMER_FILTER_ELEMENTS: &[&str] = &[
+    "capsfilter",
+    "videoconvert",
+    "videoscale",
+    "videorate",
+    "videoflip",
+    "videobalance",
+    "videocrop",
+    "videobox",
+    "gamma",
+    "coloreffects",
+    "gaussianblur",
+    "edgetv",
+    "agingtv",
+    "dicetv",
+    "warptv",
+    "shagadelictv",
+    "vertigotv",
+    "revtv",
+    "quarktv",
+    "radioactv",
+    "rippletv",
+    "streaktv",
+    "optv",
+    "textoverlay",
+    "timeoverlay",
+    "clockoverlay",
+    "identity",
+    "queue",
+];
+
+/// Media settings of the server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// GStreamer element factories a `GStreamerFilter` command may contain (the operator's
+    /// allowlist; anything else is refused).
+    pub gstreamer_filter_elements: Vec<String>,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            gstreamer_filter_elements: DEFAULT_GSTREAMER_FILTER_ELEMENTS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        }
+    }
+}
+
 /// A configuration value that cannot work.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {field}: {reason}")]

@@ -47,6 +47,7 @@ fn new_pipeline_with(
         filters: runtime.clone(),
         tokio: tokio::runtime::Handle::current(),
         webrtc: WebRtcConfig::default(),
+        media: Default::default(),
     };
     let filter = registry.resolve(name).map_err(anyhow::Error::msg)?;
     let pipeline = MediaPipeline::new(ctx)?;

@@ -201,6 +201,7 @@ async fn measure_sessions(
             bind_addrs: vec!["127.0.0.1:0".into()],
             ..WebRtcConfig::default()
         },
+        media: Default::default(),
     };
     let rss_before = rss_mb();
     let exe = std::env::current_exe()?;

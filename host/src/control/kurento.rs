@@ -16,8 +16,9 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::protocol::*;
 use crate::pipeline::{
-    Direction, ElementEvent, ElementId, EventKind, IceCandidate, MediaElement, MediaPipeline,
-    MediaType, PipelineContext, PipelineError,
+    Direction, ElementEvent, ElementId, EventKind, GStreamerFilter, Hub, HubKind, IceCandidate,
+    MediaElement, MediaPipeline, MediaProfile, MediaType, PipelineContext, PipelineError,
+    PlayerEndpoint, RecorderEndpoint,
 };
 use crate::runtime::{FilterEvent, LoadedFilter};
 use crate::sys::{lock, now_ms};
@@ -51,6 +52,13 @@ enum Class {
     PassThrough,
     WasmFilter,
     PlateDetectorFilter,
+    PlayerEndpoint,
+    RecorderEndpoint,
+    Composite,
+    Dispatcher,
+    DispatcherOneToMany,
+    HubPort,
+    GStreamerFilter,
 }
 
 impl Class {
@@ -61,15 +69,29 @@ impl Class {
             "PassThrough" => Class::PassThrough,
             "WasmFilter" => Class::WasmFilter,
             "PlateDetectorFilter" => Class::PlateDetectorFilter,
+            "PlayerEndpoint" => Class::PlayerEndpoint,
+            "RecorderEndpoint" => Class::RecorderEndpoint,
+            "Composite" => Class::Composite,
+            "Dispatcher" => Class::Dispatcher,
+            "DispatcherOneToMany" => Class::DispatcherOneToMany,
+            "HubPort" => Class::HubPort,
+            "GStreamerFilter" => Class::GStreamerFilter,
             _ => return None,
         })
     }
 
+    fn is_hub(self) -> bool {
+        matches!(
+            self,
+            Class::Composite | Class::Dispatcher | Class::DispatcherOneToMany
+        )
+    }
+
     fn module(self) -> &'static str {
         match self {
-            Class::WebRtcEndpoint | Class::PassThrough => "kurento",
             Class::WasmFilter => "prism",
             Class::PlateDetectorFilter => "platedetector",
+            _ => "kurento",
         }
     }
 
@@ -79,6 +101,13 @@ impl Class {
             Class::PassThrough => "PassThrough",
             Class::WasmFilter => "WasmFilter",
             Class::PlateDetectorFilter => "PlateDetectorFilter",
+            Class::PlayerEndpoint => "PlayerEndpoint",
+            Class::RecorderEndpoint => "RecorderEndpoint",
+            Class::Composite => "Composite",
+            Class::Dispatcher => "Dispatcher",
+            Class::DispatcherOneToMany => "DispatcherOneToMany",
+            Class::HubPort => "HubPort",
+            Class::GStreamerFilter => "GStreamerFilter",
         }
     }
 
@@ -92,8 +121,19 @@ impl Class {
                 "kurento.MediaElement",
                 "kurento.MediaObject",
             ],
-            Class::PassThrough => vec!["kurento.MediaElement", "kurento.MediaObject"],
-            Class::WasmFilter | Class::PlateDetectorFilter => vec![
+            Class::PassThrough | Class::HubPort => {
+                vec!["kurento.MediaElement", "kurento.MediaObject"]
+            }
+            Class::PlayerEndpoint | Class::RecorderEndpoint => vec![
+                "kurento.UriEndpoint",
+                "kurento.Endpoint",
+                "kurento.MediaElement",
+                "kurento.MediaObject",
+            ],
+            Class::Composite | Class::Dispatcher | Class::DispatcherOneToMany => {
+                vec!["kurento.Hub", "kurento.MediaObject"]
+            }
+            Class::WasmFilter | Class::PlateDetectorFilter | Class::GStreamerFilter => vec![
                 "kurento.Filter",
                 "kurento.MediaElement",
                 "kurento.MediaObject",
@@ -190,6 +230,9 @@ fn pipeline_error(e: PipelineError) -> RpcError {
         PipelineError::Filter(_) => RpcError::new(MEDIA_OBJECT_ILLEGAL_PARAM_ERROR, e.to_string()),
         PipelineError::WebRtc(w) => RpcError::new(w.kurento_code(), e.to_string()),
         PipelineError::Media(_) => RpcError::new(NOT_ENOUGH_RESOURCES, e.to_string()),
+        PipelineError::InvalidArgument(_) | PipelineError::InvalidState(_) => {
+            RpcError::new(MEDIA_OBJECT_ILLEGAL_PARAM_ERROR, e.to_string())
+        }
     }
 }
 
@@ -323,6 +366,13 @@ fn kurento_event(event: &ElementEvent) -> Option<(String, Value)> {
                 "sinkMediaDescription": "default",
             }),
         ),
+        EventKind::EndOfStream => ("EndOfStream".into(), json!({})),
+        EventKind::UriEndpointStateChanged { state } => {
+            ("UriEndpointStateChanged".into(), json!({ "state": state }))
+        }
+        EventKind::Recording => ("Recording".into(), json!({})),
+        EventKind::Paused => ("Paused".into(), json!({})),
+        EventKind::Stopped => ("Stopped".into(), json!({})),
         EventKind::Error { message } => (
             "Error".into(),
             json!({ "description": message, "errorCode": 3, "type": "MEDIA_ERROR" }),
@@ -701,7 +751,14 @@ impl KurentoServer {
                 format!("no factory for type {type_name:?}"),
             ));
         };
-        let pipeline = self.pipeline_param(&cp)?;
+        let pipeline = if class == Class::HubPort {
+            match self.object(str_param(&cp, "hub")?)?.kind {
+                Kind::Element { pipeline, .. } => pipeline,
+                Kind::Pipeline(_) => return Err(bad_param("hub", "is not a Hub")),
+            }
+        } else {
+            self.pipeline_param(&cp)?
+        };
         let id = match class {
             Class::WebRtcEndpoint => pipeline
                 .add_webrtc_endpoint()
@@ -733,6 +790,86 @@ impl KurentoServer {
                     .map_err(pipeline_error)?;
                 self.state.catalog.attach(&spec, &element);
                 element.id().clone()
+            }
+            Class::PlayerEndpoint => {
+                let cache = match cp.get("networkCache") {
+                    None | Some(Value::Null) => None,
+                    Some(v) => Some(
+                        v.as_u64()
+                            .filter(|ms| *ms <= 60_000)
+                            .ok_or_else(|| bad_param("networkCache", "must be 0..60000 ms"))?
+                            as u32,
+                    ),
+                };
+                pipeline
+                    .add_player(str_param(&cp, "uri")?, cache)
+                    .map_err(pipeline_error)?
+                    .id()
+                    .clone()
+            }
+            Class::RecorderEndpoint => {
+                let profile = match opt_str_param(&cp, "mediaProfile")? {
+                    Some(name) => MediaProfile::parse(name).map_err(pipeline_error)?,
+                    None => MediaProfile::Webm,
+                };
+                let stop_on_eos = match cp.get("stopOnEndOfStream") {
+                    None | Some(Value::Null) => false,
+                    Some(v) => v
+                        .as_bool()
+                        .ok_or_else(|| bad_param("stopOnEndOfStream", "must be a boolean"))?,
+                };
+                pipeline
+                    .add_recorder(str_param(&cp, "uri")?, profile, stop_on_eos)
+                    .map_err(pipeline_error)?
+                    .id()
+                    .clone()
+            }
+            Class::Composite | Class::Dispatcher | Class::DispatcherOneToMany => {
+                let kind = match class {
+                    Class::Composite => {
+                        // Prism extensions: the grid's size and rate.
+                        let (w, h, fps) = crate::pipeline::COMPOSITE_DEFAULT;
+                        let num = |name: &str, default: u32| match cp.get(name) {
+                            None | Some(Value::Null) => Ok(default),
+                            Some(v) => v
+                                .as_u64()
+                                .map(|n| n.min(u32::MAX as u64) as u32)
+                                .ok_or_else(|| bad_param(name, "must be a whole number")),
+                        };
+                        HubKind::composite(num("width", w)?, num("height", h)?, num("framerate", fps)?)
+                            .map_err(pipeline_error)?
+                    }
+                    Class::Dispatcher => HubKind::Dispatcher,
+                    _ => HubKind::DispatcherOneToMany,
+                };
+                pipeline.add_hub(kind).map_err(pipeline_error)?.id().clone()
+            }
+            Class::HubPort => {
+                let hub = ElementId::from(str_param(&cp, "hub")?);
+                pipeline
+                    .add_hub_port(&hub)
+                    .map_err(|e| match e {
+                        PipelineError::NoSuchElement(_) => bad_param("hub", "is not a Hub"),
+                        e => pipeline_error(e),
+                    })?
+                    .id()
+                    .clone()
+            }
+            Class::GStreamerFilter => {
+                match opt_str_param(&cp, "filterType")? {
+                    None | Some("VIDEO") | Some("AUTODETECT") => {}
+                    Some(other) => {
+                        return Err(bad_param(
+                            "filterType",
+                            &format!("{other:?} is not supported (VIDEO or AUTODETECT)"),
+                        ));
+                    }
+                }
+                pipeline
+                    .add_gstreamer_filter(str_param(&cp, "command")?)
+                    .map_err(pipeline_error)?
+                    .id()
+                    .clone()
             }
         };
         let text = id.to_string();
@@ -974,6 +1111,11 @@ impl KurentoServer {
                 pipeline,
                 id: eid,
                 class,
+            } if class.is_hub() => invoke_hub(pipeline, eid, *class, operation, &op)?,
+            Kind::Element {
+                pipeline,
+                id: eid,
+                class,
             } => {
                 if let Some(v) = self.invoke_element(pipeline, eid, operation, &op)? {
                     v
@@ -991,7 +1133,31 @@ impl KurentoServer {
                                 .map_err(pipeline_error)?;
                             invoke_filter(&f, *class, operation, &op)?
                         }
-                        Class::PassThrough => return Err(no_method(operation, class.name())),
+                        Class::PlayerEndpoint => {
+                            let p = pipeline
+                                .element_as::<PlayerEndpoint>(eid)
+                                .map_err(pipeline_error)?;
+                            invoke_player(p, operation, &op).await?
+                        }
+                        Class::RecorderEndpoint => {
+                            let r = pipeline
+                                .element_as::<RecorderEndpoint>(eid)
+                                .map_err(pipeline_error)?;
+                            invoke_recorder(r, operation).await?
+                        }
+                        Class::GStreamerFilter => {
+                            let f = pipeline
+                                .element_as::<GStreamerFilter>(eid)
+                                .map_err(pipeline_error)?;
+                            invoke_gstreamer_filter(&f, operation, &op)?
+                        }
+                        Class::PassThrough
+                        | Class::HubPort
+                        | Class::Composite
+                        | Class::Dispatcher
+                        | Class::DispatcherOneToMany => {
+                            return Err(no_method(operation, class.name()));
+                        }
                     }
                 }
             }
@@ -1031,8 +1197,19 @@ impl KurentoServer {
         };
         let mut modules = vec![
             module("core", &["MediaPipeline"]),
-            module("elements", &["WebRtcEndpoint"]),
-            module("filters", &["PassThrough"]),
+            module(
+                "elements",
+                &[
+                    "WebRtcEndpoint",
+                    "PlayerEndpoint",
+                    "RecorderEndpoint",
+                    "Composite",
+                    "Dispatcher",
+                    "DispatcherOneToMany",
+                    "HubPort",
+                ],
+            ),
+            module("filters", &["PassThrough", "GStreamerFilter"]),
             module("prism", &["WasmFilter"]),
         ];
         if self.state.catalog.available("platedetector") {
@@ -1294,6 +1471,140 @@ async fn invoke_webrtc(
         // only (no STUN/TURN yet).
         "setStunServerAddress" | "setStunServerPort" | "setTurnUrl" => Value::Null,
         _ => return Err(no_method(operation, "WebRtcEndpoint")),
+    })
+}
+
+/// Runs a blocking element call (one that waits for GStreamer) off the async workers.
+async fn blocking<T: Send + 'static>(
+    call: impl FnOnce() -> Result<T, PipelineError> + Send + 'static,
+) -> Result<T, RpcError> {
+    tokio::task::spawn_blocking(call)
+        .await
+        .map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string()))?
+        .map_err(pipeline_error)
+}
+
+/// A position or duration parameter in milliseconds.
+fn ms_param(op: &Value, name: &str) -> Result<i64, RpcError> {
+    op.get(name)
+        .and_then(Value::as_i64)
+        .ok_or_else(|| bad_param(name, "must be a whole number of milliseconds"))
+}
+
+async fn invoke_player(
+    p: Arc<PlayerEndpoint>,
+    operation: &str,
+    op: &Value,
+) -> Result<Value, RpcError> {
+    Ok(match operation {
+        "play" => {
+            blocking(move || p.play()).await?;
+            Value::Null
+        }
+        "pause" => {
+            blocking(move || p.pause()).await?;
+            Value::Null
+        }
+        "stop" => {
+            blocking(move || {
+                p.stop();
+                Ok(())
+            })
+            .await?;
+            Value::Null
+        }
+        "getPosition" | "getPositon" => json!(p.position_ms()),
+        "setPosition" => {
+            let ms = ms_param(op, "position")?;
+            blocking(move || p.set_position(ms)).await?;
+            Value::Null
+        }
+        "getVideoInfo" => {
+            let mut info = serde_json::to_value(p.video_info()).unwrap_or_default();
+            if let Value::Object(m) = &mut info {
+                m.insert("__module__".into(), json!("kurento"));
+                m.insert("__type__".into(), json!("VideoInfo"));
+            }
+            info
+        }
+        "getUri" => json!(p.uri()),
+        "getState" => json!(p.state().name()),
+        _ => return Err(no_method(operation, "PlayerEndpoint")),
+    })
+}
+
+async fn invoke_recorder(r: Arc<RecorderEndpoint>, operation: &str) -> Result<Value, RpcError> {
+    Ok(match operation {
+        "record" => {
+            r.record().map_err(pipeline_error)?;
+            Value::Null
+        }
+        "pause" => {
+            r.pause().map_err(pipeline_error)?;
+            Value::Null
+        }
+        "stop" => {
+            r.stop();
+            Value::Null
+        }
+        "stopAndWait" => {
+            blocking(move || r.stop_and_wait()).await?;
+            Value::Null
+        }
+        "getUri" => json!(r.uri()),
+        "getState" => json!(r.state().name()),
+        _ => return Err(no_method(operation, "RecorderEndpoint")),
+    })
+}
+
+/// Hub methods (hubs are not media elements: `connect` routes ports).
+fn invoke_hub(
+    pipeline: &MediaPipeline,
+    eid: &ElementId,
+    class: Class,
+    operation: &str,
+    op: &Value,
+) -> Result<Value, RpcError> {
+    let hub = pipeline.element_as::<Hub>(eid).map_err(pipeline_error)?;
+    let port = |name: &str| str_param(op, name).map(ElementId::from);
+    Ok(match (class, operation) {
+        (_, "getGstreamerDot") => json!(pipeline.gstreamer_dot()),
+        (Class::Dispatcher, "connect") => {
+            hub.route(&port("source")?, &port("sink")?)
+                .map_err(pipeline_error)?;
+            Value::Null
+        }
+        (Class::DispatcherOneToMany, "setSource") => {
+            hub.set_source(Some(&port("source")?))
+                .map_err(pipeline_error)?;
+            Value::Null
+        }
+        (Class::DispatcherOneToMany, "removeSource") => {
+            hub.set_source(None).map_err(pipeline_error)?;
+            Value::Null
+        }
+        _ => return Err(no_method(operation, class.name())),
+    })
+}
+
+fn invoke_gstreamer_filter(
+    f: &GStreamerFilter,
+    operation: &str,
+    op: &Value,
+) -> Result<Value, RpcError> {
+    Ok(match operation {
+        "getCommand" => json!(f.command()),
+        "setElementProperty" => {
+            let value = match op.get("propertyValue") {
+                Some(Value::String(s)) => s.clone(),
+                Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
+                _ => return Err(bad_param("propertyValue", "must be a string")),
+            };
+            f.set_element_property(str_param(op, "propertyName")?, &value)
+                .map_err(pipeline_error)?;
+            Value::Null
+        }
+        _ => return Err(no_method(operation, "GStreamerFilter")),
     })
 }
 

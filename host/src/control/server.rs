@@ -40,6 +40,8 @@ pub struct ServeConfig {
     pub runtime: RuntimeConfig,
     /// WebRTC settings.
     pub webrtc: WebRtcConfig,
+    /// Media settings.
+    pub media: crate::config::MediaConfig,
 }
 
 impl Default for ServeConfig {
@@ -53,6 +55,7 @@ impl Default for ServeConfig {
             builtin_filters: None,
             runtime: RuntimeConfig::default(),
             webrtc: WebRtcConfig::default(),
+            media: crate::config::MediaConfig::default(),
         }
     }
 }
@@ -277,6 +280,7 @@ pub fn run(config: ServeConfig) -> anyhow::Result<()> {
             filters,
             tokio: tokio::runtime::Handle::current(),
             webrtc: config.webrtc.clone(),
+            media: config.media.clone(),
         };
         let kurento = KurentoServer::new(
             ctx,

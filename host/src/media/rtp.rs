@@ -126,7 +126,7 @@ impl Default for EncoderSettings {
     }
 }
 
-fn make(name: &str, element: &str) -> Result<gst::Element, MediaError> {
+pub(crate) fn make(name: &str, element: &str) -> Result<gst::Element, MediaError> {
     gst::ElementFactory::make(element)
         .name(name)
         .build()
@@ -136,7 +136,7 @@ fn make(name: &str, element: &str) -> Result<gst::Element, MediaError> {
         })
 }
 
-fn link_bin(bin: &gst::Bin, elements: &[&gst::Element]) -> Result<(), MediaError> {
+pub(crate) fn link_bin(bin: &gst::Bin, elements: &[&gst::Element]) -> Result<(), MediaError> {
     bin.add_many(elements.iter().copied())
         .and_then(|_| gst::Element::link_many(elements.iter().copied()))
         .map_err(|e| MediaError::Element {
@@ -146,7 +146,7 @@ fn link_bin(bin: &gst::Bin, elements: &[&gst::Element]) -> Result<(), MediaError
 }
 
 /// Adds `bin` to `pipeline` and starts it with the pipeline.
-fn attach(pipeline: &gst::Pipeline, bin: &gst::Bin) -> Result<(), MediaError> {
+pub(crate) fn attach(pipeline: &gst::Pipeline, bin: &gst::Bin) -> Result<(), MediaError> {
     pipeline.add(bin).map_err(|e| MediaError::Element {
         element: bin.name().to_string(),
         message: e.to_string(),
@@ -161,7 +161,7 @@ fn attach(pipeline: &gst::Pipeline, bin: &gst::Bin) -> Result<(), MediaError> {
 
 /// Stops `bin` and takes it out of its pipeline. The last owner may be one of the bin's own
 /// streaming threads (a callback), which cannot stop itself, so a short-lived thread does it.
-fn detach(bin: &gst::Bin) {
+pub(crate) fn detach(bin: &gst::Bin) {
     let bin = bin.clone();
     let stop = move || {
         let _ = bin.set_state(gst::State::Null);
@@ -261,7 +261,7 @@ impl std::fmt::Debug for RtpIngest {
     }
 }
 
-fn raw_caps(format: PixelFormat) -> gst::Caps {
+pub(crate) fn raw_caps(format: PixelFormat) -> gst::Caps {
     gst::Caps::builder("video/x-raw")
         .field("format", format.gst_name())
         .build()

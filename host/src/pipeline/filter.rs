@@ -20,7 +20,10 @@ use super::{
 };
 use crate::media::FrameConverter;
 use crate::media::rtp::VideoFrame;
-use crate::runtime::{EventSink, FilterEvent, FilterInstance, LoadedFilter, RuntimeError, Verdict};
+use crate::runtime::{
+    AttachedImages, EventSink, FilterEvent, FilterInstance, LoadedFilter, RuntimeError, Verdict,
+};
+use crate::vision::RgbaImage;
 
 /// Events a filter may queue between two frames before extra ones are dropped.
 const FILTER_EVENT_QUEUE: usize = 256;
@@ -32,6 +35,8 @@ struct Mailbox {
     frame: Option<Arc<VideoFrame>>,
     config: Option<(String, ConfigReply)>,
     swap: Option<(Arc<LoadedFilter>, ConfigReply)>,
+    /// The stream ended after `frame` (passed on once that frame is out).
+    eos: bool,
     stop: bool,
 }
 
@@ -59,6 +64,9 @@ struct Shared {
     events: EventBus,
     counters: Counters,
     process_time: LatencyWindow,
+    /// Pictures the filter draws (`vision.draw-image`); shared with the running instance and
+    /// handed to every replacement, so attaching needs no trip through the mailbox.
+    images: AttachedImages,
 }
 
 impl Shared {
@@ -81,6 +89,11 @@ impl VideoSink for Shared {
 
     fn wanted_format(&self) -> Option<PixelFormat> {
         Some(*crate::sys::lock(&self.format))
+    }
+
+    fn end_of_stream(&self) {
+        self.mailbox().eos = true;
+        self.wake.notify_one();
     }
 }
 
@@ -134,6 +147,7 @@ impl WasmFilter {
             events: pipeline.events().clone(),
             counters: Counters::default(),
             process_time: LatencyWindow::default(),
+            images: instance.images().clone(),
         });
         let worker_shared = shared.clone();
         let worker = std::thread::Builder::new()
@@ -164,6 +178,13 @@ impl WasmFilter {
     pub fn swap_filter(&self, filter: &Arc<LoadedFilter>) -> Result<(), RuntimeError> {
         let filter = filter.clone();
         self.ask(move |mailbox, reply| mailbox.swap = Some((filter, reply)))
+    }
+
+    /// Attaches a picture the filter can draw by `name` (`vision.draw-image`), replacing one
+    /// of that name; `None` detaches it. Takes effect from the filter's next draw; the filter
+    /// never sees the bytes. Load pictures with [`crate::vision::load_image`].
+    pub fn set_image(&self, name: &str, image: Option<Arc<RgbaImage>>) -> Result<(), RuntimeError> {
+        self.shared.images.set(name, image)
     }
 
     /// Reconfigures the filter (JSON); waits for the filter's answer.
@@ -205,6 +226,7 @@ fn replacement(
 ) -> Result<(FilterInstance, Receiver<FilterEvent>), RuntimeError> {
     let (sink, events) = EventSink::channel(FILTER_EVENT_QUEUE);
     let mut instance = shared.runtime.instantiate(filter, Some(sink))?;
+    instance.share_images(shared.images.clone());
     let config = crate::sys::lock(&shared.config).clone();
     if let Some(config) = config {
         instance.configure(&config)?;
@@ -215,11 +237,12 @@ fn replacement(
 fn run(shared: Arc<Shared>, mut instance: FilterInstance, mut events: Receiver<FilterEvent>) {
     let mut converter = FrameConverter::default();
     loop {
-        let (frame, config, swap) = {
+        let (frame, config, swap, eos) = {
             let mut mailbox = shared.mailbox();
             while mailbox.frame.is_none()
                 && mailbox.config.is_none()
                 && mailbox.swap.is_none()
+                && !mailbox.eos
                 && !mailbox.stop
             {
                 mailbox = shared.wake.wait(mailbox).unwrap_or_else(|e| e.into_inner());
@@ -231,6 +254,7 @@ fn run(shared: Arc<Shared>, mut instance: FilterInstance, mut events: Receiver<F
                 mailbox.frame.take(),
                 mailbox.config.take(),
                 mailbox.swap.take(),
+                std::mem::take(&mut mailbox.eos),
             )
         };
         if let Some((json, reply)) = config {
@@ -251,42 +275,57 @@ fn run(shared: Arc<Shared>, mut instance: FilterInstance, mut events: Receiver<F
             });
             let _ = reply.send(result);
         }
-        let Some(frame) = frame else { continue };
-        let VideoFrame {
-            buf,
-            pts_us,
-            decoded_at,
-        } = take_frame(frame);
-        let format = *crate::sys::lock(&shared.format);
-        let mut buf = match converter.convert(buf, format) {
-            Ok(buf) => buf,
-            Err(message) => {
-                shared.events.emit(&shared.id, EventKind::Error { message });
-                continue;
+        if let Some(frame) = frame {
+            filter_frame(&shared, &mut instance, &events, &mut converter, frame);
+        }
+        if eos {
+            shared.outputs.end_of_stream();
+        }
+    }
+}
+
+/// Runs one frame through the filter and hands the result on.
+fn filter_frame(
+    shared: &Shared,
+    instance: &mut FilterInstance,
+    events: &Receiver<FilterEvent>,
+    converter: &mut FrameConverter,
+    frame: Arc<VideoFrame>,
+) {
+    let VideoFrame {
+        buf,
+        pts_us,
+        decoded_at,
+    } = take_frame(frame);
+    let format = *crate::sys::lock(&shared.format);
+    let mut buf = match converter.convert(buf, format) {
+        Ok(buf) => buf,
+        Err(message) => {
+            shared.events.emit(&shared.id, EventKind::Error { message });
+            return;
+        }
+    };
+    let started = Instant::now();
+    let verdict = instance.process(&mut buf, pts_us);
+    shared.process_time.record(started.elapsed());
+    shared.counters.processed.fetch_add(1, Ordering::Relaxed);
+    forward_events(shared, events);
+    match verdict {
+        Verdict::Forward => {
+            if shared.outputs.push_video(VideoFrame {
+                buf,
+                pts_us,
+                decoded_at,
+            }) > 0
+            {
+                shared.flow.mark(Direction::Out, MediaType::Video);
             }
-        };
-        let started = Instant::now();
-        let verdict = instance.process(&mut buf, pts_us);
-        shared.process_time.record(started.elapsed());
-        shared.counters.processed.fetch_add(1, Ordering::Relaxed);
-        forward_events(&shared, &events);
-        match verdict {
-            Verdict::Forward => {
-                if shared.outputs.push_video(VideoFrame {
-                    buf,
-                    pts_us,
-                    decoded_at,
-                }) > 0
-                {
-                    shared.flow.mark(Direction::Out, MediaType::Video);
-                }
-            }
-            Verdict::Drop => {
-                shared
-                    .counters
-                    .filter_dropped
-                    .fetch_add(1, Ordering::Relaxed);
-            }
+        }
+        Verdict::Drop => {
+            shared
+                .counters
+                .filter_dropped
+                .fetch_add(1, Ordering::Relaxed);
         }
     }
 }

@@ -33,6 +33,10 @@ pub trait VideoSink: Send + Sync {
     fn push_video(&self, frame: Arc<VideoFrame>);
     /// The pixel format this sink works in, or `None` if any is fine.
     fn wanted_format(&self) -> Option<PixelFormat>;
+    /// The source's stream ended (a played file reached its end): no more frames follow
+    /// until a new stream starts. Elements that forward media pass it on after their last
+    /// frame.
+    fn end_of_stream(&self) {}
 }
 
 /// Something that takes audio RTP packets.
@@ -150,6 +154,14 @@ impl Outputs {
         last.push_video(frame);
         self.frames_out.fetch_add(1, Ordering::Relaxed);
         sinks.len()
+    }
+
+    /// Tells every video sink that the stream ended.
+    pub fn end_of_stream(&self) {
+        let sinks = self.video.read().unwrap_or_else(|e| e.into_inner());
+        for (_, sink) in sinks.iter() {
+            sink.end_of_stream();
+        }
     }
 
     /// Hands an audio packet to every audio sink.

@@ -15,8 +15,12 @@
 
 mod filter;
 pub mod flow;
+mod gst_filter;
 pub mod graph;
+mod hub;
 mod passthrough;
+mod player;
+mod recorder;
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -32,7 +36,11 @@ use tokio::sync::broadcast;
 pub use filter::WasmFilter;
 pub use flow::{Direction, FlowMeter, LatencyWindow};
 pub use graph::{AudioSink, MediaType, Outputs, VideoSink};
+pub use gst_filter::GStreamerFilter;
+pub use hub::{COMPOSITE_DEFAULT, Hub, HubKind, HubPort};
 pub use passthrough::PassThrough;
+pub use player::{PlayerEndpoint, UriState, VideoInfo};
+pub use recorder::{MediaProfile, RecorderEndpoint};
 
 use crate::runtime::{FilterEvent, FilterRuntime, LoadedFilter, RuntimeError};
 use crate::sys::{lock, now_ms};
@@ -181,6 +189,20 @@ pub enum EventKind {
         /// Media type.
         media: MediaType,
     },
+    /// A player reached the end of its media.
+    EndOfStream,
+    /// A player or recorder changed state: `STOP`, `START` or `PAUSE` (Kurento's
+    /// UriEndpointState).
+    UriEndpointStateChanged {
+        /// The new state.
+        state: String,
+    },
+    /// A recorder started (or resumed) writing.
+    Recording,
+    /// A recorder paused.
+    Paused,
+    /// A recorder finished its file: it is complete and playable.
+    Stopped,
     /// Something failed in the element.
     Error {
         /// What.
@@ -291,6 +313,12 @@ pub enum PipelineError {
     /// WebRTC failed.
     #[error(transparent)]
     WebRtc(#[from] crate::webrtc::WebRtcError),
+    /// A parameter is unusable (a URI, a profile, a GStreamer command...).
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The element cannot do that now (e.g. record after it stopped).
+    #[error("{0}")]
+    InvalidState(String),
 }
 
 /// What elements need from the server.
@@ -302,6 +330,8 @@ pub struct PipelineContext {
     pub tokio: tokio::runtime::Handle,
     /// WebRTC settings.
     pub webrtc: WebRtcConfig,
+    /// Media settings (GStreamerFilter allowlist).
+    pub media: crate::config::MediaConfig,
 }
 
 impl std::fmt::Debug for PipelineContext {

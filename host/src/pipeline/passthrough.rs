@@ -26,6 +26,10 @@ impl VideoSink for Shared {
     fn wanted_format(&self) -> Option<PixelFormat> {
         None
     }
+
+    fn end_of_stream(&self) {
+        self.outputs.end_of_stream();
+    }
 }
 
 impl AudioSink for Shared {
