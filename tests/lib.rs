@@ -280,3 +280,92 @@ pub mod http {
         (format!("multipart/form-data; boundary={boundary}"), body)
     }
 }
+
+/// A Kurento JSON-RPC client on a [`KurentoServer`] without sockets: request in, reply out.
+pub mod rpc {
+    use prism::control::kurento::{Connection, KurentoServer};
+    use serde_json::{Value, json};
+    use tokio::sync::mpsc::UnboundedReceiver;
+
+    /// One client connection with its own session.
+    pub struct Client {
+        server: KurentoServer,
+        /// The connection (to end it with `KurentoServer::disconnected`).
+        pub conn: Connection,
+        /// Events pushed to this connection (JSON-RPC notifications).
+        pub events: UnboundedReceiver<String>,
+        next_id: u64,
+    }
+
+    impl Client {
+        /// A new connection to `server`.
+        pub fn new(server: &KurentoServer) -> Self {
+            let (tx, events) = tokio::sync::mpsc::unbounded_channel();
+            Self {
+                server: server.clone(),
+                conn: server.connection(tx),
+                events,
+                next_id: 1,
+            }
+        }
+
+        /// Sends raw text; the parsed reply.
+        pub async fn raw(&mut self, text: &str) -> Value {
+            let reply = self
+                .server
+                .handle_text(&mut self.conn, text)
+                .await
+                .expect("a reply");
+            serde_json::from_str(&reply).unwrap()
+        }
+
+        /// Calls `method`; the whole reply.
+        pub async fn call(&mut self, method: &str, params: Value) -> Value {
+            let id = self.next_id;
+            self.next_id += 1;
+            let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+            let reply = self.raw(&request.to_string()).await;
+            assert_eq!(reply["id"], id, "{reply}");
+            assert_eq!(reply["jsonrpc"], "2.0");
+            reply
+        }
+
+        /// Calls `method` and expects success; the `result`.
+        pub async fn ok(&mut self, method: &str, params: Value) -> Value {
+            let reply = self.call(method, params).await;
+            assert!(reply.get("error").is_none(), "{method}: {reply}");
+            reply["result"].clone()
+        }
+
+        /// Calls `method` and expects an error; its code and message.
+        pub async fn err(&mut self, method: &str, params: Value) -> (i64, String) {
+            let reply = self.call(method, params).await;
+            let e = &reply["error"];
+            assert!(e.is_object(), "{method} should fail: {reply}");
+            assert!(e["data"]["type"].is_string(), "{reply}");
+            (
+                e["code"].as_i64().unwrap(),
+                e["message"].as_str().unwrap().to_string(),
+            )
+        }
+    }
+
+    impl Client {
+        /// Waits for the next event notification named `event` (other notifications are
+        /// skipped) and returns its `value` (`object`, `type`, `data`).
+        pub async fn event(&mut self, event: &str, timeout: std::time::Duration) -> Value {
+            let deadline = tokio::time::Instant::now() + timeout;
+            loop {
+                let text = tokio::time::timeout_at(deadline, self.events.recv())
+                    .await
+                    .unwrap_or_else(|_| panic!("no {event} event within {timeout:?}"))
+                    .expect("the connection is open");
+                let note: Value = serde_json::from_str(&text).unwrap();
+                let value = &note["params"]["value"];
+                if value["type"] == event {
+                    return value.clone();
+                }
+            }
+        }
+    }
+}

@@ -213,64 +213,9 @@ fn kurento_module_platedetector_reads_a_plate() {
 mod golden {
     use std::time::Duration;
 
-    use prism::control::kurento::{Connection, KurentoServer, MAX_MESSAGE_BYTES};
+    use prism::control::kurento::{KurentoServer, MAX_MESSAGE_BYTES};
+    use prism_tests::rpc::Client;
     use serde_json::{Value, json};
-    use tokio::sync::mpsc::UnboundedReceiver;
-
-    struct Client {
-        server: KurentoServer,
-        conn: Connection,
-        events: UnboundedReceiver<String>,
-        next_id: u64,
-    }
-
-    impl Client {
-        fn new(server: &KurentoServer) -> Self {
-            let (tx, events) = tokio::sync::mpsc::unbounded_channel();
-            Self {
-                server: server.clone(),
-                conn: server.connection(tx),
-                events,
-                next_id: 1,
-            }
-        }
-
-        async fn raw(&mut self, text: &str) -> Value {
-            let reply = self
-                .server
-                .handle_text(&mut self.conn, text)
-                .await
-                .expect("a reply");
-            serde_json::from_str(&reply).unwrap()
-        }
-
-        async fn call(&mut self, method: &str, params: Value) -> Value {
-            let id = self.next_id;
-            self.next_id += 1;
-            let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-            let reply = self.raw(&request.to_string()).await;
-            assert_eq!(reply["id"], id, "{reply}");
-            assert_eq!(reply["jsonrpc"], "2.0");
-            reply
-        }
-
-        async fn ok(&mut self, method: &str, params: Value) -> Value {
-            let reply = self.call(method, params).await;
-            assert!(reply.get("error").is_none(), "{method}: {reply}");
-            reply["result"].clone()
-        }
-
-        async fn err(&mut self, method: &str, params: Value) -> (i64, String) {
-            let reply = self.call(method, params).await;
-            let e = &reply["error"];
-            assert!(e.is_object(), "{method} should fail: {reply}");
-            assert!(e["data"]["type"].is_string(), "{reply}");
-            (
-                e["code"].as_i64().unwrap(),
-                e["message"].as_str().unwrap().to_string(),
-            )
-        }
-    }
 
     fn with_server(f: impl AsyncFnOnce(KurentoServer)) {
         let rt = super::tokio();

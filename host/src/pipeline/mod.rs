@@ -21,6 +21,7 @@ mod hub;
 mod passthrough;
 mod player;
 mod recorder;
+mod rtp_endpoint;
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -41,6 +42,9 @@ pub use hub::{COMPOSITE_DEFAULT, Hub, HubKind, HubPort};
 pub use passthrough::PassThrough;
 pub use player::{PlayerEndpoint, UriState, VideoInfo};
 pub use recorder::{MediaProfile, RecorderEndpoint};
+pub use rtp_endpoint::{
+    CryptoSuite, RtpEndpoint, RtpEndpointError, RtpEndpointOptions, SdpStage, SrtpCrypto, SrtpError,
+};
 
 use crate::runtime::{FilterEvent, FilterRuntime, LoadedFilter, RuntimeError};
 use crate::sys::{lock, now_ms};

@@ -43,6 +43,8 @@ pub const TRACK_WAIT: Duration = Duration::from_millis(1000);
 pub const FINISH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Buffers queued before the encoder per track before the oldest are dropped.
 const QUEUE_BUFFERS: u64 = 64;
+/// RTP payload type the recorder's depayloader is set up for.
+const OPUS_PT: u8 = 111;
 /// Buffers held while the tracks are being decided.
 const HELD_MAX: usize = 256;
 
@@ -350,6 +352,8 @@ impl Shared {
                     .field("media", "audio")
                     .field("clock-rate", 48_000i32)
                     .field("encoding-name", "OPUS")
+                    .field("encoding-params", "2")
+                    .field("payload", OPUS_PT as i32)
                     .build(),
             ));
             branch(vec![
@@ -516,6 +520,9 @@ impl AudioSink for Shared {
         if !self.profile.has(MediaType::Audio) {
             return;
         }
+        // One payload type in the file's caps, whatever the source negotiated.
+        let mut packet = packet.clone();
+        packet.header.payload_type = OPUS_PT;
         if let Ok(bytes) = packet.marshal() {
             let at = self.now_us();
             self.take(Held::Audio(bytes.to_vec(), at));

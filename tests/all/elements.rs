@@ -1,0 +1,543 @@
+//! Kurento's other media elements: PlayerEndpoint, RecorderEndpoint, hubs (Composite,
+//! Dispatcher, DispatcherOneToMany), GStreamerFilter — on clips the tests make with GStreamer.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use prism::media::rtp::VideoFrame;
+use prism::media::{Decoder, FrameConverter};
+use prism::pipeline::{
+    ElementId, EventKind, HubKind, MediaElement, MediaPipeline, MediaProfile, VideoSink,
+};
+use prism_frame::{FrameBuf, PixelFormat};
+use prism_tests::load;
+use prism_tests::loopback::{context, tokio};
+use serde_json::json;
+
+/// Solid colours of the test clips (videotestsrc's ARGB `foreground-color`).
+const RED: u32 = 0xffff0000;
+const BLUE: u32 = 0xff0000ff;
+/// Clip frame rate.
+const FPS: u32 = 30;
+
+/// Writes a WebM clip of `seconds` of one solid colour at 320x240, 30 fps, with an Opus tone
+/// if `audio`.
+fn clip(dir: &Path, name: &str, argb: u32, seconds: u32, audio: bool) -> PathBuf {
+    let path = dir.join(name);
+    let mut desc = format!(
+        "webmmux name=m ! filesink location={} \
+         videotestsrc num-buffers={} pattern=solid-color foreground-color={argb} \
+         ! video/x-raw,width=320,height=240,framerate={FPS}/1 ! vp8enc deadline=1 ! m.",
+        path.display(),
+        seconds * FPS
+    );
+    if audio {
+        // 960 samples at 48 kHz = 20 ms per buffer.
+        desc.push_str(&format!(
+            " audiotestsrc num-buffers={} samplesperbuffer=960 \
+             ! audio/x-raw,rate=48000,channels=2 ! opusenc ! m.",
+            seconds * 50
+        ));
+    }
+    let status = std::process::Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args(desc.split_whitespace())
+        .status()
+        .expect("gst-launch-1.0 runs");
+    assert!(status.success(), "making {name} failed");
+    path
+}
+
+fn file_uri(path: &Path) -> String {
+    format!("file://{}", path.display())
+}
+
+/// The elementary stream types in a file (`video/x-vp8`, `audio/x-opus`, ...).
+fn tracks(path: &Path) -> Vec<String> {
+    gst::init().unwrap();
+    let pipeline = gst::parse::launch(&format!(
+        "filesrc location={} ! parsebin name=p",
+        path.display()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let parse = pipeline.by_name("p").unwrap();
+    let found = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let f = found.clone();
+    parse.connect_pad_added(move |_, pad| {
+        if let Some(caps) = pad.current_caps() {
+            f.lock().unwrap().push(caps.structure(0).unwrap().name().to_string());
+        }
+    });
+    parse.connect_no_more_pads(move |_| {
+        let _ = tx.send(());
+    });
+    let _ = pipeline.set_state(gst::State::Paused);
+    let _ = rx.recv_timeout(Duration::from_secs(10));
+    let _ = pipeline.set_state(gst::State::Null);
+    let mut v = found.lock().unwrap().clone();
+    v.sort();
+    v
+}
+
+/// A test sink: counts frames, keeps the last one as RGBA, notes the end of stream.
+#[derive(Default)]
+struct Probe {
+    frames: AtomicU64,
+    last: Mutex<Option<FrameBuf>>,
+    eos: AtomicBool,
+    converter: Mutex<FrameConverter>,
+}
+
+impl VideoSink for Probe {
+    fn push_video(&self, frame: Arc<VideoFrame>) {
+        let rgba = self
+            .converter
+            .lock()
+            .unwrap()
+            .convert(frame.buf.clone(), PixelFormat::Rgba)
+            .unwrap();
+        *self.last.lock().unwrap() = Some(rgba);
+        self.frames.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn wanted_format(&self) -> Option<PixelFormat> {
+        Some(PixelFormat::Rgba)
+    }
+
+    fn end_of_stream(&self) {
+        self.eos.store(true, Ordering::Release);
+    }
+}
+
+impl Probe {
+    fn attach(element: &dyn MediaElement) -> Arc<Probe> {
+        let probe = Arc::new(Probe::default());
+        element
+            .outputs()
+            .expect("a source element")
+            .add_video(ElementId::from("probe"), probe.clone());
+        element.outputs_changed();
+        probe
+    }
+
+    /// Waits until `ready` holds for the last frame.
+    fn wait_for(&self, what: &str, ready: impl Fn(&FrameBuf) -> bool) -> FrameBuf {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(frame) = self.last.lock().unwrap().as_ref()
+                && ready(frame)
+            {
+                return frame.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: no such frame within 10 s ({} frames, last pixel {:?})",
+                self.frames.load(Ordering::Relaxed),
+                self.last
+                    .lock()
+                    .unwrap()
+                    .as_ref()
+                    .and_then(|f| f.pixel(f.width() / 2, f.height() / 2).map(<[u8]>::to_vec))
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Whether an RGBA pixel is within 40 of `rgb` on every channel.
+fn near(px: &[u8], rgb: [u8; 3]) -> bool {
+    px.iter()
+        .zip(rgb)
+        .all(|(&a, b)| (a as i32 - b as i32).abs() <= 40)
+}
+
+fn pixel(frame: &FrameBuf, x: u32, y: u32) -> [u8; 3] {
+    let px = frame.pixel(x, y).unwrap();
+    [px[0], px[1], px[2]]
+}
+
+/// Waits for the first event of `kind` from `element`.
+fn wait_event(
+    rx: &mut tokio::sync::broadcast::Receiver<prism::pipeline::ElementEvent>,
+    element: &ElementId,
+    kind: &EventKind,
+    timeout: Duration,
+) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match rx.try_recv() {
+            Ok(e) if &e.element == element && &e.kind == kind => return,
+            Ok(_) => {}
+            Err(tokio::sync::broadcast::error::TryRecvError::Empty) => {
+                assert!(Instant::now() < deadline, "no {kind:?} from {element} in {timeout:?}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("events: {e}"),
+        }
+    }
+}
+
+#[test]
+fn player_to_grayscale_to_recorder_writes_a_playable_gray_file() {
+    let _serial = prism_tests::media_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let input = clip(dir.path(), "red.webm", RED, 2, true);
+    let rt = tokio();
+    let _guard = rt.enter();
+    let pipeline = MediaPipeline::new(context(&rt)).unwrap();
+    let mut events = pipeline.subscribe();
+    let player = pipeline.add_player(&file_uri(&input), None).unwrap();
+    let gray = load(&pipeline.context().filters, "grayscale");
+    let filter = pipeline
+        .add_filter(&gray, None, "prism", "WasmFilter")
+        .unwrap();
+    let output = dir.path().join("out.webm");
+    let recorder = pipeline
+        .add_recorder(&file_uri(&output), MediaProfile::Webm, true)
+        .unwrap();
+    pipeline.connect(player.id(), filter.id(), None).unwrap();
+    pipeline.connect(filter.id(), recorder.id(), None).unwrap();
+    recorder.record().unwrap();
+    player.play().unwrap();
+    assert_eq!(player.state().name(), "START");
+    wait_event(&mut events, player.id(), &EventKind::EndOfStream, Duration::from_secs(15));
+    // stopOnEndOfStream: the end travels through the filter and finishes the file.
+    wait_event(&mut events, recorder.id(), &EventKind::Stopped, Duration::from_secs(15));
+    eprintln!(
+        "player: {}\nfilter: {}\nrecorder: {}",
+        player.stats(),
+        filter.stats(),
+        recorder.stats()
+    );
+    pipeline.release();
+
+    assert_eq!(tracks(&output), vec!["audio/x-opus", "video/x-vp8"]);
+    let mut decoder = Decoder::open(&output, PixelFormat::Rgba).unwrap();
+    let mut frames = 0;
+    let mut pts = Vec::new();
+    let mut duration = None;
+    while let Some(frame) = decoder.next_frame().unwrap() {
+        // The container's duration (written when the file was finalised), once it is open.
+        duration = duration.or_else(|| decoder.duration());
+        let [r, g, b] = pixel(&frame.buf, 160, 120);
+        assert!(
+            r.abs_diff(g) <= 6 && g.abs_diff(b) <= 6,
+            "frame {frames} is not gray: {r},{g},{b}"
+        );
+        // Red's luma (BT.601): 0.299 × 255 ≈ 76.
+        assert!((50..=110).contains(&r), "frame {frames}: gray level {r}");
+        pts.push(frame.pts_us);
+        frames += 1;
+    }
+    // Frames may be dropped on a loaded machine (a filter behind the frame rate replaces stale
+    // frames), but the first and the last are there and the timing is the clip's.
+    assert!((40..=60).contains(&frames), "{frames} frames recorded of 60 played");
+    let interval = Duration::from_secs(1) / FPS;
+    let clip_length = Duration::from_secs(2);
+    let duration = duration.expect("a finalised file has a duration");
+    let span = Duration::from_micros(pts.last().unwrap() - pts[0]) + interval;
+    eprintln!("recorded duration {duration:?}, frames span {span:?}");
+    for d in [duration, span] {
+        assert!(
+            d + interval >= clip_length && d <= clip_length + interval,
+            "duration {d:?}, expected 2 s ± a frame"
+        );
+    }
+}
+
+#[test]
+fn player_feeds_a_webrtc_peer_until_end_of_stream() {
+    use prism::webrtc::client::{ClientOptions, LoopbackClient};
+    let _serial = prism_tests::media_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let input = clip(dir.path(), "blue.webm", BLUE, 3, false);
+    let rt = tokio();
+    rt.block_on(async {
+        let pipeline = MediaPipeline::new(context(&rt)).unwrap();
+        let mut events = pipeline.subscribe();
+        let player = pipeline.add_player(&file_uri(&input), None).unwrap();
+        let endpoint = pipeline.add_webrtc_endpoint().await.unwrap();
+        pipeline.connect(player.id(), endpoint.id(), None).unwrap();
+        let client = LoopbackClient::new(ClientOptions::default()).await.unwrap();
+        prism_tests::loopback::connect(&pipeline, &endpoint, &client)
+            .await
+            .unwrap();
+        let p = player.clone();
+        tokio::task::spawn_blocking(move || p.play())
+            .await
+            .unwrap()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            match tokio::time::timeout(Duration::from_secs(1), events.recv()).await {
+                Ok(Ok(e)) if &e.element == player.id() && e.kind == EventKind::EndOfStream => {
+                    break;
+                }
+                _ => assert!(Instant::now() < deadline, "no EndOfStream"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let got = client.received();
+        eprintln!(
+            "peer received {} frames, last mean {:?}",
+            got.frames, got.last_mean_rgb
+        );
+        assert!(got.frames >= 60, "the peer got {} of 90 frames", got.frames);
+        let [r, g, b] = got.last_mean_rgb;
+        assert!(b > 150.0 && r < 80.0 && g < 80.0, "not blue: {r},{g},{b}");
+        client.close().await;
+        pipeline.release();
+    });
+}
+
+#[test]
+fn composite_puts_each_input_in_its_grid_cell() {
+    let _serial = prism_tests::media_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let red = clip(dir.path(), "red.webm", RED, 4, false);
+    let blue = clip(dir.path(), "blue.webm", BLUE, 4, false);
+    let rt = tokio();
+    let _guard = rt.enter();
+    let pipeline = MediaPipeline::new(context(&rt)).unwrap();
+    let hub = pipeline
+        .add_hub(HubKind::composite(640, 240, 15).unwrap())
+        .unwrap();
+    let mut ports = Vec::new();
+    for path in [&red, &blue] {
+        let player = pipeline.add_player(&file_uri(path), None).unwrap();
+        let port = pipeline.add_hub_port(hub.id()).unwrap();
+        pipeline.connect(player.id(), port.id(), None).unwrap();
+        ports.push((player, port));
+    }
+    // A third port only watches: it gets the grid of the other two.
+    let viewer = pipeline.add_hub_port(hub.id()).unwrap();
+    let probe = Probe::attach(viewer.as_ref());
+    for (player, _) in &ports {
+        player.play().unwrap();
+    }
+    // Three inputs → 2x2 grid of 320x120 cells; each 320x240 input is scaled to 160x120,
+    // centred in its cell. Cell 0 (top left) red, cell 1 (top right) blue.
+    let frame = probe.wait_for("red and blue cells", |f| {
+        near(&pixel(f, 160, 60), [255, 0, 0]) && near(&pixel(f, 480, 60), [0, 0, 255])
+    });
+    assert_eq!((frame.width(), frame.height()), (640, 240));
+    // Letterbox around a scaled input, and the empty cells, are black.
+    for (x, y) in [(10, 60), (330, 60), (160, 180), (480, 180)] {
+        assert!(near(&pixel(&frame, x, y), [0, 0, 0]), "({x},{y}) not black");
+    }
+    pipeline.release();
+}
+
+#[test]
+fn dispatchers_route_one_port_to_others() {
+    let _serial = prism_tests::media_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let red = clip(dir.path(), "red.webm", RED, 6, false);
+    let blue = clip(dir.path(), "blue.webm", BLUE, 6, false);
+    let rt = tokio();
+    let _guard = rt.enter();
+    let pipeline = MediaPipeline::new(context(&rt)).unwrap();
+
+    let hub = pipeline.add_hub(HubKind::Dispatcher).unwrap();
+    let red_port = pipeline.add_hub_port(hub.id()).unwrap();
+    let blue_port = pipeline.add_hub_port(hub.id()).unwrap();
+    let out = pipeline.add_hub_port(hub.id()).unwrap();
+    let probe = Probe::attach(out.as_ref());
+    let mut players = Vec::new();
+    for (path, port) in [(&red, &red_port), (&blue, &blue_port)] {
+        let player = pipeline.add_player(&file_uri(path), None).unwrap();
+        pipeline.connect(player.id(), port.id(), None).unwrap();
+        player.play().unwrap();
+        players.push(player);
+    }
+    hub.route(red_port.id(), out.id()).unwrap();
+    probe.wait_for("red routed", |f| near(&pixel(f, 160, 120), [255, 0, 0]));
+    hub.route(blue_port.id(), out.id()).unwrap();
+    probe.wait_for("blue routed", |f| near(&pixel(f, 160, 120), [0, 0, 255]));
+    assert!(hub.set_source(Some(red_port.id())).is_err(), "not a one-to-many");
+
+    let one_to_many = pipeline.add_hub(HubKind::DispatcherOneToMany).unwrap();
+    let source = pipeline.add_hub_port(one_to_many.id()).unwrap();
+    let viewers: Vec<_> = (0..2)
+        .map(|_| pipeline.add_hub_port(one_to_many.id()).unwrap())
+        .collect();
+    let probes: Vec<_> = viewers.iter().map(|v| Probe::attach(v.as_ref())).collect();
+    pipeline.connect(players[0].id(), source.id(), None).unwrap();
+    one_to_many.set_source(Some(source.id())).unwrap();
+    for p in &probes {
+        p.wait_for("red to every viewer", |f| near(&pixel(f, 160, 120), [255, 0, 0]));
+    }
+    one_to_many.set_source(None).unwrap();
+    let before = probes[0].frames.load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(
+        probes[0].frames.load(Ordering::Relaxed) <= before + 1,
+        "frames still flow after removeSource"
+    );
+    assert!(one_to_many.route(source.id(), viewers[0].id()).is_err());
+    pipeline.release();
+}
+
+#[test]
+fn gstreamer_filter_runs_allowed_elements_and_refuses_others() {
+    let _serial = prism_tests::media_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let red = clip(dir.path(), "red.webm", RED, 4, false);
+    let rt = tokio();
+    let _guard = rt.enter();
+    let pipeline = MediaPipeline::new(context(&rt)).unwrap();
+    let player = pipeline.add_player(&file_uri(&red), None).unwrap();
+    let filter = pipeline
+        .add_gstreamer_filter("videobalance saturation=0.0")
+        .unwrap();
+    pipeline.connect(player.id(), filter.id(), None).unwrap();
+    let probe = Probe::attach(filter.as_ref());
+    player.play().unwrap();
+    let frame = probe.wait_for("desaturated", |f| {
+        let [r, g, b] = pixel(f, 160, 120);
+        r.abs_diff(g) <= 8 && g.abs_diff(b) <= 8
+    });
+    assert_eq!((frame.width(), frame.height()), (320, 240));
+    // Kurento's setElementProperty: saturation back to normal brings the red back.
+    filter.set_element_property("saturation", "1.0").unwrap();
+    probe.wait_for("red again", |f| near(&pixel(f, 160, 120), [255, 0, 0]));
+    assert!(filter.set_element_property("no-such-property", "1").is_err());
+    assert!(filter.set_element_property("saturation", "very").is_err());
+
+    for (command, word) in [
+        ("filesrc location=/etc/passwd", "filesrc"),
+        ("videoflip ! tcpclientsink host=10.0.0.1", "tcpclientsink"),
+        ("videoflip ! ( filesink location=/tmp/x )", "filesink"),
+        ("this-is-no-element", "cannot parse"),
+        ("", "empty"),
+    ] {
+        let err = pipeline.add_gstreamer_filter(command).unwrap_err().to_string();
+        assert!(err.contains(word), "{command:?}: {err}");
+    }
+    pipeline.release();
+}
+
+/// The same elements driven through the Kurento protocol, with its events and errors.
+#[test]
+fn kurento_player_recorder_hubs_and_their_errors() {
+    use prism_tests::rpc::Client;
+    let _serial = prism_tests::media_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let input = clip(dir.path(), "red.webm", RED, 1, true);
+    let output = dir.path().join("out.mp4");
+    let rt = tokio();
+    let server = prism_tests::server::start(&rt, Duration::from_millis(300));
+    rt.block_on(async {
+        let mut c = Client::new(&server.kurento);
+        let p = c
+            .ok("create", json!({"type": "MediaPipeline", "constructorParams": {}}))
+            .await["value"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let create = |ty: &str, params: serde_json::Value| {
+            let mut params = params;
+            params["mediaPipeline"] = json!(p);
+            json!({"type": ty, "constructorParams": params})
+        };
+        let invoke = |object: &str, operation: &str, params: serde_json::Value| {
+            json!({"object": object, "operation": operation, "operationParams": params})
+        };
+        // Errors first: nothing is created, nothing crashes.
+        for (ty, params, word) in [
+            ("PlayerEndpoint", json!({"uri": "ftp://example.com/a.webm"}), "scheme"),
+            ("PlayerEndpoint", json!({"uri": "no uri"}), "not a URI"),
+            ("PlayerEndpoint", json!({}), "uri"),
+            ("RecorderEndpoint", json!({"uri": format!("file://{}", output.display()), "mediaProfile": "FLV"}), "FLV"),
+            ("RecorderEndpoint", json!({"uri": "file:///no/such/dir/x.webm"}), "existing directory"),
+            ("RecorderEndpoint", json!({"uri": "http://example.com/x.webm"}), "scheme"),
+            ("GStreamerFilter", json!({"command": "filesrc location=/etc/passwd"}), "not allowed"),
+            ("GStreamerFilter", json!({"command": "videoflip", "filterType": "AUDIO"}), "filterType"),
+            ("HubPort", json!({"hub": "nope"}), ""),
+        ] {
+            let (code, message) = c.err("create", create(ty, params.clone())).await;
+            assert!(code != 0 && message.contains(word), "{ty} {params}: {code} {message}");
+        }
+        let missing = c
+            .ok("create", create("PlayerEndpoint", json!({"uri": format!("file://{}/none.webm", dir.path().display())})))
+            .await["value"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (_, message) = c.err("invoke", invoke(&missing, "play", json!({}))).await;
+        assert!(message.contains("cannot play"), "{message}");
+
+        // Player → Recorder (MP4, stopped by the end of the stream), events on the way.
+        let player = c
+            .ok("create", create("PlayerEndpoint", json!({"uri": format!("file://{}", input.display())})))
+            .await["value"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let recorder = c
+            .ok(
+                "create",
+                create(
+                    "RecorderEndpoint",
+                    json!({"uri": format!("file://{}", output.display()), "mediaProfile": "MP4", "stopOnEndOfStream": true}),
+                ),
+            )
+            .await["value"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        for (object, event) in [(&player, "EndOfStream"), (&recorder, "Recording"), (&recorder, "Stopped")] {
+            c.ok("subscribe", json!({"object": object, "type": event})).await;
+        }
+        c.ok("invoke", invoke(&player, "connect", json!({"sink": recorder}))).await;
+        c.ok("invoke", invoke(&recorder, "record", json!({}))).await;
+        assert_eq!(c.event("Recording", Duration::from_secs(5)).await["object"], recorder.as_str());
+        c.ok("invoke", invoke(&player, "play", json!({}))).await;
+        let info = c.ok("invoke", invoke(&player, "getVideoInfo", json!({}))).await["value"].clone();
+        assert_eq!(info["__type__"], "VideoInfo");
+        assert_eq!(info["isSeekable"], true);
+        assert!((900..=1100).contains(&info["duration"].as_i64().unwrap()), "{info}");
+        assert_eq!(c.ok("invoke", invoke(&player, "getState", json!({}))).await["value"], "START");
+        c.event("EndOfStream", Duration::from_secs(10)).await;
+        c.event("Stopped", Duration::from_secs(10)).await;
+        assert_eq!(tracks(&output), vec!["audio/x-opus", "video/x-h264"]);
+        let (_, message) = c.err("invoke", invoke(&recorder, "record", json!({}))).await;
+        assert!(message.contains("stopped"), "{message}");
+        let (_, message) = c
+            .err("invoke", invoke(&player, "setPosition", json!({"position": 60_000})))
+            .await;
+        assert!(message.contains("outside"), "{message}");
+
+        // Hubs: ports are created from the hub; a Dispatcher's connect routes ports.
+        let hub = c.ok("create", create("Dispatcher", json!({}))).await["value"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let port_params = json!({"type": "HubPort", "constructorParams": {"hub": hub}});
+        let a = c.ok("create", port_params.clone()).await["value"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let b = c.ok("create", port_params).await["value"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        c.ok("invoke", invoke(&hub, "connect", json!({"source": a, "sink": b}))).await;
+        let (_, message) = c
+            .err("invoke", invoke(&hub, "connect", json!({"source": a, "sink": player})))
+            .await;
+        assert!(message.contains("not a HubPort"), "{message}");
+        let d = c.ok("describe", json!({"object": b})).await;
+        assert_eq!(d["type"], "HubPort");
+        let d = c.ok("describe", json!({"object": hub})).await;
+        assert_eq!(d["hierarchy"][0], "kurento.Hub");
+        c.ok("release", json!({"object": p})).await;
+    });
+}
