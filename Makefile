@@ -9,17 +9,19 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-# Debian 12 packages: build and run.
+# Debian 12 packages: build and run. python-matplotlib-data is there for its sample pictures
+# only (a portrait and a transparent PNG the face tests use, tests/all/faces.rs).
 APT_PACKAGES := \
 	build-essential pkg-config clang libclang-dev \
 	libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
 	gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools \
 	libopencv-dev opencv-data libtesseract-dev libleptonica-dev tesseract-ocr-eng \
-	fonts-dejavu-core graphviz chromium
+	fonts-dejavu-core graphviz chromium \
+	python-matplotlib-data
 
 # Sample filters (shipped) and test guests (built for the test suite only).
-FILTERS := passthrough grayscale privacy platedetector
+FILTERS := passthrough grayscale privacy platedetector faceoverlay
 TEST_GUESTS := hostile probe wrong-world bad-import tint-v1 tint-v2
 # Guests that only build for wasm32 (they use raw wit-bindgen exports).
 NATIVE_EXCLUDES := --exclude wrong-world --exclude bad-import

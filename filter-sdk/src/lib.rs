@@ -49,7 +49,7 @@ pub use frame::Frame;
 pub use host::{Level, emit, log, now_us};
 pub use info::FilterInfo;
 pub use prism_frame::{
-    Color, FrameBuf, FrameError, PixelFormat, PlaneLayout, Rect, kernels, text_size,
+    Color, FrameBuf, FrameError, PixelFormat, Placement, PlaneLayout, Rect, kernels, text_size,
 };
 
 /// An error a filter returns from `process` or `configure`. The host reports it with the

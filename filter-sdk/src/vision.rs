@@ -1,6 +1,8 @@
-//! The host's native vision: licence-plate reading and OCR, run by the server on the frame
-//! being processed (nothing is copied into the filter). Outside the server (native unit
-//! tests) there is no vision: the plate calls find nothing and [`ocr`] returns an error.
+//! The host's native vision: licence-plate reading, OCR and face detection, run by the server
+//! on the frame being processed (nothing is copied into the filter), and drawing the pictures
+//! the server attached to the filter ([`draw_image`]). Outside the server (native unit tests)
+//! there is no vision: the plate calls find nothing, and [`ocr`], [`detect_faces`] and
+//! [`draw_image`] return an error.
 //!
 //! ```no_run
 //! use prism_filter_sdk::vision::{self, PlateOptions, Region};
@@ -17,7 +19,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Frame, Rect, Result};
+use crate::{Frame, Placement, Rect, Result};
 
 /// Plate formats to read against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -166,6 +168,27 @@ pub struct OcrResult {
     pub words: Vec<(String, f32, Rect)>,
 }
 
+/// Where and what size of face to look for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FaceOptions {
+    /// Only look inside this rectangle.
+    pub area: Option<Rect>,
+    /// The smallest face reported (its box's side, pixels); 0 = the host's default (1/16 of
+    /// the searched area's shorter side, at least 24).
+    pub min_size: u32,
+    /// At most this many faces, largest first; 0 = the host's cap (32).
+    pub max_results: u32,
+}
+
+/// A face as found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Face {
+    /// The face's box (brows to chin, cheek to cheek: roughly square).
+    pub bounds: Rect,
+    /// How sure the detector is, 0..1.
+    pub confidence: f32,
+}
+
 #[cfg(target_arch = "wasm32")]
 mod host {
     use super::*;
@@ -291,6 +314,78 @@ pub fn read_plate(
     }
     let _ = (frame, candidate, options);
     None
+}
+
+/// Frontal faces, largest first.
+///
+/// ```no_run
+/// use prism_filter_sdk::vision::{self, FaceOptions};
+/// use prism_filter_sdk::{Color, Frame};
+/// # fn f(frame: &mut Frame<'_>) -> prism_filter_sdk::Result<()> {
+/// for face in vision::detect_faces(frame, &FaceOptions::default())? {
+///     frame.draw_rect(face.bounds, Color::rgb(0, 255, 0), 3);
+/// }
+/// # Ok(())
+/// # }
+/// ```
+///
+/// An error means the host cannot detect faces at all (e.g. its cascade file is missing), not
+/// that there are none.
+pub fn detect_faces(frame: &Frame<'_>, options: &FaceOptions) -> Result<Vec<Face>> {
+    #[cfg(target_arch = "wasm32")]
+    if let Some(f) = frame.host_handle() {
+        use crate::__bindings::prism::filter::vision as wit;
+        let opts = wit::FaceOptions {
+            area: options.area.map(host::rect_to),
+            min_size: options.min_size,
+            max_results: options.max_results,
+        };
+        return wit::detect_faces(f, opts)
+            .map(|faces| {
+                faces
+                    .into_iter()
+                    .map(|face| Face {
+                        bounds: host::rect_from(face.area),
+                        confidence: face.confidence,
+                    })
+                    .collect()
+            })
+            .map_err(crate::Error);
+    }
+    let _ = (frame, options);
+    Err(crate::Error(
+        "vision runs in the Prism host; this frame is not a host frame".into(),
+    ))
+}
+
+/// Draws the picture the host attached to this filter element under `name` (e.g. the image of
+/// Kurento's `setOverlayedImage`), scaled to `at`, blended by its alpha and clipped to the
+/// frame. The filter never sees the picture's bytes; it fails if none of that name is attached.
+///
+/// ```no_run
+/// use prism_filter_sdk::{Frame, Placement, vision};
+/// # fn f(frame: &mut Frame<'_>) -> prism_filter_sdk::Result<()> {
+/// // A hat above a face at (200, 120) of 100x100 pixels.
+/// vision::draw_image(frame, "hat", Placement::new(180, 20, 140, 110))?;
+/// # Ok(())
+/// # }
+/// ```
+pub fn draw_image(frame: &mut Frame<'_>, name: &str, at: Placement) -> Result<()> {
+    #[cfg(target_arch = "wasm32")]
+    if let Some(f) = frame.host_handle() {
+        use crate::__bindings::prism::filter::vision as wit;
+        let at = wit::Placement {
+            x: at.x,
+            y: at.y,
+            width: at.width,
+            height: at.height,
+        };
+        return wit::draw_image(f, name, at).map_err(crate::Error);
+    }
+    let _ = (frame, at);
+    Err(crate::Error(format!(
+        "picture {name:?}: pictures are attached by the Prism host; this frame is not a host frame"
+    )))
 }
 
 /// Generic OCR (Tesseract) of a region.

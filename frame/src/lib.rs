@@ -2,19 +2,22 @@
 //!
 //! This crate is plain Rust with no I/O and no WebAssembly specifics: pixel formats and their
 //! packed layouts, rectangular regions (read, write, clip), drawing (rectangles, filled boxes,
-//! an 8x8 bitmap font) and a few pixel kernels. The host uses it for the `frame` resource it
-//! lends to filters; the SDK uses the same code for the in-memory frames filter authors test
-//! with, so a filter behaves the same in `cargo test` as in the server.
+//! an 8x8 bitmap font, scaled and blended pictures) and a few pixel kernels. The host uses it
+//! for the `frame` resource it lends to filters; the SDK uses the same code for the in-memory
+//! frames filter authors test with, so a filter behaves the same in `cargo test` as in the
+//! server.
 //!
 //! It is not a codec or a colour-conversion library: GStreamer does that in the host.
 
 mod draw;
 mod format;
 pub mod kernels;
+mod picture;
 mod region;
 
 pub use draw::{Color, text_size};
 pub use format::{PixelFormat, PlaneLayout, layout};
+pub use picture::Placement;
 pub use region::Rect;
 
 /// Why a frame access was refused.

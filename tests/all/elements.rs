@@ -72,7 +72,9 @@ fn tracks(path: &Path) -> Vec<String> {
     let f = found.clone();
     parse.connect_pad_added(move |_, pad| {
         if let Some(caps) = pad.current_caps() {
-            f.lock().unwrap().push(caps.structure(0).unwrap().name().to_string());
+            f.lock()
+                .unwrap()
+                .push(caps.structure(0).unwrap().name().to_string());
         }
     });
     parse.connect_no_more_pads(move |_| {
@@ -176,7 +178,10 @@ fn wait_event(
             Ok(e) if &e.element == element && &e.kind == kind => return,
             Ok(_) => {}
             Err(tokio::sync::broadcast::error::TryRecvError::Empty) => {
-                assert!(Instant::now() < deadline, "no {kind:?} from {element} in {timeout:?}");
+                assert!(
+                    Instant::now() < deadline,
+                    "no {kind:?} from {element} in {timeout:?}"
+                );
                 std::thread::sleep(Duration::from_millis(10));
             }
             Err(e) => panic!("events: {e}"),
@@ -207,9 +212,19 @@ fn player_to_grayscale_to_recorder_writes_a_playable_gray_file() {
     recorder.record().unwrap();
     player.play().unwrap();
     assert_eq!(player.state().name(), "START");
-    wait_event(&mut events, player.id(), &EventKind::EndOfStream, Duration::from_secs(15));
+    wait_event(
+        &mut events,
+        player.id(),
+        &EventKind::EndOfStream,
+        Duration::from_secs(15),
+    );
     // stopOnEndOfStream: the end travels through the filter and finishes the file.
-    wait_event(&mut events, recorder.id(), &EventKind::Stopped, Duration::from_secs(15));
+    wait_event(
+        &mut events,
+        recorder.id(),
+        &EventKind::Stopped,
+        Duration::from_secs(15),
+    );
     eprintln!(
         "player: {}\nfilter: {}\nrecorder: {}",
         player.stats(),
@@ -238,7 +253,10 @@ fn player_to_grayscale_to_recorder_writes_a_playable_gray_file() {
     }
     // Frames may be dropped on a loaded machine (a filter behind the frame rate replaces stale
     // frames), but the first and the last are there and the timing is the clip's.
-    assert!((40..=60).contains(&frames), "{frames} frames recorded of 60 played");
+    assert!(
+        (40..=60).contains(&frames),
+        "{frames} frames recorded of 60 played"
+    );
     let interval = Duration::from_secs(1) / FPS;
     let clip_length = Duration::from_secs(2);
     let duration = duration.expect("a finalised file has a duration");
@@ -361,7 +379,10 @@ fn dispatchers_route_one_port_to_others() {
     probe.wait_for("red routed", |f| near(&pixel(f, 160, 120), [255, 0, 0]));
     hub.route(blue_port.id(), out.id()).unwrap();
     probe.wait_for("blue routed", |f| near(&pixel(f, 160, 120), [0, 0, 255]));
-    assert!(hub.set_source(Some(red_port.id())).is_err(), "not a one-to-many");
+    assert!(
+        hub.set_source(Some(red_port.id())).is_err(),
+        "not a one-to-many"
+    );
 
     let one_to_many = pipeline.add_hub(HubKind::DispatcherOneToMany).unwrap();
     let source = pipeline.add_hub_port(one_to_many.id()).unwrap();
@@ -369,10 +390,14 @@ fn dispatchers_route_one_port_to_others() {
         .map(|_| pipeline.add_hub_port(one_to_many.id()).unwrap())
         .collect();
     let probes: Vec<_> = viewers.iter().map(|v| Probe::attach(v.as_ref())).collect();
-    pipeline.connect(players[0].id(), source.id(), None).unwrap();
+    pipeline
+        .connect(players[0].id(), source.id(), None)
+        .unwrap();
     one_to_many.set_source(Some(source.id())).unwrap();
     for p in &probes {
-        p.wait_for("red to every viewer", |f| near(&pixel(f, 160, 120), [255, 0, 0]));
+        p.wait_for("red to every viewer", |f| {
+            near(&pixel(f, 160, 120), [255, 0, 0])
+        });
     }
     one_to_many.set_source(None).unwrap();
     let before = probes[0].frames.load(Ordering::Relaxed);
@@ -408,7 +433,11 @@ fn gstreamer_filter_runs_allowed_elements_and_refuses_others() {
     // Kurento's setElementProperty: saturation back to normal brings the red back.
     filter.set_element_property("saturation", "1.0").unwrap();
     probe.wait_for("red again", |f| near(&pixel(f, 160, 120), [255, 0, 0]));
-    assert!(filter.set_element_property("no-such-property", "1").is_err());
+    assert!(
+        filter
+            .set_element_property("no-such-property", "1")
+            .is_err()
+    );
     assert!(filter.set_element_property("saturation", "very").is_err());
 
     for (command, word) in [
@@ -418,7 +447,10 @@ fn gstreamer_filter_runs_allowed_elements_and_refuses_others() {
         ("this-is-no-element", "cannot parse"),
         ("", "empty"),
     ] {
-        let err = pipeline.add_gstreamer_filter(command).unwrap_err().to_string();
+        let err = pipeline
+            .add_gstreamer_filter(command)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(word), "{command:?}: {err}");
     }
     pipeline.release();

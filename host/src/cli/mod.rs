@@ -104,6 +104,10 @@ pub enum FilterCommand {
         /// Filter configuration, a JSON object.
         #[arg(long)]
         config: Option<String>,
+        /// Attach a picture the filter can draw (`vision.draw-image`) as NAME=URI (a path,
+        /// file:///path or http(s)://); repeatable.
+        #[arg(long = "image", value_name = "NAME=URI", value_parser = run::parse_image_arg)]
+        images: Vec<(String, String)>,
         /// Print events and the summary as JSON lines on stdout (no progress bar).
         #[arg(long)]
         json: bool,
@@ -209,12 +213,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             input,
             output,
             config,
+            images,
             json,
         }) => run::run(&run::Options {
             file: resolve_component(&file)?,
             input,
             output,
             config,
+            images,
             json,
         }),
         Command::Bench(BenchCommand::Filter {

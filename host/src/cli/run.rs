@@ -1,10 +1,12 @@
-//! `prism filter run FILE --input IMAGE|VIDEO [--output PATH] [--config JSON] [--json]`:
-//! decode the input in the filter's pixel format, run every frame through the filter, write
-//! the result, print the filter's events as JSON lines and a timing summary.
+//! `prism filter run FILE --input IMAGE|VIDEO [--output PATH] [--config JSON]
+//! [--image NAME=URI]... [--json]`: decode the input in the filter's pixel format, attach the
+//! pictures the filter draws, run every frame through the filter, write the result, print the
+//! filter's events as JSON lines and a timing summary.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::Instant;
 
@@ -26,7 +28,21 @@ pub struct Options {
     pub input: PathBuf,
     pub output: Option<PathBuf>,
     pub config: Option<String>,
+    /// Pictures to attach, (name, URI).
+    pub images: Vec<(String, String)>,
     pub json: bool,
+}
+
+/// Parses `--image NAME=URI`.
+pub fn parse_image_arg(arg: &str) -> Result<(String, String), String> {
+    match arg.split_once('=') {
+        Some((name, uri)) if !name.is_empty() && !uri.is_empty() => {
+            Ok((name.to_string(), uri.to_string()))
+        }
+        _ => Err(format!(
+            "expected NAME=URI (e.g. hat=img/hat.png), got {arg:?}"
+        )),
+    }
 }
 
 /// A still picture is shown to the filter as this many identical frames (30 fps), so filters
@@ -90,6 +106,11 @@ pub fn run(opts: &Options) -> anyhow::Result<ExitCode> {
     let filter = runtime.load_file(&opts.file)?;
     let (sink, rx) = EventSink::channel(EVENT_BUFFER);
     let mut instance = runtime.instantiate(&filter, Some(sink.clone()))?;
+    for (name, uri) in &opts.images {
+        let image =
+            crate::vision::load_image(uri).with_context(|| format!("loading picture {name:?}"))?;
+        instance.images().set(name, Some(Arc::new(image)))?;
+    }
     if let Some(config) = &opts.config {
         instance.configure(config)?;
     }

@@ -836,8 +836,12 @@ impl KurentoServer {
                                 .map(|n| n.min(u32::MAX as u64) as u32)
                                 .ok_or_else(|| bad_param(name, "must be a whole number")),
                         };
-                        HubKind::composite(num("width", w)?, num("height", h)?, num("framerate", fps)?)
-                            .map_err(pipeline_error)?
+                        HubKind::composite(
+                            num("width", w)?,
+                            num("height", h)?,
+                            num("framerate", fps)?,
+                        )
+                        .map_err(pipeline_error)?
                     }
                     Class::Dispatcher => HubKind::Dispatcher,
                     _ => HubKind::DispatcherOneToMany,

@@ -162,6 +162,10 @@ pub(crate) fn attach(pipeline: &gst::Pipeline, bin: &gst::Bin) -> Result<(), Med
 /// Stops `bin` and takes it out of its pipeline. The last owner may be one of the bin's own
 /// streaming threads (a callback), which cannot stop itself, so a short-lived thread does it.
 pub(crate) fn detach(bin: &gst::Bin) {
+    // From now on the pipeline's own state changes (its release racing this one) leave the
+    // branch alone: it cannot be brought back to PAUSED after it went to NULL, and so is
+    // never disposed of while running.
+    bin.set_locked_state(true);
     let bin = bin.clone();
     let stop = move || {
         let _ = bin.set_state(gst::State::Null);

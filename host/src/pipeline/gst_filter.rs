@@ -128,7 +128,9 @@ fn parse_command(command: &str, allowed: &[String]) -> Result<gst::Bin, Pipeline
         return Err(bad("the command is empty".into()));
     }
     if command.len() > MAX_COMMAND {
-        return Err(bad(format!("the command is longer than {MAX_COMMAND} bytes")));
+        return Err(bad(format!(
+            "the command is longer than {MAX_COMMAND} bytes"
+        )));
     }
     let bin = gst::parse::bin_from_description(command, true)
         .map_err(|e| bad(format!("cannot parse {command:?}: {e}")))?;
@@ -136,7 +138,10 @@ fn parse_command(command: &str, allowed: &[String]) -> Result<gst::Bin, Pipeline
     let mut elements = 0;
     for e in bin.iterate_recurse().into_iter().flatten() {
         elements += 1;
-        let factory = e.factory().map(|f| f.name().to_string()).unwrap_or_default();
+        let factory = e
+            .factory()
+            .map(|f| f.name().to_string())
+            .unwrap_or_default();
         if !allowed.iter().any(|a| a == &factory) {
             refused.push(factory);
         }
@@ -372,14 +377,27 @@ mod tests {
             .map(|s| s.to_string())
             .collect();
         assert!(parse_command("videoflip method=horizontal-flip", &allowed).is_ok());
-        assert!(parse_command("videobalance saturation=0 ! videoflip method=clockwise", &allowed).is_ok());
+        assert!(
+            parse_command(
+                "videobalance saturation=0 ! videoflip method=clockwise",
+                &allowed
+            )
+            .is_ok()
+        );
         let err = parse_command("filesrc location=/etc/passwd ! identity", &allowed)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("filesrc") && err.contains("not allowed"), "{err}");
-        let err = parse_command("udpsink host=1.2.3.4", &allowed).unwrap_err().to_string();
+        assert!(
+            err.contains("filesrc") && err.contains("not allowed"),
+            "{err}"
+        );
+        let err = parse_command("udpsink host=1.2.3.4", &allowed)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("udpsink"), "{err}");
-        let err = parse_command("no-such-element", &allowed).unwrap_err().to_string();
+        let err = parse_command("no-such-element", &allowed)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("cannot parse"), "{err}");
         assert!(parse_command("  ", &allowed).is_err());
     }

@@ -150,7 +150,8 @@ impl HubShared {
 /// Where a `width` x `height` picture goes inside `cell`, aspect ratio kept, centred; even
 /// coordinates and sizes (I420).
 fn fit(cell: Rect, width: u32, height: u32) -> Rect {
-    let scale = (cell.width as f64 / width.max(1) as f64).min(cell.height as f64 / height.max(1) as f64);
+    let scale =
+        (cell.width as f64 / width.max(1) as f64).min(cell.height as f64 / height.max(1) as f64);
     let w = ((width as f64 * scale) as u32).clamp(2, cell.width) & !1;
     let h = ((height as f64 * scale) as u32).clamp(2, cell.height) & !1;
     Rect::new(
@@ -503,7 +504,8 @@ impl MediaElement for HubPort {
     fn release(&self) {
         if let Some(hub) = self.port.hub() {
             lock(&hub.ports).retain(|p| p.id != self.port.id);
-            lock(&hub.routes).retain(|sink, source| sink != &self.port.id && source != &self.port.id);
+            lock(&hub.routes)
+                .retain(|sink, source| sink != &self.port.id && source != &self.port.id);
             let mut source = lock(&hub.source);
             if source.as_ref() == Some(&self.port.id) {
                 *source = None;
@@ -579,7 +581,10 @@ mod tests {
         // Three: 2x2, the third bottom left.
         assert_eq!(hub.cell(2, 3), Some(Rect::new(0, 240, 320, 240)));
         // A 4:3 picture in a 320x480 cell: 320x240, centred vertically.
-        assert_eq!(fit(Rect::new(320, 0, 320, 480), 640, 480), Rect::new(320, 120, 320, 240));
+        assert_eq!(
+            fit(Rect::new(320, 0, 320, 480), 640, 480),
+            Rect::new(320, 120, 320, 240)
+        );
         assert!(HubKind::composite(0, 480, 15).is_err());
         assert!(HubKind::composite(640, 480, 0).is_err());
     }

@@ -15,8 +15,8 @@
 
 mod filter;
 pub mod flow;
-mod gst_filter;
 pub mod graph;
+mod gst_filter;
 mod hub;
 mod passthrough;
 mod player;

@@ -88,7 +88,9 @@ pub(super) fn element(factory: &str) -> Result<gst::Element, MediaError> {
 pub(super) fn check_uri(uri: &str, schemes: &[&str]) -> Result<String, PipelineError> {
     let bad = |why: String| PipelineError::InvalidArgument(format!("uri {uri:?}: {why}"));
     let Some((scheme, rest)) = uri.split_once("://") else {
-        return Err(bad("not a URI (expected e.g. file:///path or http://host/path)".into()));
+        return Err(bad(
+            "not a URI (expected e.g. file:///path or http://host/path)".into(),
+        ));
     };
     let scheme = scheme.to_ascii_lowercase();
     if !schemes.contains(&scheme.as_str()) {
@@ -140,11 +142,9 @@ impl Shared {
 
     fn on_message(&self, msg: &gst::Message) {
         match msg.view() {
-            gst::MessageView::Eos(_) => {
-                if !self.ended.swap(true, Ordering::AcqRel) {
-                    self.outputs.end_of_stream();
-                    self.events.emit(&self.id, EventKind::EndOfStream);
-                }
+            gst::MessageView::Eos(_) if !self.ended.swap(true, Ordering::AcqRel) => {
+                self.outputs.end_of_stream();
+                self.events.emit(&self.id, EventKind::EndOfStream);
             }
             gst::MessageView::Error(err) => {
                 let message = format!("{}", err.error());
@@ -161,7 +161,8 @@ impl Shared {
         let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps()) else {
             return Ok(gst::FlowSuccess::Ok);
         };
-        let info = gst_video::VideoInfo::from_caps(caps).map_err(|_| gst::FlowError::NotNegotiated)?;
+        let info =
+            gst_video::VideoInfo::from_caps(caps).map_err(|_| gst::FlowError::NotNegotiated)?;
         let format = pixel_format(info.format()).ok_or(gst::FlowError::NotNegotiated)?;
         match buffer_to_frame(buffer, &info, format) {
             Ok(buf) => {
@@ -225,11 +226,7 @@ fn media_error(what: &str, message: impl std::fmt::Display) -> PipelineError {
 }
 
 /// Builds the branch for one decoded pad: video to frames, audio to Opus RTP.
-fn link_pad(
-    shared: &Weak<Shared>,
-    bin: &gst::Pipeline,
-    pad: &gst::Pad,
-) -> Result<(), MediaError> {
+fn link_pad(shared: &Weak<Shared>, bin: &gst::Pipeline, pad: &gst::Pad) -> Result<(), MediaError> {
     let Some(strong) = shared.upgrade() else {
         return Ok(());
     };
@@ -274,7 +271,10 @@ fn link_pad(
         pay.set_property("pt", OPUS_PT);
         pay.set_property("mtu", crate::media::rtp::RTP_MTU);
         chain.push(pay);
-        let sink = gst_app::AppSink::builder().sync(true).max_buffers(8).build();
+        let sink = gst_app::AppSink::builder()
+            .sync(true)
+            .max_buffers(8)
+            .build();
         let weak = shared.clone();
         sink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
@@ -295,7 +295,8 @@ fn link_pad(
     bin.add_many(&chain).map_err(|e| fail(e.to_string()))?;
     gst::Element::link_many(&chain).map_err(|e| fail(e.to_string()))?;
     for e in &chain {
-        e.sync_state_with_parent().map_err(|e| fail(e.to_string()))?;
+        e.sync_state_with_parent()
+            .map_err(|e| fail(e.to_string()))?;
     }
     let sinkpad = chain[0]
         .static_pad("sink")
@@ -347,16 +348,18 @@ impl PlayerEndpoint {
         let weak = Arc::downgrade(&shared);
         let weak_bin = gst.downgrade();
         decode.connect_pad_added(move |_, pad| {
-            let Some(bin) = weak_bin.upgrade() else { return };
-            if let Err(e) = link_pad(&weak, &bin, pad) {
-                if let Some(s) = weak.upgrade() {
-                    s.events.emit(
-                        &s.id,
-                        EventKind::Error {
-                            message: e.to_string(),
-                        },
-                    );
-                }
+            let Some(bin) = weak_bin.upgrade() else {
+                return;
+            };
+            if let Err(e) = link_pad(&weak, &bin, pad)
+                && let Some(s) = weak.upgrade()
+            {
+                s.events.emit(
+                    &s.id,
+                    EventKind::Error {
+                        message: e.to_string(),
+                    },
+                );
             }
         });
         if let Some(bus) = gst.bus() {
@@ -387,9 +390,13 @@ impl PlayerEndpoint {
         }
         let changed = self.gst.set_state(gst::State::Playing);
         let result = match changed {
-            Ok(gst::StateChangeSuccess::Async) => self.gst.state(gst::ClockTime::from_mseconds(
-                OPEN_TIMEOUT.as_millis() as u64,
-            )).0,
+            Ok(gst::StateChangeSuccess::Async) => {
+                self.gst
+                    .state(gst::ClockTime::from_mseconds(
+                        OPEN_TIMEOUT.as_millis() as u64
+                    ))
+                    .0
+            }
             other => other,
         };
         if let Some(message) = lock(&self.shared.last_error).clone() {
@@ -578,7 +585,14 @@ mod tests {
         assert!(check_uri("file:///tmp/a.webm", PLAYER_SCHEMES).is_ok());
         assert!(check_uri("HTTP://example.com/a.mp4", PLAYER_SCHEMES).is_ok());
         assert!(check_uri("rtsp://10.0.0.1:554/cam", PLAYER_SCHEMES).is_ok());
-        for bad in ["", "/tmp/a.webm", "file://relative.webm", "ftp://h/a", "http:///a", "gopher://x"] {
+        for bad in [
+            "",
+            "/tmp/a.webm",
+            "file://relative.webm",
+            "ftp://h/a",
+            "http:///a",
+            "gopher://x",
+        ] {
             let err = check_uri(bad, PLAYER_SCHEMES).unwrap_err().to_string();
             assert!(err.contains("uri"), "{bad}: {err}");
         }

@@ -161,7 +161,7 @@ enum Phase {
         held: VecDeque<Held>,
     },
     /// Writing.
-    Writing(Writer),
+    Writing(Box<Writer>),
     /// Stopped: the file is finished (or being finished).
     Done,
 }
@@ -226,7 +226,11 @@ impl Shared {
             return None;
         }
         let origin = *clock.origin.get_or_insert(at_us);
-        Some(at_us.saturating_sub(origin).saturating_sub(clock.paused_total))
+        Some(
+            at_us
+                .saturating_sub(origin)
+                .saturating_sub(clock.paused_total),
+        )
     }
 
     fn take(&self, held: Held) {
@@ -270,7 +274,8 @@ impl Shared {
                 })
         };
         match self.build(has(MediaType::Video), has(MediaType::Audio)) {
-            Ok(mut writer) => {
+            Ok(writer) => {
+                let mut writer = Box::new(writer);
                 for h in held {
                     self.write(&mut writer, h);
                 }
@@ -290,7 +295,9 @@ impl Shared {
     fn build(&self, video: bool, audio: bool) -> Result<Writer, MediaError> {
         let fail = |m: String| encode_error(&self.path, m);
         if !video && !audio {
-            return Err(fail("nothing to record: no media of the profile arrived".into()));
+            return Err(fail(
+                "nothing to record: no media of the profile arrived".into(),
+            ));
         }
         let container = self.profile.container();
         let gst = gst::Pipeline::with_name(&format!("recorder-{}", self.id.gst_name()));
@@ -302,7 +309,8 @@ impl Shared {
         let sink = element("filesink")?;
         sink.set_property("location", self.path.to_string_lossy().as_ref());
         sink.set_property("sync", false);
-        gst.add_many([&mux, &sink]).map_err(|e| fail(e.to_string()))?;
+        gst.add_many([&mux, &sink])
+            .map_err(|e| fail(e.to_string()))?;
         mux.link(&sink).map_err(|e| fail(e.to_string()))?;
         let appsrc = |name: &str| {
             gst_app::AppSrc::builder()
@@ -321,7 +329,11 @@ impl Shared {
         };
         let video_src = if video {
             let src = appsrc("video");
-            let mut chain = vec![src.clone().upcast(), element("queue")?, element("videoconvert")?];
+            let mut chain = vec![
+                src.clone().upcast(),
+                element("queue")?,
+                element("videoconvert")?,
+            ];
             match container {
                 Container::Webm => {
                     let enc = element("vp8enc")?;

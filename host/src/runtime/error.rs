@@ -69,6 +69,14 @@ pub enum RuntimeError {
     /// The engine could not be set up.
     #[error("wasm engine: {0}")]
     Engine(String),
+    /// A picture could not be attached to a filter (bad name, too many pictures).
+    #[error("cannot attach picture {name:?}: {message}")]
+    AttachImage {
+        /// The picture's name.
+        name: String,
+        /// Why.
+        message: String,
+    },
 }
 
 /// Classifies a wasmtime error from a guest call.

@@ -19,6 +19,7 @@ use super::bindings::VisionFilter;
 use super::error::{RuntimeError, classify, describe_trap};
 use super::events::{EventSink, FaultKind, FilterEvent};
 use super::state::{FrameResource, StoreData};
+use super::vision::AttachedImages;
 use super::{FilterRuntime, LoadedFilter, ticks};
 use crate::config::OnFailure;
 
@@ -65,6 +66,8 @@ pub struct FilterInstance {
     filter: Arc<LoadedFilter>,
     name: Arc<str>,
     sink: Option<EventSink>,
+    /// Pictures for `vision.draw-image`; every store this instance makes shares them.
+    images: AttachedImages,
     config_json: Option<String>,
     health: Health,
     consecutive_failures: u32,
@@ -95,17 +98,20 @@ impl FilterInstance {
         sink: Option<EventSink>,
     ) -> Result<Self, RuntimeError> {
         let name: Arc<str> = filter.info.name.as_str().into();
-        let live = Self::spawn(&runtime, &filter, &name, &sink, None).map_err(|message| {
-            RuntimeError::Configure {
-                filter: name.to_string(),
-                message,
-            }
-        })?;
+        let images = AttachedImages::default();
+        let live =
+            Self::spawn(&runtime, &filter, &name, &sink, &images, None).map_err(|message| {
+                RuntimeError::Configure {
+                    filter: name.to_string(),
+                    message,
+                }
+            })?;
         Ok(Self {
             runtime,
             filter,
             name,
             sink,
+            images,
             config_json: None,
             health: Health::Running(Box::new(live)),
             consecutive_failures: 0,
@@ -128,16 +134,32 @@ impl FilterInstance {
         matches!(self.health, Health::Disabled)
     }
 
+    /// The pictures this instance draws from (`vision.draw-image`), by name. Attach one with
+    /// [`AttachedImages::set`]; a clone of the handle attaches to the same set.
+    pub fn images(&self) -> &AttachedImages {
+        &self.images
+    }
+
+    /// Makes this instance draw from `images` (another handle's set, e.g. the one of the
+    /// instance it replaces) instead of its own.
+    pub fn share_images(&mut self, images: AttachedImages) {
+        if let Health::Running(live) = &mut self.health {
+            live.store.data_mut().images = images.clone();
+        }
+        self.images = images;
+    }
+
     /// A fresh store and instance, configured with `config` if given.
     fn spawn(
         runtime: &FilterRuntime,
         filter: &LoadedFilter,
         name: &Arc<str>,
         sink: &Option<EventSink>,
+        images: &AttachedImages,
         config: Option<&str>,
     ) -> Result<Live, String> {
         let (store, bindings) = runtime
-            .instantiate_raw(name.clone(), &filter.pre, sink.clone())
+            .instantiate_raw(name.clone(), &filter.pre, sink.clone(), images.clone())
             .map_err(|e| describe_trap(&e))?;
         let mut live = Live { store, bindings };
         if let Some(json) = config {
@@ -162,10 +184,15 @@ impl FilterInstance {
         }
         let mut live = match std::mem::replace(&mut self.health, Health::Disabled) {
             Health::Running(live) => *live,
-            Health::BackingOff { .. } | Health::Disabled => {
-                Self::spawn(&self.runtime, &self.filter, &self.name, &self.sink, None)
-                    .map_err(refuse)?
-            }
+            Health::BackingOff { .. } | Health::Disabled => Self::spawn(
+                &self.runtime,
+                &self.filter,
+                &self.name,
+                &self.sink,
+                &self.images,
+                None,
+            )
+            .map_err(refuse)?,
         };
         let result = call_configure(&self.runtime, &mut live, json);
         match result {
@@ -186,6 +213,7 @@ impl FilterInstance {
                     &self.filter,
                     &self.name,
                     &self.sink,
+                    &self.images,
                     self.config_json.as_deref(),
                 );
                 self.health = match restored {
@@ -238,6 +266,7 @@ impl FilterInstance {
                     &self.filter,
                     &self.name,
                     &self.sink,
+                    &self.images,
                     config.as_deref(),
                 ) {
                     Ok(live) => {

@@ -34,6 +34,7 @@ pub use bindings::{ABI_VERSION, FILTER_EXPORT};
 pub use error::RuntimeError;
 pub use events::{EventSink, FaultKind, FilterEvent};
 pub use instance::{FilterInstance, InstanceStats, Verdict};
+pub use vision::{AttachedImages, MAX_ATTACHED_IMAGES};
 
 use crate::config::{EPOCH_TICK, RuntimeConfig};
 use bindings::{VisionFilter, VisionFilterPre};
@@ -294,18 +295,20 @@ impl FilterRuntime {
         }
     }
 
-    /// A fresh store and instance of `pre`.
+    /// A fresh store and instance of `pre`, drawing from `images`.
     fn instantiate_raw(
         &self,
         name: Arc<str>,
         pre: &VisionFilterPre<StoreData>,
         sink: Option<EventSink>,
+        images: AttachedImages,
     ) -> Result<(Store<StoreData>, VisionFilter), wasmtime::Error> {
         let data = StoreData::new(
             name,
             self.config.filter_memory_bytes,
             self.call_limits(),
             sink,
+            images,
         );
         let mut store = Store::new(&self.engine, data);
         store.limiter(|d| &mut d.limits);
@@ -328,7 +331,7 @@ impl FilterRuntime {
     fn describe(&self, pre: &VisionFilterPre<StoreData>) -> Result<FilterInfo, RuntimeError> {
         let fail = |e: wasmtime::Error| RuntimeError::Describe(error::describe_trap(&e));
         let (mut store, bindings) = self
-            .instantiate_raw("(describe)".into(), pre, None)
+            .instantiate_raw("(describe)".into(), pre, None, AttachedImages::default())
             .map_err(fail)?;
         let raw = bindings
             .prism_filter_filter()

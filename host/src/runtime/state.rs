@@ -17,6 +17,7 @@ use super::bindings::{
     EventError, Level, WitColor, WitFrameError, WitPixelFormat, WitPlane, WitRect, prism,
 };
 use super::events::{EventSink, FilterEvent};
+use super::vision::AttachedImages;
 
 /// Longest log line kept from a filter; the rest is cut.
 const MAX_LOG_LINE_BYTES: usize = 4096;
@@ -85,7 +86,7 @@ impl FrameResource {
     }
 
     /// Saves the bytes a drawing call on `area` may change.
-    fn save_drawn(&mut self, area: Rect) {
+    pub(crate) fn save_drawn(&mut self, area: Rect) {
         // Align to even coordinates so i420 chroma is covered too, then clip.
         let x = area.x & !1;
         let y = area.y & !1;
@@ -153,6 +154,8 @@ pub struct StoreData {
     table: ResourceTable,
     pub(crate) limits: StoreLimits,
     pub(crate) call: CallContext,
+    /// Pictures the host attached to this filter element (`vision.draw-image`).
+    pub(crate) images: AttachedImages,
 }
 
 /// A clock that always reads zero: filters get time only through `host.now-us`.
@@ -182,6 +185,7 @@ impl StoreData {
         memory_bytes: u64,
         limits: CallLimits,
         sink: Option<EventSink>,
+        images: AttachedImages,
     ) -> Self {
         let wasi = WasiCtxBuilder::new()
             .wall_clock(FrozenClock)
@@ -211,6 +215,7 @@ impl StoreData {
                 host_credit: Duration::ZERO,
                 host_granted: Duration::ZERO,
             },
+            images,
         }
     }
 
@@ -228,7 +233,10 @@ impl StoreData {
         Ok(self.table.delete(handle)?)
     }
 
-    fn frame(&mut self, handle: &Resource<FrameResource>) -> wasmtime::Result<&mut FrameResource> {
+    pub(crate) fn frame(
+        &mut self,
+        handle: &Resource<FrameResource>,
+    ) -> wasmtime::Result<&mut FrameResource> {
         Ok(self.table.get_mut(handle)?)
     }
 

@@ -1,19 +1,86 @@
 //! The host side of `prism:filter/vision`: the guest's `borrow<frame>` is read in place (the
 //! luma plane of `gray8`/`i420` frames; `rgba` frames are converted to luma once per call) and
-//! handed to [`crate::vision`].
+//! handed to [`crate::vision`]. Also the pictures attached to a filter element
+//! ([`AttachedImages`]) that `draw-image` draws.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 use wasmtime::component::Resource;
 
+use super::RuntimeError;
 use super::bindings::WitRect;
 use super::bindings::prism::filter::vision::{
-    self as wit, CharGuess, CharRead, OcrOptions, OcrResult, OcrWord, PageMode, PlateCandidate,
-    PlateOptions, PlateRead, PlateRegion, TextGuess,
+    self as wit, CharGuess, CharRead, Face, FaceOptions, OcrOptions, OcrResult, OcrWord, PageMode,
+    Placement, PlateCandidate, PlateOptions, PlateRead, PlateRegion, TextGuess,
 };
 use super::state::{FrameResource, StoreData};
-use crate::vision::{self, GrayImage, Rect, Region, ocr};
+use crate::vision::{self, GrayImage, Rect, Region, RgbaImage, faces, ocr};
 
 /// Results a filter may ask for at once.
 const MAX_RESULTS: u32 = 16;
+/// Most pictures attached to one filter element at once (each holds up to
+/// [`vision::picture::MAX_IMAGE_PIXELS`] RGBA pixels).
+pub const MAX_ATTACHED_IMAGES: usize = 8;
+/// Longest picture name.
+const MAX_IMAGE_NAME_BYTES: usize = 64;
+
+/// The pictures attached to one filter element, by name, for `vision.draw-image`. A cheap
+/// handle: clones share the set, so the control plane attaches a picture while the filter's
+/// thread draws it (the new picture is seen from the next `draw-image` call on).
+#[derive(Debug, Clone, Default)]
+pub struct AttachedImages(Arc<RwLock<BTreeMap<String, Arc<RgbaImage>>>>);
+
+impl AttachedImages {
+    /// Attaches `image` under `name` (replacing one of that name), or detaches it (`None`).
+    /// Names are 1 to 64 bytes; at most [`MAX_ATTACHED_IMAGES`] pictures at once.
+    pub fn set(&self, name: &str, image: Option<Arc<RgbaImage>>) -> Result<(), RuntimeError> {
+        let refuse = |message: String| RuntimeError::AttachImage {
+            name: name.into(),
+            message,
+        };
+        if name.is_empty() || name.len() > MAX_IMAGE_NAME_BYTES {
+            return Err(refuse(format!(
+                "picture names are 1 to {MAX_IMAGE_NAME_BYTES} bytes"
+            )));
+        }
+        let mut map = self.0.write().unwrap_or_else(|e| e.into_inner());
+        match image {
+            Some(image) => {
+                if !map.contains_key(name) && map.len() >= MAX_ATTACHED_IMAGES {
+                    return Err(refuse(format!(
+                        "a filter holds at most {MAX_ATTACHED_IMAGES} pictures"
+                    )));
+                }
+                map.insert(name.into(), image);
+            }
+            None => {
+                map.remove(name);
+            }
+        }
+        Ok(())
+    }
+
+    /// The picture attached under `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<RgbaImage>> {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// The names attached, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+}
 
 fn region_from(r: PlateRegion) -> Region {
     match r {
@@ -113,6 +180,68 @@ fn log_failure<T: Default>(r: opencv::Result<T>, what: &str) -> T {
 }
 
 impl wit::Host for StoreData {
+    fn detect_faces(
+        &mut self,
+        image: Resource<FrameResource>,
+        options_: FaceOptions,
+    ) -> wasmtime::Result<Result<Vec<Face>, String>> {
+        let opts = faces::FaceOptions {
+            area: options_.area.map(Into::into),
+            min_size: options_.min_size,
+            max_results: options_.max_results as usize,
+        };
+        let found = with_luma(self, &image, |img| faces::detect_faces(img, &opts))?;
+        Ok(match found {
+            Ok(found) => Ok(found
+                .into_iter()
+                .map(|f| Face {
+                    area: rect(f.bounds),
+                    confidence: f.confidence,
+                })
+                .collect()),
+            Err(e) => {
+                tracing::warn!(filter = %self.call.filter, cause = %e, "face detection failed");
+                Err(e.to_string())
+            }
+        })
+    }
+
+    fn draw_image(
+        &mut self,
+        target: Resource<FrameResource>,
+        name: String,
+        at: Placement,
+    ) -> wasmtime::Result<Result<(), String>> {
+        let started = Instant::now();
+        let Some(picture) = self.images.get(&name) else {
+            let names = self.images.names();
+            return Ok(Err(format!(
+                "no picture named {name:?} is attached to this filter (attached: {})",
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            )));
+        };
+        let at = prism_frame::Placement::new(at.x, at.y, at.width, at.height);
+        let frame = self.frame(&target)?;
+        let result = match at.clip(frame.buf.width(), frame.buf.height()) {
+            Some(area) => {
+                frame.save_drawn(area);
+                frame
+                    .buf
+                    .draw_picture(picture.as_frame(), at)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+            None => Ok(()),
+        };
+        // Native work does not count against the filter's own deadline.
+        self.call.host_credit += started.elapsed();
+        Ok(result)
+    }
+
     fn find_plate_candidates(
         &mut self,
         image: Resource<FrameResource>,
@@ -195,5 +324,38 @@ impl wit::Host for StoreData {
                     .collect(),
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn picture() -> Option<Arc<RgbaImage>> {
+        Some(Arc::new(RgbaImage::new(1, 1, vec![1, 2, 3, 255]).unwrap()))
+    }
+
+    #[test]
+    fn attached_images_are_shared_named_and_capped() {
+        let images = AttachedImages::default();
+        let other_handle = images.clone();
+        images.set("hat", picture()).unwrap();
+        assert_eq!(
+            other_handle.get("hat").unwrap().pixel(0, 0),
+            Some([1, 2, 3, 255])
+        );
+        for i in 1..MAX_ATTACHED_IMAGES {
+            images.set(&format!("p{i}"), picture()).unwrap();
+        }
+        let e = images.set("one-too-many", picture()).unwrap_err();
+        assert!(e.to_string().contains("at most 8 pictures"), "{e}");
+        // Replacing one that is there is not one more.
+        images.set("hat", picture()).unwrap();
+        images.set("hat", None).unwrap();
+        assert!(other_handle.get("hat").is_none());
+        assert_eq!(images.names().len(), MAX_ATTACHED_IMAGES - 1);
+        for bad in ["", &"x".repeat(65)] {
+            assert!(images.set(bad, picture()).is_err());
+        }
     }
 }

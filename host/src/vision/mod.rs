@@ -1,5 +1,6 @@
 //! Native vision the host offers filters through the `prism:filter/vision` imports: a
-//! licence-plate reader and generic OCR (Tesseract).
+//! licence-plate reader, generic OCR (Tesseract), frontal face detection ([`faces`], OpenCV's
+//! cascade classifier) and the pictures the host holds for filters to draw ([`picture`]).
 //!
 //! The plate reader: [`segment`] finds rows of glyph-like blobs in the luma plane (OpenCV
 //! adaptive threshold + connected components, both polarities), [`classifier`] (a small
@@ -9,8 +10,10 @@
 
 pub mod classifier;
 pub mod decode;
+pub mod faces;
 pub mod image;
 pub mod ocr;
+pub mod picture;
 pub mod segment;
 
 use std::fmt;
@@ -23,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use self::classifier::Ensemble;
 pub use self::image::{GrayImage, char_patch};
+pub use self::picture::{ImageError, RgbaImage, decode_image, load_image};
 use self::segment::{HeightRange, Row};
 pub use prism_frame::Rect;
 

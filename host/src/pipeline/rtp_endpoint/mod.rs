@@ -379,12 +379,11 @@ impl Shared {
     }
 
     fn bind(&self, kind: MediaType) -> Result<Arc<Stream>, RtpEndpointError> {
-        let ports = transport::bind_pair(self.bind_ip).map_err(|source| {
-            RtpEndpointError::Transport {
+        let ports =
+            transport::bind_pair(self.bind_ip).map_err(|source| RtpEndpointError::Transport {
                 address: self.bind_ip,
                 source,
-            }
-        })?;
+            })?;
         Ok(Arc::new(Stream {
             kind,
             ports,
@@ -414,15 +413,16 @@ impl Shared {
 
     /// One RTP packet (decrypted) of `stream`.
     fn on_rtp(self: &Arc<Self>, stream: &Stream, packet: Bytes) {
-        let Some(plan) = stream.plan.get() else { return };
+        let Some(plan) = stream.plan.get() else {
+            return;
+        };
         let Some((payload_type, ssrc)) = rtp_header(&packet) else {
             stream.counters.invalid.fetch_add(1, Ordering::Relaxed);
             return;
         };
         let c = &stream.counters;
         c.packets_in.fetch_add(1, Ordering::Relaxed);
-        c.bytes_in
-            .fetch_add(packet.len() as u64, Ordering::Relaxed);
+        c.bytes_in.fetch_add(packet.len() as u64, Ordering::Relaxed);
         let Some(codec) = plan.codec_of(payload_type) else {
             c.unknown_payload_type.fetch_add(1, Ordering::Relaxed);
             return;
@@ -668,14 +668,14 @@ impl Shared {
                     })?;
                 let shared = Arc::downgrade(self);
                 let weak = Arc::downgrade(stream);
-                let task = self.tokio.spawn(transport::receive_loop(
-                    Arc::new(socket),
-                    move |datagram| {
-                        if let (Some(shared), Some(stream)) = (shared.upgrade(), weak.upgrade()) {
-                            shared.on_datagram(&stream, datagram, rtcp_port);
-                        }
-                    },
-                ));
+                let task =
+                    self.tokio
+                        .spawn(transport::receive_loop(Arc::new(socket), move |datagram| {
+                            if let (Some(shared), Some(stream)) = (shared.upgrade(), weak.upgrade())
+                            {
+                                shared.on_datagram(&stream, datagram, rtcp_port);
+                            }
+                        }));
                 lock(&self.tasks).push(task);
             }
         }
@@ -693,7 +693,9 @@ async fn tick(shared: Weak<Shared>) {
     let mut tick = tokio::time::interval(TICK);
     loop {
         tick.tick().await;
-        let Some(shared) = shared.upgrade() else { return };
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
         if shared.released.load(Ordering::Acquire) {
             return;
         }

@@ -150,12 +150,12 @@ fn parse_address(
         return Some(Err("a c= line without an address".into()));
     };
     // `224.2.1.1/127` (multicast TTL) is not for unicast RTP; a host name is not resolved here.
-    Some(
-        address
-            .address
-            .parse::<IpAddr>()
-            .map_err(|_| format!("c= address {:?} is not an IP address", quote(&address.address))),
-    )
+    Some(address.address.parse::<IpAddr>().map_err(|_| {
+        format!(
+            "c= address {:?} is not an IP address",
+            quote(&address.address)
+        )
+    }))
 }
 
 fn attr<'a>(attributes: &'a [Attribute], key: &str) -> impl Iterator<Item = &'a str> {
@@ -397,11 +397,7 @@ fn rtpmap_names(section: &Section) -> String {
     }
 }
 
-fn plan(
-    section: &Section,
-    kind: MediaType,
-    caps: Capabilities<'_>,
-) -> Result<MediaPlan, String> {
+fn plan(section: &Section, kind: MediaType, caps: Capabilities<'_>) -> Result<MediaPlan, String> {
     if section.port == 0 {
         return Err("declined by the peer (port 0)".into());
     }
@@ -414,8 +410,7 @@ fn plan(
     })?;
     let address = section.address.clone()?;
     let found = supported(section, kind, caps.codecs);
-    let Some(&(payload_type, codec, _)) = found.iter().find(|(_, _, sendable)| *sendable)
-    else {
+    let Some(&(payload_type, codec, _)) = found.iter().find(|(_, _, sendable)| *sendable) else {
         let supported = match kind {
             MediaType::Video => caps
                 .codecs
@@ -583,7 +578,11 @@ fn push(sdp: &mut String, line: impl AsRef<str>) {
 }
 
 fn session_header(local: &Local<'_>) -> String {
-    let family = if local.address.is_ipv4() { "IP4" } else { "IP6" };
+    let family = if local.address.is_ipv4() {
+        "IP4"
+    } else {
+        "IP6"
+    };
     let mut sdp = String::new();
     push(&mut sdp, "v=0");
     push(
@@ -698,7 +697,11 @@ pub fn write_answer(local: &Local<'_>, outcomes: &[Outcome], streams: &[LocalStr
                     plan.payload_type.to_string(),
                 ),
             };
-            let formats = if formats.is_empty() { "0".into() } else { formats };
+            let formats = if formats.is_empty() {
+                "0".into()
+            } else {
+                formats
+            };
             push(&mut sdp, format!("m={media} 0 {proto} {formats}"));
             continue;
         };
@@ -721,7 +724,11 @@ pub fn write_answer(local: &Local<'_>, outcomes: &[Outcome], streams: &[LocalStr
         if let (Some(key), Some(tag)) = (local.caps.key, &plan.crypto_tag) {
             push(
                 &mut sdp,
-                format!("a=crypto:{tag} {} {}", key.suite().sdp_name(), key.sdp_inline()),
+                format!(
+                    "a=crypto:{tag} {} {}",
+                    key.suite().sdp_name(),
+                    key.sdp_inline()
+                ),
             );
         }
         push(
@@ -740,7 +747,10 @@ mod tests {
     const CODECS: &[VideoCodec] = &[VideoCodec::Vp8, VideoCodec::H264];
 
     fn caps(key: Option<&SrtpKey>) -> Capabilities<'_> {
-        Capabilities { codecs: CODECS, key }
+        Capabilities {
+            codecs: CODECS,
+            key,
+        }
     }
 
     fn local<'a>(key: Option<&'a SrtpKey>) -> Local<'a> {
@@ -788,7 +798,10 @@ mod tests {
     #[test]
     fn answers_a_camera() {
         let remote = parse(CAMERA).unwrap();
-        assert_eq!(remote.first_address(), Some("192.168.1.20".parse().unwrap()));
+        assert_eq!(
+            remote.first_address(),
+            Some("192.168.1.20".parse().unwrap())
+        );
         let outcomes = negotiate(&remote, caps(None)).unwrap();
         let plans = accepted(&outcomes);
         assert_eq!(plans.len(), 1);
@@ -803,9 +816,17 @@ mod tests {
             ]
         );
         assert!(video.recv && !video.send, "a sendonly camera");
-        assert_eq!(video.remote_rtp, "192.168.1.20:5000".parse::<SocketAddr>().unwrap());
-        assert_eq!(video.remote_rtcp, "192.168.1.20:5001".parse::<SocketAddr>().unwrap());
-        assert!(matches!(&outcomes[1], Outcome::Rejected { reason, .. } if reason.contains("application")));
+        assert_eq!(
+            video.remote_rtp,
+            "192.168.1.20:5000".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(
+            video.remote_rtcp,
+            "192.168.1.20:5001".parse::<SocketAddr>().unwrap()
+        );
+        assert!(
+            matches!(&outcomes[1], Outcome::Rejected { reason, .. } if reason.contains("application"))
+        );
 
         let answer = write_answer(&local(None), &outcomes, &streams());
         assert!(answer.contains("c=IN IP4 10.0.0.5\r\n"), "{answer}");
@@ -814,7 +835,10 @@ mod tests {
         assert!(answer.contains("packetization-mode=1"), "{answer}");
         assert!(answer.contains("a=rtcp:40001\r\n"), "{answer}");
         assert!(answer.contains("a=recvonly\r\n"), "{answer}");
-        assert!(answer.contains("m=application 0 RTP/AVP 100\r\n"), "{answer}");
+        assert!(
+            answer.contains("m=application 0 RTP/AVP 100\r\n"),
+            "{answer}"
+        );
         // Prism's answer reads back as a valid SDP.
         parse(&answer).unwrap();
     }
@@ -824,9 +848,15 @@ mod tests {
         let ours = SrtpKey::random(CryptoSuite::Aes256CmHmacSha1_80);
         let theirs = SrtpKey::random(CryptoSuite::Aes256CmHmacSha1_80);
         let offer = write_offer(&local(Some(&ours)), &streams());
-        assert!(offer.contains("m=video 40000 RTP/SAVP 96 102\r\n"), "{offer}");
+        assert!(
+            offer.contains("m=video 40000 RTP/SAVP 96 102\r\n"),
+            "{offer}"
+        );
         assert!(offer.contains("m=audio 40002 RTP/SAVP 111\r\n"), "{offer}");
-        assert!(offer.contains("a=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:"), "{offer}");
+        assert!(
+            offer.contains("a=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:"),
+            "{offer}"
+        );
         assert!(offer.contains("a=rtpmap:111 opus/48000/2\r\n"), "{offer}");
 
         // The other side answers it.
@@ -859,7 +889,10 @@ mod tests {
         let h263 = "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\n\
                     m=video 5000 RTP/AVP 34\r\na=rtpmap:34 H263/90000\r\n";
         let why = reasons(h263, None);
-        assert!(why.contains("no supported codec") && why.contains("H263/90000"), "{why}");
+        assert!(
+            why.contains("no supported codec") && why.contains("H263/90000"),
+            "{why}"
+        );
 
         let mode0 = h263.replace("34 H263", "34 H264");
         let why = reasons(&mode0, None);

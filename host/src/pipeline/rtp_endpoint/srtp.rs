@@ -438,16 +438,12 @@ impl SrtpBranch {
                     .map(|p| src_pad.link(&p).is_ok())
                     .unwrap_or(false);
             if !linked {
-                return Err(element_error(
-                    name,
-                    format!("cannot link {}", flow.name()),
-                ));
+                return Err(element_error(name, format!("cannot link {}", flow.name())));
             }
             inputs.push(appsrc);
         }
-        let inputs: [gst_app::AppSrc; 4] = inputs
-            .try_into()
-            .expect("invariant: one input per flow");
+        let inputs: [gst_app::AppSrc; 4] =
+            inputs.try_into().expect("invariant: one input per flow");
         attach(pipeline, &bin)?;
         Ok(Self {
             bin,
@@ -500,7 +496,10 @@ mod tests {
     fn suites_by_either_name() {
         for suite in CryptoSuite::ALL {
             assert_eq!(CryptoSuite::from_sdp_name(suite.sdp_name()), Some(suite));
-            assert_eq!(CryptoSuite::from_sdp_name(suite.kurento_name()), Some(suite));
+            assert_eq!(
+                CryptoSuite::from_sdp_name(suite.kurento_name()),
+                Some(suite)
+            );
         }
         assert_eq!(
             CryptoSuite::from_sdp_name("aes_cm_256_hmac_sha1_80"),

@@ -52,7 +52,7 @@ pub fn bind_pair(ip: IpAddr) -> io::Result<PortPair> {
     for _ in 0..PAIR_ATTEMPTS {
         let rtp = bind(SocketAddr::new(ip, 0))?;
         let port = rtp.local_addr()?.port();
-        if port % 2 == 0
+        if port.is_multiple_of(2)
             && port < u16::MAX
             && let Ok(rtcp) = bind(SocketAddr::new(ip, port + 1))
         {
@@ -181,7 +181,7 @@ mod tests {
         let pair = bind_pair(Ipv4Addr::LOCALHOST.into()).unwrap();
         assert_ne!(pair.rtp_port(), 0);
         assert_ne!(pair.rtp_port(), pair.rtcp_port());
-        if pair.rtp_port() % 2 == 0 {
+        if pair.rtp_port().is_multiple_of(2) {
             assert_eq!(pair.rtcp_port(), pair.rtp_port() + 1);
         }
     }
@@ -194,7 +194,10 @@ mod tests {
             bind_ip(&["127.0.0.1:0".into(), "[::1]:0".into()], true),
             IpAddr::V6(Ipv6Addr::LOCALHOST)
         );
-        assert_eq!(bind_ip(&["127.0.0.1:0".into()], true), IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+        assert_eq!(
+            bind_ip(&["127.0.0.1:0".into()], true),
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        );
         let lo: IpAddr = Ipv4Addr::LOCALHOST.into();
         assert_eq!(announce_ip(lo, None), lo);
         assert_eq!(announce_ip(any4, Some(lo)), lo);
@@ -208,7 +211,10 @@ mod tests {
         assert_eq!(classify(&rtp, false), Kind::Rtp);
         assert_eq!(classify(&pli, false), Kind::Rtcp);
         assert_eq!(classify(&rtp, true), Kind::Rtcp);
-        assert_eq!(classify(&[0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42], false), Kind::Other);
+        assert_eq!(
+            classify(&[0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42], false),
+            Kind::Other
+        );
         assert_eq!(classify(&[0x80], false), Kind::Other);
     }
 }
