@@ -173,8 +173,8 @@ pub struct OcrResult {
 pub struct FaceOptions {
     /// Only look inside this rectangle.
     pub area: Option<Rect>,
-    /// The smallest face reported (its box's side, pixels); 0 = the host's default (1/16 of
-    /// the searched area's shorter side, at least 24).
+    /// The smallest face reported (its box's side, pixels); 0 = the host's default (1/8 of
+    /// the searched area's shorter side, at least 24). Smaller minimums cost more time.
     pub min_size: u32,
     /// At most this many faces, largest first; 0 = the host's cap (32).
     pub max_results: u32,
