@@ -119,11 +119,11 @@ pub fn announce_ip(bound: IpAddr, remote: Option<IpAddr>) -> IpAddr {
         .unwrap_or(loopback)
 }
 
-/// `addr` in the form a socket bound to `local` can send to (IPv4 peers of an IPv6 socket
+/// `addr` in the form a socket of the given family can send to (IPv4 peers of an IPv6 socket
 /// become IPv4-mapped addresses).
-pub fn reachable_from(local: &UdpSocket, addr: SocketAddr) -> SocketAddr {
-    match (local.local_addr(), addr) {
-        (Ok(SocketAddr::V6(_)), SocketAddr::V4(v4)) => {
+pub fn reachable(from_ipv6: bool, addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(v4) if from_ipv6 => {
             SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port())
         }
         _ => addr,
@@ -162,9 +162,11 @@ pub async fn receive_loop(socket: Arc<tokio::net::UdpSocket>, on_datagram: impl 
     loop {
         match socket.recv_from(&mut buf).await {
             Ok((n, _from)) => on_datagram(Bytes::copy_from_slice(&buf[..n])),
+            // An ICMP "port unreachable" for an earlier send (the remote is not listening
+            // yet, or no longer): nothing wrong with this socket.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
             Err(e) => {
-                // ICMP errors of earlier sends surface here on some systems; they do not end
-                // the stream.
+                // Other errors do not end the stream either, but are not retried at once.
                 tracing::debug!(cause = %e, "RTP receive failed");
                 tokio::time::sleep(RECEIVE_ERROR_PAUSE).await;
             }
