@@ -570,6 +570,137 @@ fn kurento_player_recorder_hubs_and_their_errors() {
         assert_eq!(d["type"], "HubPort");
         let d = c.ok("describe", json!({"object": hub})).await;
         assert_eq!(d["hierarchy"][0], "kurento.Hub");
+
+        // RtpEndpoint offer/answer between two endpoints, and a broken SDP.
+        let rtp = async |c: &mut Client, params: serde_json::Value| -> String {
+            let request = create("RtpEndpoint", params);
+            c.ok("create", request).await["value"].as_str().unwrap().to_string()
+        };
+        let a = rtp(&mut c, json!({})).await;
+        let b = rtp(&mut c, json!({})).await;
+        let offer = c.ok("invoke", invoke(&a, "generateOffer", json!({}))).await["value"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(offer.contains("m=video") && offer.contains("RTP/AVP"), "{offer}");
+        let answer = c
+            .ok("invoke", invoke(&b, "processOffer", json!({"offer": offer})))
+            .await["value"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(answer.contains("VP8") || answer.contains("H264"), "{answer}");
+        c.ok("invoke", invoke(&a, "processAnswer", json!({"answer": answer})))
+            .await;
+        let remote = c
+            .ok("invoke", invoke(&a, "getRemoteSessionDescriptor", json!({})))
+            .await;
+        assert_eq!(remote["value"], answer.as_str());
+        let fresh = rtp(&mut c, json!({})).await;
+        let (code, _) = c
+            .err("invoke", invoke(&fresh, "processOffer", json!({"offer": "v=0 garbage"})))
+            .await;
+        assert_eq!(code, 40201);
+        let (code, message) = c
+            .err(
+                "create",
+                create("RtpEndpoint", json!({"crypto": {"crypto": "AES_128_CM_HMAC_SHA1_80", "key": "short"}})),
+            )
+            .await;
+        assert!(code != 0 && message.contains("key"), "{message}");
+        let srtp = rtp(
+            &mut c,
+            json!({"crypto": {"crypto": "AES_128_CM_HMAC_SHA1_80", "keyBase64": "MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkw"}}),
+        )
+        .await;
+        let offer = c.ok("invoke", invoke(&srtp, "generateOffer", json!({}))).await["value"].clone();
+        assert!(offer.as_str().unwrap().contains("a=crypto:"), "{offer}");
+
+        // FaceOverlayFilter: the host loads the picture; a bad URI is an error naming it.
+        let face = c.ok("create", create("FaceOverlayFilter", json!({}))).await["value"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let overlay = |uri: &str| {
+            invoke(
+                &face,
+                "setOverlayedImage",
+                json!({"uri": uri, "offsetXPercent": -0.35, "offsetYPercent": -1.2, "widthPercent": 1.6, "heightPercent": 1.6}),
+            )
+        };
+        let (_, message) = c.err("invoke", overlay("file:///no/such/hat.png")).await;
+        assert!(message.contains("hat.png"), "{message}");
+        let (_, message) = c.err("invoke", overlay(&format!("file://{}", input.display()))).await;
+        assert!(message.contains("not a PNG or JPEG"), "{message}");
+        let hat = "/usr/share/matplotlib/mpl-data/sample_data/Minduka_Present_Blue_Pack.png";
+        c.ok("invoke", overlay(&format!("file://{hat}"))).await;
+        c.ok("invoke", invoke(&face, "unsetOverlayedImage", json!({}))).await;
         c.ok("release", json!({"object": p})).await;
     });
+}
+
+/// Serves `path` over HTTP/1.1 on 127.0.0.1 (whole file, any path) until the test ends.
+fn serve_file(path: &Path) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let body = std::fs::read(path).unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let body = body.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(&stream);
+                let mut line = String::new();
+                // The request line and headers; the body is the same whatever is asked.
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let mut stream = &stream;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: video/webm\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(&body);
+            });
+        }
+    });
+    format!("http://{addr}/clip.webm")
+}
+
+#[test]
+fn player_plays_http_and_reports_unreachable_servers() {
+    let _serial = prism_tests::media_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let blue = clip(dir.path(), "blue.webm", BLUE, 2, false);
+    let rt = tokio();
+    let _guard = rt.enter();
+    let pipeline = MediaPipeline::new(context(&rt)).unwrap();
+    let mut events = pipeline.subscribe();
+    let player = pipeline.add_player(&serve_file(&blue), None).unwrap();
+    let probe = Probe::attach(player.as_ref());
+    player.play().unwrap();
+    probe.wait_for("blue over HTTP", |f| near(&pixel(f, 160, 120), [0, 0, 255]));
+    wait_event(
+        &mut events,
+        player.id(),
+        &EventKind::EndOfStream,
+        Duration::from_secs(10),
+    );
+    assert!(
+        probe.eos.load(Ordering::Acquire),
+        "the sink was told the stream ended"
+    );
+    let frames = probe.frames.load(Ordering::Relaxed);
+    assert!((40..=60).contains(&frames), "{frames} frames of 60");
+
+    // Nothing listens on port 9 of 127.0.0.1: play fails with the server's words, and the
+    // element stays usable (stopped).
+    let nowhere = pipeline
+        .add_player("http://127.0.0.1:9/none.webm", None)
+        .unwrap();
+    let err = nowhere.play().unwrap_err().to_string();
+    assert!(err.contains("cannot play"), "{err}");
+    assert_eq!(nowhere.state().name(), "STOP");
+    pipeline.release();
 }

@@ -18,7 +18,7 @@ use super::protocol::*;
 use crate::pipeline::{
     Direction, ElementEvent, ElementId, EventKind, GStreamerFilter, Hub, HubKind, IceCandidate,
     MediaElement, MediaPipeline, MediaProfile, MediaType, PipelineContext, PipelineError,
-    PlayerEndpoint, RecorderEndpoint,
+    PlayerEndpoint, RecorderEndpoint, RtpEndpoint, RtpEndpointOptions,
 };
 use crate::runtime::{FilterEvent, LoadedFilter};
 use crate::sys::{lock, now_ms};
@@ -59,6 +59,8 @@ enum Class {
     DispatcherOneToMany,
     HubPort,
     GStreamerFilter,
+    FaceOverlayFilter,
+    RtpEndpoint,
 }
 
 impl Class {
@@ -76,6 +78,8 @@ impl Class {
             "DispatcherOneToMany" => Class::DispatcherOneToMany,
             "HubPort" => Class::HubPort,
             "GStreamerFilter" => Class::GStreamerFilter,
+            "FaceOverlayFilter" => Class::FaceOverlayFilter,
+            "RtpEndpoint" => Class::RtpEndpoint,
             _ => return None,
         })
     }
@@ -108,12 +112,14 @@ impl Class {
             Class::DispatcherOneToMany => "DispatcherOneToMany",
             Class::HubPort => "HubPort",
             Class::GStreamerFilter => "GStreamerFilter",
+            Class::FaceOverlayFilter => "FaceOverlayFilter",
+            Class::RtpEndpoint => "RtpEndpoint",
         }
     }
 
     fn hierarchy(self) -> Vec<&'static str> {
         match self {
-            Class::WebRtcEndpoint => vec![
+            Class::WebRtcEndpoint | Class::RtpEndpoint => vec![
                 "kurento.BaseRtpEndpoint",
                 "kurento.SdpEndpoint",
                 "kurento.SessionEndpoint",
@@ -133,7 +139,10 @@ impl Class {
             Class::Composite | Class::Dispatcher | Class::DispatcherOneToMany => {
                 vec!["kurento.Hub", "kurento.MediaObject"]
             }
-            Class::WasmFilter | Class::PlateDetectorFilter | Class::GStreamerFilter => vec![
+            Class::WasmFilter
+            | Class::PlateDetectorFilter
+            | Class::GStreamerFilter
+            | Class::FaceOverlayFilter => vec![
                 "kurento.Filter",
                 "kurento.MediaElement",
                 "kurento.MediaObject",
@@ -771,11 +780,11 @@ impl KurentoServer {
                 .map_err(pipeline_error)?
                 .id()
                 .clone(),
-            Class::WasmFilter | Class::PlateDetectorFilter => {
-                let spec = if class == Class::WasmFilter {
-                    str_param(&cp, "filter")?.to_string()
-                } else {
-                    "platedetector".to_string()
+            Class::WasmFilter | Class::PlateDetectorFilter | Class::FaceOverlayFilter => {
+                let spec = match class {
+                    Class::WasmFilter => str_param(&cp, "filter")?.to_string(),
+                    Class::FaceOverlayFilter => FACE_OVERLAY_FILTER.to_string(),
+                    _ => "platedetector".to_string(),
                 };
                 let filter = self.state.catalog.resolve(&spec).map_err(|e| {
                     RpcError::new(FACTORY_NOT_FOUND, format!("filter {spec:?}: {e}"))
@@ -790,6 +799,15 @@ impl KurentoServer {
                     .map_err(pipeline_error)?;
                 self.state.catalog.attach(&spec, &element);
                 element.id().clone()
+            }
+            Class::RtpEndpoint => {
+                let options: RtpEndpointOptions = serde_json::from_value(cp.clone())
+                    .map_err(|e| bad_param("constructorParams", &format!("of RtpEndpoint: {e}")))?;
+                pipeline
+                    .add_rtp_endpoint(options)
+                    .map_err(|e| RpcError::new(e.kurento_code(), e.to_string()))?
+                    .id()
+                    .clone()
             }
             Class::PlayerEndpoint => {
                 let cache = match cp.get("networkCache") {
@@ -1137,6 +1155,18 @@ impl KurentoServer {
                                 .map_err(pipeline_error)?;
                             invoke_filter(&f, *class, operation, &op)?
                         }
+                        Class::FaceOverlayFilter => {
+                            let f = pipeline
+                                .element_as::<crate::pipeline::WasmFilter>(eid)
+                                .map_err(pipeline_error)?;
+                            invoke_face_overlay(f, operation, &op).await?
+                        }
+                        Class::RtpEndpoint => {
+                            let ep = pipeline
+                                .element_as::<RtpEndpoint>(eid)
+                                .map_err(pipeline_error)?;
+                            invoke_rtp(&ep, operation, &op)?
+                        }
                         Class::PlayerEndpoint => {
                             let p = pipeline
                                 .element_as::<PlayerEndpoint>(eid)
@@ -1205,6 +1235,7 @@ impl KurentoServer {
                 "elements",
                 &[
                     "WebRtcEndpoint",
+                    "RtpEndpoint",
                     "PlayerEndpoint",
                     "RecorderEndpoint",
                     "Composite",
@@ -1213,7 +1244,10 @@ impl KurentoServer {
                     "HubPort",
                 ],
             ),
-            module("filters", &["PassThrough", "GStreamerFilter"]),
+            module(
+                "filters",
+                &["PassThrough", "GStreamerFilter", "FaceOverlayFilter"],
+            ),
             module("prism", &["WasmFilter"]),
         ];
         if self.state.catalog.available("platedetector") {
@@ -1452,22 +1486,10 @@ async fn invoke_webrtc(
         }
         "getLocalSessionDescriptor" => json!(ep.local_sdp().await.unwrap_or_default()),
         "getRemoteSessionDescriptor" => json!(ep.remote_sdp().await.unwrap_or_default()),
-        // Kurento's send bandwidths are kbit/s.
         "setMinVideoSendBandwidth" | "setMaxVideoSendBandwidth" => {
-            let (name, min) = if operation == "setMinVideoSendBandwidth" {
-                ("minVideoSendBandwidth", true)
-            } else {
-                ("maxVideoSendBandwidth", false)
-            };
-            let kbps = op
-                .get(name)
-                .and_then(Value::as_u64)
-                .ok_or_else(|| bad_param(name, "must be a whole number of kbit/s"))?;
-            let bps = u32::try_from(kbps.saturating_mul(1000)).unwrap_or(u32::MAX);
-            if min {
-                ep.set_min_bitrate(bps);
-            } else {
-                ep.set_max_bitrate(bps);
+            match send_bandwidth(operation, op)? {
+                (true, bps) => ep.set_min_bitrate(bps),
+                (false, bps) => ep.set_max_bitrate(bps),
             }
             Value::Null
         }
@@ -1475,6 +1497,105 @@ async fn invoke_webrtc(
         // only (no STUN/TURN yet).
         "setStunServerAddress" | "setStunServerPort" | "setTurnUrl" => Value::Null,
         _ => return Err(no_method(operation, "WebRtcEndpoint")),
+    })
+}
+
+/// The filter behind `kurento.FaceOverlayFilter`, and the name its picture is attached under.
+const FACE_OVERLAY_FILTER: &str = "faceoverlay";
+const FACE_OVERLAY_IMAGE: &str = "overlay";
+
+/// Kurento's FaceOverlayFilter on the `faceoverlay` filter: the host fetches and decodes the
+/// picture (the filter never sees the URI) and attaches it to the element; the offsets and
+/// sizes are fractions of the face box, as in Kurento.
+async fn invoke_face_overlay(
+    f: Arc<crate::pipeline::WasmFilter>,
+    operation: &str,
+    op: &Value,
+) -> Result<Value, RpcError> {
+    let illegal = |e: String| RpcError::new(MEDIA_OBJECT_ILLEGAL_PARAM_ERROR, e);
+    match operation {
+        "setOverlayedImage" => {
+            let uri = str_param(op, "uri")?.to_string();
+            let num = |name: &str| {
+                op.get(name)
+                    .and_then(Value::as_f64)
+                    .filter(|v| v.is_finite() && v.abs() <= 100.0)
+                    .ok_or_else(|| bad_param(name, "must be a number (a fraction of the face)"))
+            };
+            let config = json!({
+                "image": FACE_OVERLAY_IMAGE,
+                "offset_x": num("offsetXPercent")?,
+                "offset_y": num("offsetYPercent")?,
+                "width": num("widthPercent")?,
+                "height": num("heightPercent")?,
+            });
+            let image = tokio::task::spawn_blocking(move || crate::vision::load_image(&uri))
+                .await
+                .map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string()))?
+                .map_err(|e| illegal(e.to_string()))?;
+            f.set_image(FACE_OVERLAY_IMAGE, Some(Arc::new(image)))
+                .map_err(|e| illegal(e.to_string()))?;
+            f.configure(&config.to_string())
+                .map_err(|e| illegal(e.to_string()))?;
+            Ok(Value::Null)
+        }
+        "unsetOverlayedImage" => {
+            f.configure(r#"{"image":null}"#)
+                .map_err(|e| illegal(e.to_string()))?;
+            f.set_image(FACE_OVERLAY_IMAGE, None)
+                .map_err(|e| illegal(e.to_string()))?;
+            Ok(Value::Null)
+        }
+        _ => invoke_filter(&f, Class::FaceOverlayFilter, operation, op),
+    }
+}
+
+/// `set{Min,Max}VideoSendBandwidth`: whether it is the minimum, and the bitrate in bit/s
+/// (Kurento's send bandwidths are kbit/s).
+fn send_bandwidth(operation: &str, op: &Value) -> Result<(bool, u32), RpcError> {
+    let min = operation == "setMinVideoSendBandwidth";
+    let name = if min {
+        "minVideoSendBandwidth"
+    } else {
+        "maxVideoSendBandwidth"
+    };
+    let kbps = op
+        .get(name)
+        .and_then(Value::as_u64)
+        .ok_or_else(|| bad_param(name, "must be a whole number of kbit/s"))?;
+    Ok((
+        min,
+        u32::try_from(kbps.saturating_mul(1000)).unwrap_or(u32::MAX),
+    ))
+}
+
+fn invoke_rtp(ep: &RtpEndpoint, operation: &str, op: &Value) -> Result<Value, RpcError> {
+    let rerr =
+        |e: crate::pipeline::RtpEndpointError| RpcError::new(e.kurento_code(), e.to_string());
+    let missing =
+        |code: i64, what: &str| RpcError::new(code, format!("no {what} session description yet"));
+    Ok(match operation {
+        "processOffer" => json!(ep.process_offer(str_param(op, "offer")?).map_err(rerr)?),
+        "generateOffer" => json!(ep.generate_offer().map_err(rerr)?),
+        "processAnswer" => {
+            ep.process_answer(str_param(op, "answer")?).map_err(rerr)?;
+            json!(ep.local_sdp().unwrap_or_default())
+        }
+        // Kurento's SDP_END_POINT_NO_LOCAL_SDP_ERROR / NO_REMOTE_SDP_ERROR.
+        "getLocalSessionDescriptor" => {
+            json!(ep.local_sdp().ok_or_else(|| missing(40202, "local"))?)
+        }
+        "getRemoteSessionDescriptor" => {
+            json!(ep.remote_sdp().ok_or_else(|| missing(40203, "remote"))?)
+        }
+        "setMinVideoSendBandwidth" | "setMaxVideoSendBandwidth" => {
+            match send_bandwidth(operation, op)? {
+                (true, bps) => ep.set_min_bitrate(bps),
+                (false, bps) => ep.set_max_bitrate(bps),
+            }
+            Value::Null
+        }
+        _ => return Err(no_method(operation, "RtpEndpoint")),
     })
 }
 
