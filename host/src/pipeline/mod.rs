@@ -4,11 +4,17 @@
 //! * [`MediaPipeline`]: `connect(source, sink, media)` / `disconnect` / `release_element` /
 //!   `release`; fan-out (one source, many sinks) and chains; a sink has at most one source
 //!   per media type (connecting a new one replaces the old, as in Kurento).
-//! * Elements implement [`MediaElement`]: [`WasmFilter`], [`PassThrough`] and
-//!   [`crate::webrtc::WebRtcEndpoint`].
+//! * Elements implement [`MediaElement`]: [`WasmFilter`], [`PassThrough`],
+//!   [`crate::webrtc::WebRtcEndpoint`], [`RtpEndpoint`], [`PlayerEndpoint`],
+//!   [`RecorderEndpoint`], [`GStreamerFilter`], hubs ([`Hub`]: Composite, Dispatcher,
+//!   DispatcherOneToMany) and their [`HubPort`]s.
 //! * Events of every element ([`ElementEvent`]) go to subscribers of [`MediaPipeline::subscribe`].
-//! * One GStreamer pipeline per media pipeline holds every element's GStreamer branch, so
-//!   [`MediaPipeline::gstreamer_dot`] shows the whole media graph (Kurento's getGstreamerDot).
+//! * One GStreamer pipeline per media pipeline holds the endpoints' RTP branches, so
+//!   [`MediaPipeline::gstreamer_dot`] shows them (Kurento's getGstreamerDot). Players,
+//!   recorders and GStreamer filters run their own GStreamer pipelines, so that pausing,
+//!   seeking or finishing a file touches nothing else.
+//! * The end of a played stream travels from element to element ([`VideoSink::end_of_stream`])
+//!   after the last frame, so a recorder downstream of filters can finish its file.
 //!
 //! Releasing a pipeline stops every element: peer connections close, filter threads end, wasm
 //! stores drop, the GStreamer pipeline goes to NULL.
