@@ -43,6 +43,9 @@ pub trait VideoSink: Send + Sync {
 pub trait AudioSink: Send + Sync {
     /// Takes a packet; must not block.
     fn push_audio(&self, packet: &rtp::Packet);
+    /// The source's stream ended (see [`VideoSink::end_of_stream`]); sinks that take both
+    /// media may hear it twice.
+    fn end_of_stream(&self) {}
 }
 
 type Sinks<T> = RwLock<Vec<(ElementId, Arc<T>)>>;
@@ -156,10 +159,14 @@ impl Outputs {
         sinks.len()
     }
 
-    /// Tells every video sink that the stream ended.
+    /// Tells every sink that the stream ended.
     pub fn end_of_stream(&self) {
-        let sinks = self.video.read().unwrap_or_else(|e| e.into_inner());
-        for (_, sink) in sinks.iter() {
+        let video = self.video.read().unwrap_or_else(|e| e.into_inner());
+        for (_, sink) in video.iter() {
+            sink.end_of_stream();
+        }
+        let audio = self.audio.read().unwrap_or_else(|e| e.into_inner());
+        for (_, sink) in audio.iter() {
             sink.end_of_stream();
         }
     }

@@ -280,18 +280,46 @@ impl GStreamerFilter {
         let pspec = target
             .find_property(name)
             .expect("invariant: has_property said so");
-        let value = glib_value(&pspec, value).map_err(|e| {
+        let invalid = |e: String| {
             PipelineError::InvalidArgument(format!("property {name:?} = {value:?}: {e}"))
-        })?;
-        target.set_property_from_value(name, &value);
+        };
+        let parsed = glib_value(&pspec, value).map_err(invalid)?;
+        // Out-of-range values are refused here: GStreamer would refuse them with a panic.
+        if !in_range(&pspec, &parsed) {
+            return Err(invalid("out of the property's range".into()));
+        }
+        target.set_property_from_value(name, &parsed);
         Ok(())
     }
 }
 
+/// Whether a numeric value lies within the property's bounds (others were checked when parsed).
+fn in_range(pspec: &gst::glib::ParamSpec, value: &gst::glib::Value) -> bool {
+    use gst::glib::{
+        ParamSpecDouble, ParamSpecFloat, ParamSpecInt, ParamSpecInt64, ParamSpecUInt,
+        ParamSpecUInt64,
+    };
+    macro_rules! bounded {
+        ($($spec:ty => $t:ty),*) => {$(
+            if let Some(p) = pspec.downcast_ref::<$spec>() {
+                return value
+                    .get::<$t>()
+                    .is_ok_and(|v| v >= p.minimum() && v <= p.maximum());
+            }
+        )*};
+    }
+    bounded!(ParamSpecDouble => f64, ParamSpecFloat => f32, ParamSpecInt => i32,
+        ParamSpecUInt => u32, ParamSpecInt64 => i64, ParamSpecUInt64 => u64);
+    true
+}
+
 /// Parses `text` as a value of the property's type (GStreamer's own deserialisation).
 fn glib_value(pspec: &gst::glib::ParamSpec, text: &str) -> Result<gst::glib::Value, String> {
-    if !pspec.flags().contains(gst::glib::ParamFlags::WRITABLE) {
-        return Err("the property is read-only".into());
+    let flags = pspec.flags();
+    if !flags.contains(gst::glib::ParamFlags::WRITABLE)
+        || flags.contains(gst::glib::ParamFlags::CONSTRUCT_ONLY)
+    {
+        return Err("the property cannot be changed".into());
     }
     gst::glib::Value::deserialize(text, pspec.value_type())
         .map_err(|_| format!("not a valid {}", pspec.value_type().name()))

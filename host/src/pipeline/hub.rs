@@ -150,6 +150,9 @@ impl HubShared {
 /// Where a `width` x `height` picture goes inside `cell`, aspect ratio kept, centred; even
 /// coordinates and sizes (I420).
 fn fit(cell: Rect, width: u32, height: u32) -> Rect {
+    if cell.width < 2 || cell.height < 2 {
+        return Rect::new(cell.x & !1, cell.y & !1, 0, 0);
+    }
     let scale =
         (cell.width as f64 / width.max(1) as f64).min(cell.height as f64 / height.max(1) as f64);
     let w = ((width as f64 * scale) as u32).clamp(2, cell.width) & !1;
@@ -177,6 +180,10 @@ impl Port {
             return;
         };
         let area = fit(cell, frame.buf.width(), frame.buf.height());
+        if area.width == 0 {
+            // More ports than the grid has pixels for.
+            return;
+        }
         let i420 = if frame.buf.format() == PixelFormat::I420 {
             None
         } else {
@@ -196,19 +203,26 @@ impl Port {
     }
 }
 
+thread_local! {
+    /// Set while this thread hands media through a hub: media that comes back to a hub on the
+    /// same thread went round a loop of connections (port → ... → port) and is dropped, instead
+    /// of recursing until the stack overflows.
+    static IN_HUB: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `hand_on` unless this thread is already handing media through a hub.
+fn once_per_thread(hand_on: impl FnOnce()) {
+    if IN_HUB.with(|busy| busy.replace(true)) {
+        return;
+    }
+    hand_on();
+    IN_HUB.with(|busy| busy.set(false));
+}
+
 impl VideoSink for Port {
     fn push_video(&self, frame: Arc<VideoFrame>) {
         self.flow.mark(Direction::In, MediaType::Video);
-        let Some(hub) = self.hub() else { return };
-        if matches!(hub.kind, HubKind::Composite { .. }) {
-            self.update_cell(&hub, &frame);
-            return;
-        }
-        for port in hub.targets(&self.id) {
-            if port.outputs.push_shared(frame.clone()) > 0 {
-                port.flow.mark(Direction::Out, MediaType::Video);
-            }
-        }
+        once_per_thread(|| self.route_video(frame));
     }
 
     fn wanted_format(&self) -> Option<PixelFormat> {
@@ -221,8 +235,25 @@ impl VideoSink for Port {
     fn end_of_stream(&self) {
         let Some(hub) = self.hub() else { return };
         if !matches!(hub.kind, HubKind::Composite { .. }) {
-            for port in hub.targets(&self.id) {
-                port.outputs.end_of_stream();
+            once_per_thread(|| {
+                for port in hub.targets(&self.id) {
+                    port.outputs.end_of_stream();
+                }
+            });
+        }
+    }
+}
+
+impl Port {
+    fn route_video(&self, frame: Arc<VideoFrame>) {
+        let Some(hub) = self.hub() else { return };
+        if matches!(hub.kind, HubKind::Composite { .. }) {
+            self.update_cell(&hub, &frame);
+            return;
+        }
+        for port in hub.targets(&self.id) {
+            if port.outputs.push_shared(frame.clone()) > 0 {
+                port.flow.mark(Direction::Out, MediaType::Video);
             }
         }
     }
@@ -232,11 +263,13 @@ impl AudioSink for Port {
     fn push_audio(&self, packet: &rtp::Packet) {
         self.flow.mark(Direction::In, MediaType::Audio);
         let Some(hub) = self.hub() else { return };
-        for port in hub.targets(&self.id) {
-            if port.outputs.push_audio(packet) > 0 {
-                port.flow.mark(Direction::Out, MediaType::Audio);
+        once_per_thread(|| {
+            for port in hub.targets(&self.id) {
+                if port.outputs.push_audio(packet) > 0 {
+                    port.flow.mark(Direction::Out, MediaType::Audio);
+                }
             }
-        }
+        });
     }
 }
 

@@ -385,8 +385,9 @@ impl PlayerEndpoint {
     pub fn play(&self) -> Result<(), PipelineError> {
         *lock(&self.shared.last_error) = None;
         if self.shared.ended.swap(false, Ordering::AcqRel) {
-            // Played to the end: start over.
-            let _ = self.gst.set_state(gst::State::Ready);
+            // Played to the end: start over (a flushing seek; through READY the decoder would
+            // drop its pads and the branches built for them would be left behind).
+            self.rewind();
         }
         let changed = self.gst.set_state(gst::State::Playing);
         let result = match changed {
@@ -427,9 +428,23 @@ impl PlayerEndpoint {
 
     /// Stops; the next `play` starts from the beginning.
     pub fn stop(&self) {
-        let _ = self.gst.set_state(gst::State::Ready);
+        if self.gst.current_state() >= gst::State::Paused {
+            let _ = self.gst.set_state(gst::State::Paused);
+            self.rewind();
+        }
         self.shared.ended.store(false, Ordering::Release);
         self.shared.set_state(UriState::Stop);
+    }
+
+    /// Back to the start of the media, if it can seek.
+    fn rewind(&self) {
+        let _ = self.gst.state(gst::ClockTime::from_mseconds(
+            OPEN_TIMEOUT.as_millis() as u64
+        ));
+        let _ = self.gst.seek_simple(
+            gst::SeekFlags::FLUSH | gst::SeekFlags::KEY_UNIT,
+            gst::ClockTime::ZERO,
+        );
     }
 
     /// Kurento's state.

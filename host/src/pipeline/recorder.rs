@@ -37,8 +37,12 @@ use crate::media::rtp::{NOMINAL_FPS, VideoFrame, running_time};
 use crate::media::{MediaError, frame_into_buffer, video_info};
 use crate::sys::lock;
 
-/// How long after the first buffer a recorder waits for the profile's other track.
-pub const TRACK_WAIT: Duration = Duration::from_millis(1000);
+/// How long after the first buffer a recorder waits for the profile's other track (a WebRTC
+/// peer's first video frame can come a second or two after its audio).
+pub const TRACK_WAIT: Duration = Duration::from_millis(3000);
+/// Bytes of media held while waiting for the other track; beyond, the file starts with the
+/// tracks seen so far.
+const HELD_MAX_BYTES: usize = 64 * 1024 * 1024;
 /// How long `stop_and_wait` waits for the file to be finalised.
 pub const FINISH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Buffers queued before the encoder per track before the oldest are dropped.
@@ -239,7 +243,14 @@ impl Shared {
             Phase::Idle | Phase::Done => {}
             Phase::Waiting { since, held: queue } => {
                 let since = *since.get_or_insert_with(Instant::now);
-                if queue.len() < HELD_MAX {
+                let bytes: usize = queue
+                    .iter()
+                    .map(|h| match h {
+                        Held::Video(f) => f.buf.data().len(),
+                        Held::Audio(b, _) => b.len(),
+                    })
+                    .sum();
+                if queue.len() < HELD_MAX && bytes < HELD_MAX_BYTES {
                     queue.push_back(held);
                 } else {
                     self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -253,7 +264,11 @@ impl Shared {
                 let all_seen = MediaType::ALL
                     .iter()
                     .all(|&m| !self.profile.has(m) || seen(m));
-                if all_seen || since.elapsed() >= TRACK_WAIT || queue.len() >= HELD_MAX {
+                if all_seen
+                    || since.elapsed() >= TRACK_WAIT
+                    || queue.len() >= HELD_MAX
+                    || bytes >= HELD_MAX_BYTES
+                {
                     self.start_writing(&mut phase);
                 }
             }
@@ -266,6 +281,10 @@ impl Shared {
         let Phase::Waiting { held, .. } = std::mem::replace(phase, Phase::Done) else {
             return;
         };
+        if held.is_empty() {
+            // Stopped before any media came: there is no file to write.
+            return;
+        }
         let has = |m: MediaType| {
             self.profile.has(m)
                 && held.iter().any(|h| match h {
@@ -526,6 +545,16 @@ impl VideoSink for Shared {
     }
 }
 
+impl AudioSink for EosAware {
+    fn push_audio(&self, packet: &rtp::Packet) {
+        self.0.push_audio(packet);
+    }
+
+    fn end_of_stream(&self) {
+        VideoSink::end_of_stream(self);
+    }
+}
+
 impl AudioSink for Shared {
     fn push_audio(&self, packet: &rtp::Packet) {
         self.flow.mark(Direction::In, MediaType::Audio);
@@ -710,7 +739,7 @@ impl MediaElement for RecorderEndpoint {
     }
 
     fn audio_sink(&self) -> Option<Arc<dyn AudioSink>> {
-        Some(self.shared.clone())
+        Some(Arc::new(EosAware(self.shared.clone())))
     }
 
     fn flow(&self) -> &FlowMeter {
