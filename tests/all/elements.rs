@@ -762,3 +762,96 @@ fn a_loop_through_a_hub_is_cut_and_a_played_file_plays_again() {
     });
     pipeline.release();
 }
+
+/// A WebRTC peer's video recorded as it arrived: no decode and re-encode when the container
+/// fits the codec (VP8 in WebM, H.264 in MP4); Opus too.
+#[test]
+fn webrtc_to_recorder_keeps_the_received_codec() {
+    use prism::media::rtp::VideoCodec;
+    use prism::webrtc::client::{ClientOptions, LoopbackClient};
+    let _serial = prism_tests::media_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio();
+    for (codec, profile, file, track) in [
+        (
+            VideoCodec::Vp8,
+            MediaProfile::Webm,
+            "vp8.webm",
+            "video/x-vp8",
+        ),
+        (
+            VideoCodec::H264,
+            MediaProfile::Mp4,
+            "h264.mp4",
+            "video/x-h264",
+        ),
+    ] {
+        let output = dir.path().join(file);
+        rt.block_on(async {
+            let pipeline = MediaPipeline::new(context(&rt)).unwrap();
+            let mut events = pipeline.subscribe();
+            let endpoint = pipeline.add_webrtc_endpoint().await.unwrap();
+            let recorder = pipeline
+                .add_recorder(&file_uri(&output), profile, false)
+                .unwrap();
+            pipeline
+                .connect(endpoint.id(), recorder.id(), None)
+                .unwrap();
+            recorder.record().unwrap();
+            let client = LoopbackClient::new(ClientOptions {
+                codec,
+                audio: true,
+                ..ClientOptions::default()
+            })
+            .await
+            .unwrap();
+            prism_tests::loopback::connect(&pipeline, &endpoint, &client)
+                .await
+                .unwrap();
+            client.start_sending().unwrap();
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            client.stop_sending();
+            let r = recorder.clone();
+            tokio::task::spawn_blocking(move || r.stop_and_wait())
+                .await
+                .unwrap()
+                .unwrap();
+            let stats = recorder.stats();
+            eprintln!("{codec}: {stats}");
+            assert_eq!(stats["framesWritten"], 0, "nothing re-encoded: {stats}");
+            assert!(
+                stats["videoPacketsWritten"].as_u64().unwrap() > 50,
+                "{stats}"
+            );
+            let stopped = loop {
+                match events.try_recv() {
+                    Ok(e) if &e.element == recorder.id() && e.kind == EventKind::Stopped => {
+                        break true;
+                    }
+                    Ok(_) => {}
+                    Err(_) => break false,
+                }
+            };
+            assert!(stopped, "Stopped came before stopAndWait returned");
+            client.close().await;
+            pipeline.release();
+        });
+        assert_eq!(tracks(&output), vec!["audio/x-opus", track], "{file}");
+        let mut decoder = Decoder::open(&output, PixelFormat::Rgba).unwrap();
+        let mut frames = 0;
+        let mut coloured = 0;
+        while let Some(frame) = decoder.next_frame().unwrap() {
+            frames += 1;
+            // The client's SMPTE bars: some pixel of the top row is strongly coloured.
+            let f = &frame.buf;
+            if (0..f.width()).step_by(8).any(|x| {
+                let [r, g, b] = pixel(f, x, 10);
+                r.max(g).max(b) - r.min(g).min(b) > 100
+            }) {
+                coloured += 1;
+            }
+        }
+        assert!(frames >= 60, "{file}: {frames} frames in 3 s");
+        assert_eq!(coloured, frames, "{file}: every frame shows the bars");
+    }
+}

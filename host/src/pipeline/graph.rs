@@ -10,7 +10,7 @@ use prism_frame::PixelFormat;
 use rtc::rtp;
 
 use super::ElementId;
-use crate::media::rtp::VideoFrame;
+use crate::media::rtp::{VideoCodec, VideoFrame};
 
 /// Audio or video.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -37,6 +37,21 @@ pub trait VideoSink: Send + Sync {
     /// until a new stream starts. Elements that forward media pass it on after their last
     /// frame.
     fn end_of_stream(&self) {}
+    /// The sink's encoded side, if it can keep video as it arrived instead of decoded frames
+    /// (a recorder whose container fits the codec: no decode and re-encode).
+    fn encoded(&self) -> Option<&dyn EncodedVideoSink> {
+        None
+    }
+}
+
+/// Something that takes video as it arrived over the network, encoded (RTP packets). A sink
+/// that takes a codec this way gets the packets from a source that receives them (WebRTC and
+/// RTP endpoints) and ignores that source's decoded frames.
+pub trait EncodedVideoSink: Send + Sync {
+    /// Whether it keeps `codec` as it is.
+    fn accepts(&self, codec: VideoCodec) -> bool;
+    /// One RTP packet of `codec`; must not block.
+    fn push_rtp(&self, codec: VideoCodec, packet: &rtp::Packet);
 }
 
 /// Something that takes audio RTP packets.
@@ -157,6 +172,30 @@ impl Outputs {
         last.push_video(frame);
         self.frames_out.fetch_add(1, Ordering::Relaxed);
         sinks.len()
+    }
+
+    /// How many sinks keep `codec` as it arrives.
+    pub fn encoded_sinks(&self, codec: VideoCodec) -> usize {
+        let sinks = self.video.read().unwrap_or_else(|e| e.into_inner());
+        sinks
+            .iter()
+            .filter(|(_, s)| s.encoded().is_some_and(|e| e.accepts(codec)))
+            .count()
+    }
+
+    /// Hands an encoded video packet to the sinks that keep `codec` as it is; how many.
+    pub fn push_encoded(&self, codec: VideoCodec, packet: &rtp::Packet) -> usize {
+        let sinks = self.video.read().unwrap_or_else(|e| e.into_inner());
+        let mut n = 0;
+        for (_, sink) in sinks.iter() {
+            if let Some(encoded) = sink.encoded()
+                && encoded.accepts(codec)
+            {
+                encoded.push_rtp(codec, packet);
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Tells every sink that the stream ended.

@@ -42,7 +42,7 @@ use tokio::sync::broadcast;
 
 pub use filter::WasmFilter;
 pub use flow::{Direction, FlowMeter, LatencyWindow};
-pub use graph::{AudioSink, MediaType, Outputs, VideoSink};
+pub use graph::{AudioSink, EncodedVideoSink, MediaType, Outputs, VideoSink};
 pub use gst_filter::GStreamerFilter;
 pub use hub::{COMPOSITE_DEFAULT, Hub, HubKind, HubPort};
 pub use passthrough::PassThrough;

@@ -1,10 +1,12 @@
 //! `RecorderEndpoint`: writes what it is fed to a WebM, Matroska or MP4 file (Kurento's
 //! RecorderEndpoint).
 //!
-//! Each recorder has its own GStreamer pipeline, `appsrc ! encoder ! mux ! filesink` for video
-//! and `appsrc (Opus RTP) ! rtpopusdepay ! opusparse ! mux` for audio: Opus fits all three
-//! containers, so audio is never re-encoded; video arrives decoded and is encoded once (VP8 in
-//! WebM, H.264 in Matroska and MP4). `stop` ends the streams and the muxer finalises the file
+//! Each recorder has its own GStreamer pipeline: `appsrc (Opus RTP) ! rtpopusdepay ! opusparse
+//! ! mux` for audio (Opus fits all three containers, so audio is never re-encoded), and for
+//! video either the RTP as it arrived (`appsrc ! rtpvp8depay/rtph264depay ! mux`, when the
+//! recorder is fed directly by a WebRTC or RTP endpoint receiving a codec the container takes:
+//! VP8 in WebM or Matroska, H.264 in Matroska or MP4) or decoded frames encoded once (VP8 in
+//! WebM, H.264 in Matroska and MP4), e.g. after a filter. `stop` ends the streams and the muxer finalises the file
 //! (MP4's index, Matroska's cues and duration), so a stopped recording plays.
 //!
 //! Which tracks a file gets: the profile's, among the media that arrived within
@@ -16,7 +18,7 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,13 +29,13 @@ use prism_frame::PixelFormat;
 use rtc::rtp;
 use rtc::shared::marshal::Marshal;
 
-use super::graph::{AudioSink, Outputs, VideoSink, take_frame};
+use super::graph::{AudioSink, EncodedVideoSink, Outputs, VideoSink, take_frame};
 use super::player::{check_uri, element};
 use super::{
     Direction, ElementId, EventBus, EventKind, FlowMeter, MediaElement, MediaPipeline, MediaType,
     PipelineError,
 };
-use crate::media::rtp::{NOMINAL_FPS, VideoFrame, running_time};
+use crate::media::rtp::{NOMINAL_FPS, VideoCodec, VideoFrame, running_time};
 use crate::media::{MediaError, frame_into_buffer, video_info};
 use crate::sys::lock;
 
@@ -47,8 +49,9 @@ const HELD_MAX_BYTES: usize = 64 * 1024 * 1024;
 pub const FINISH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Buffers queued before the encoder per track before the oldest are dropped.
 const QUEUE_BUFFERS: u64 = 64;
-/// RTP payload type the recorder's depayloader is set up for.
+/// RTP payload types the recorder's depayloaders are set up for.
 const OPUS_PT: u8 = 111;
+const VIDEO_PT: u8 = 96;
 /// Buffers held while the tracks are being decided.
 const HELD_MAX: usize = 256;
 
@@ -142,7 +145,34 @@ impl MediaProfile {
 /// the media pipeline (microseconds).
 enum Held {
     Video(VideoFrame),
+    /// Video as it arrived (RTP), when the container fits its codec.
+    Encoded(VideoCodec, Vec<u8>, u64),
     Audio(Vec<u8>, u64),
+}
+
+impl Held {
+    fn media(&self) -> MediaType {
+        match self {
+            Held::Video(_) | Held::Encoded(..) => MediaType::Video,
+            Held::Audio(..) => MediaType::Audio,
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Held::Video(f) => f.buf.data().len(),
+            Held::Encoded(_, b, _) | Held::Audio(b, _) => b.len(),
+        }
+    }
+}
+
+/// How video reaches the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum VideoInput {
+    /// Decoded frames, encoded here.
+    Frames,
+    /// RTP of this codec, depayloaded into the container as it is.
+    Rtp(VideoCodec),
 }
 
 /// The running muxer.
@@ -154,6 +184,8 @@ struct Writer {
     caps: Option<(PixelFormat, u32, u32, gstreamer_video::VideoInfo)>,
     /// The last frame, held until the next one gives its duration.
     pending: Option<(VideoFrame, u64)>,
+    /// How video is written.
+    input: Option<VideoInput>,
 }
 
 enum Phase {
@@ -191,9 +223,23 @@ struct Shared {
     clock: Mutex<Clock>,
     state: Mutex<super::player::UriState>,
     frames: AtomicU64,
+    /// Video RTP packets written as they arrived.
+    packets: AtomicU64,
+    /// Encoded video came: decoded frames are not needed.
+    encoded_seen: AtomicBool,
     audio_packets: AtomicU64,
     dropped: AtomicU64,
     finished: Mutex<Option<std::sync::mpsc::Receiver<Result<(), String>>>>,
+}
+
+/// Pushes `bytes` stamped at `at_us` of the file; whether the source took them.
+fn push_stamped(src: &gst_app::AppSrc, bytes: Vec<u8>, at_us: u64) -> bool {
+    let mut buffer = gst::Buffer::from_mut_slice(bytes);
+    buffer
+        .get_mut()
+        .expect("invariant: a new buffer is writable")
+        .set_pts(gst::ClockTime::from_useconds(at_us));
+    src.push_buffer(buffer).is_ok()
 }
 
 fn encode_error(path: &std::path::Path, message: impl std::fmt::Display) -> MediaError {
@@ -243,24 +289,13 @@ impl Shared {
             Phase::Idle | Phase::Done => {}
             Phase::Waiting { since, held: queue } => {
                 let since = *since.get_or_insert_with(Instant::now);
-                let bytes: usize = queue
-                    .iter()
-                    .map(|h| match h {
-                        Held::Video(f) => f.buf.data().len(),
-                        Held::Audio(b, _) => b.len(),
-                    })
-                    .sum();
+                let bytes: usize = queue.iter().map(Held::bytes).sum();
                 if queue.len() < HELD_MAX && bytes < HELD_MAX_BYTES {
                     queue.push_back(held);
                 } else {
                     self.dropped.fetch_add(1, Ordering::Relaxed);
                 }
-                let seen = |m: MediaType| {
-                    queue.iter().any(|h| match h {
-                        Held::Video(_) => m == MediaType::Video,
-                        Held::Audio(..) => m == MediaType::Audio,
-                    })
-                };
+                let seen = |m: MediaType| queue.iter().any(|h| h.media() == m);
                 let all_seen = MediaType::ALL
                     .iter()
                     .all(|&m| !self.profile.has(m) || seen(m));
@@ -285,14 +320,23 @@ impl Shared {
             // Stopped before any media came: there is no file to write.
             return;
         }
-        let has = |m: MediaType| {
-            self.profile.has(m)
-                && held.iter().any(|h| match h {
-                    Held::Video(_) => m == MediaType::Video,
-                    Held::Audio(..) => m == MediaType::Audio,
-                })
-        };
-        match self.build(has(MediaType::Video), has(MediaType::Audio)) {
+        // Video as it arrived when some came that way (it arrives before the decoded frames of
+        // the same source), else decoded frames.
+        let video = held
+            .iter()
+            .find_map(|h| match h {
+                Held::Encoded(codec, ..) => Some(VideoInput::Rtp(*codec)),
+                _ => None,
+            })
+            .or_else(|| {
+                held.iter()
+                    .any(|h| matches!(h, Held::Video(_)))
+                    .then_some(VideoInput::Frames)
+            })
+            .filter(|_| self.profile.has(MediaType::Video));
+        let audio = self.profile.has(MediaType::Audio)
+            && held.iter().any(|h| h.media() == MediaType::Audio);
+        match self.build(video, audio) {
             Ok(writer) => {
                 let mut writer = Box::new(writer);
                 for h in held {
@@ -311,9 +355,9 @@ impl Shared {
         }
     }
 
-    fn build(&self, video: bool, audio: bool) -> Result<Writer, MediaError> {
+    fn build(&self, video: Option<VideoInput>, audio: bool) -> Result<Writer, MediaError> {
         let fail = |m: String| encode_error(&self.path, m);
-        if !video && !audio {
+        if video.is_none() && !audio {
             return Err(fail(
                 "nothing to record: no media of the profile arrived".into(),
             ));
@@ -346,7 +390,29 @@ impl Shared {
             let last = chain.last().expect("invariant: a branch has elements");
             last.link(&mux).map_err(|e| fail(format!("{e}")))
         };
-        let video_src = if video {
+        let video_src = if let Some(VideoInput::Rtp(codec)) = video {
+            let src = appsrc("video");
+            src.set_caps(Some(
+                &gst::Caps::builder("application/x-rtp")
+                    .field("media", "video")
+                    .field("clock-rate", 90_000i32)
+                    .field("encoding-name", codec.to_string())
+                    .field("payload", VIDEO_PT as i32)
+                    .build(),
+            ));
+            let depay = element(match codec {
+                VideoCodec::Vp8 => "rtpvp8depay",
+                VideoCodec::H264 => "rtph264depay",
+            })?;
+            // The file starts at a keyframe, and a lost packet skips to the next one.
+            depay.set_property("wait-for-keyframe", true);
+            let mut chain = vec![src.clone().upcast(), element("queue")?, depay];
+            if codec == VideoCodec::H264 {
+                chain.push(element("h264parse")?);
+            }
+            branch(chain)?;
+            Some(src)
+        } else if video == Some(VideoInput::Frames) {
             let src = appsrc("video");
             let mut chain = vec![
                 src.clone().upcast(),
@@ -405,12 +471,17 @@ impl Shared {
             audio: audio_src,
             caps: None,
             pending: None,
+            input: video,
         })
     }
 
     fn write(&self, writer: &mut Writer, held: Held) {
         match held {
             Held::Video(frame) => {
+                if writer.input != Some(VideoInput::Frames) {
+                    // The video is written as it arrived; its decoded frames are not needed.
+                    return;
+                }
                 let Some(at) = self.file_time(frame.pts_us) else {
                     return;
                 };
@@ -420,16 +491,19 @@ impl Shared {
                 }
                 writer.pending = Some((frame, at));
             }
+            Held::Encoded(codec, bytes, arrived) => {
+                if writer.input == Some(VideoInput::Rtp(codec))
+                    && let (Some(src), Some(at)) = (&writer.video, self.file_time(arrived))
+                    && push_stamped(src, bytes, at)
+                {
+                    self.packets.fetch_add(1, Ordering::Relaxed);
+                }
+            }
             Held::Audio(bytes, arrived) => {
                 let (Some(src), Some(at)) = (&writer.audio, self.file_time(arrived)) else {
                     return;
                 };
-                let mut buffer = gst::Buffer::from_mut_slice(bytes);
-                buffer
-                    .get_mut()
-                    .expect("invariant: a new buffer is writable")
-                    .set_pts(gst::ClockTime::from_useconds(at));
-                if src.push_buffer(buffer).is_ok() {
+                if push_stamped(src, bytes, at) {
                     self.audio_packets.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -535,13 +609,36 @@ impl Shared {
 impl VideoSink for Shared {
     fn push_video(&self, frame: Arc<VideoFrame>) {
         self.flow.mark(Direction::In, MediaType::Video);
-        if self.profile.has(MediaType::Video) {
+        if self.profile.has(MediaType::Video) && !self.encoded_seen.load(Ordering::Acquire) {
             self.take(Held::Video(take_frame(frame)));
         }
     }
 
     fn wanted_format(&self) -> Option<PixelFormat> {
         Some(PixelFormat::I420)
+    }
+}
+
+impl EncodedVideoSink for EosAware {
+    fn accepts(&self, codec: VideoCodec) -> bool {
+        let container = self.0.profile.container();
+        self.0.profile.has(MediaType::Video)
+            && match codec {
+                VideoCodec::Vp8 => matches!(container, Container::Webm | Container::Mkv),
+                VideoCodec::H264 => matches!(container, Container::Mkv | Container::Mp4),
+            }
+    }
+
+    fn push_rtp(&self, codec: VideoCodec, packet: &rtp::Packet) {
+        let s = &self.0;
+        s.flow.mark(Direction::In, MediaType::Video);
+        s.encoded_seen.store(true, Ordering::Release);
+        // One payload type in the file's caps, whatever the source negotiated.
+        let mut packet = packet.clone();
+        packet.header.payload_type = VIDEO_PT;
+        if let Ok(bytes) = packet.marshal() {
+            s.take(Held::Encoded(codec, bytes.to_vec(), s.now_us()));
+        }
     }
 }
 
@@ -623,6 +720,8 @@ impl RecorderEndpoint {
                 }),
                 state: Mutex::new(super::player::UriState::Stop),
                 frames: AtomicU64::new(0),
+                packets: AtomicU64::new(0),
+                encoded_seen: AtomicBool::new(false),
                 audio_packets: AtomicU64::new(0),
                 dropped: AtomicU64::new(0),
                 finished: Mutex::new(None),
@@ -757,6 +856,7 @@ impl MediaElement for RecorderEndpoint {
             "profile": s.profile.name(),
             "state": lock(&s.state).name(),
             "framesWritten": s.frames.load(Ordering::Relaxed),
+            "videoPacketsWritten": s.packets.load(Ordering::Relaxed),
             "audioPacketsWritten": s.audio_packets.load(Ordering::Relaxed),
             "dropped": s.dropped.load(Ordering::Relaxed),
         })
@@ -783,6 +883,10 @@ impl VideoSink for EosAware {
 
     fn wanted_format(&self) -> Option<PixelFormat> {
         self.0.wanted_format()
+    }
+
+    fn encoded(&self) -> Option<&dyn EncodedVideoSink> {
+        Some(self)
     }
 
     fn end_of_stream(&self) {

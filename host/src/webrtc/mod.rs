@@ -338,6 +338,8 @@ impl Shared {
             *lock(&self.remote_video) = Some(track.clone());
         }
         let mut ingest: Option<Arc<RtpIngest>> = None;
+        // Sinks that took the last packet as it is (encoded).
+        let mut encoded_sinks = 0;
         while let Some(event) = track.poll().await {
             let TrackRemoteEvent::OnRtpPacket(packet) = event else {
                 if matches!(event, TrackRemoteEvent::OnEnded) {
@@ -362,6 +364,14 @@ impl Shared {
                         let Some(codec) = codec else { continue };
                         ingest = self.ingest_for(codec, packet.header.payload_type);
                         self.request_keyframe().await;
+                    }
+                    if let Some(codec) = ingest.as_ref().map(|i| i.codec()) {
+                        let n = self.outputs.push_encoded(codec, &packet);
+                        if n > encoded_sinks {
+                            // A new sink keeps the stream as it is: it starts at a keyframe.
+                            self.request_keyframe().await;
+                        }
+                        encoded_sinks = n;
                     }
                     if let (Some(ingest), Ok(bytes)) = (&ingest, packet.marshal()) {
                         ingest.push_rtp(bytes);

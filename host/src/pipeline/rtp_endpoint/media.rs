@@ -80,6 +80,16 @@ impl Shared {
         match codec {
             Codec::Video(codec) => {
                 self.flow.mark(Direction::In, MediaType::Video);
+                let encoded = self.outputs.encoded_sinks(codec);
+                if encoded > 0
+                    && let Ok(parsed) = rtp::Packet::unmarshal(&mut &packet[..])
+                {
+                    self.outputs.push_encoded(codec, &parsed);
+                }
+                if encoded > stream.encoded_sinks.swap(encoded, Ordering::Relaxed) {
+                    // A new sink keeps the stream as it is: it starts at a keyframe.
+                    self.request_keyframe();
+                }
                 if let Some(ingest) = self.ingest_for(codec, payload_type) {
                     ingest.push_rtp(packet);
                 }

@@ -161,6 +161,7 @@ impl Shared {
             plan: OnceLock::new(),
             srtp: OnceLock::new(),
             remote_ssrc: AtomicU32::new(0),
+            encoded_sinks: Default::default(),
             counters: StreamCounters::default(),
         }))
     }

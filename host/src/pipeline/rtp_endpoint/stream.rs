@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 
@@ -35,6 +35,8 @@ pub(super) struct Stream {
     pub(super) srtp: OnceLock<SrtpBranch>,
     /// The remote's SSRC (0 until its first packet), for keyframe requests.
     pub(super) remote_ssrc: AtomicU32,
+    /// Sinks that took the last video packet as it is (encoded).
+    pub(super) encoded_sinks: AtomicUsize,
     pub(super) counters: StreamCounters,
 }
 
