@@ -92,7 +92,8 @@ impl Default for RuntimeConfig {
 
 /// GStreamer elements a client's `GStreamerFilter` may use unless the operator says otherwise:
 /// video effects and format changes that read nothing but the frames they are given and write
-/// nothing but frames (no sources, sinks, files, sockets or plugins that run code).
+/// nothing but frames (no sources, sinks, files, sockets or plugins that run code), and none
+/// whose properties can stall or grow without bound (`queue`, `identity sleep-time`).
 pub const DEFAULT_GSTREAMER_FILTER_ELEMENTS: &[&str] = &[
     "capsfilter",
     "videoconvert",
@@ -120,8 +121,6 @@ pub const DEFAULT_GSTREAMER_FILTER_ELEMENTS: &[&str] = &[
     "textoverlay",
     "timeoverlay",
     "clockoverlay",
-    "identity",
-    "queue",
 ];
 
 /// Media settings of the server.

@@ -441,11 +441,30 @@ fn gstreamer_filter_runs_allowed_elements_and_refuses_others() {
     assert!(filter.set_element_property("saturation", "very").is_err());
     // videobalance's saturation is 0..2: out of range is an error, not a crash.
     assert!(filter.set_element_property("saturation", "100").is_err());
+    // The end of the stream comes out of the bin after the last frame.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !probe.eos.load(Ordering::Acquire) {
+        assert!(
+            Instant::now() < deadline,
+            "no end of stream out of the filter"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let frames = probe.frames.load(Ordering::Relaxed);
+    assert!(
+        (90..=120).contains(&frames),
+        "{frames} frames of 120 before the end"
+    );
 
     for (command, word) in [
         ("filesrc location=/etc/passwd", "filesrc"),
         ("videoflip ! tcpclientsink host=10.0.0.1", "tcpclientsink"),
         ("videoflip ! ( filesink location=/tmp/x )", "filesink"),
+        ("queue max-size-buffers=0 max-size-bytes=0", "queue"),
+        (
+            "capsfilter caps=video/x-raw,width=100000,height=100000",
+            "raw video",
+        ),
         ("this-is-no-element", "cannot parse"),
         ("", "empty"),
     ] {

@@ -31,8 +31,17 @@ use crate::sys::lock;
 const QUEUE_FRAMES: u64 = 2;
 /// Longest command accepted.
 const MAX_COMMAND: usize = 4096;
+/// Elements one command may have.
+const MAX_ELEMENTS: usize = 16;
+/// Largest picture and rate a command may produce (it could otherwise ask for frames of any
+/// size or rate and exhaust the server).
+const MAX_OUTPUT: (i32, i32, i32) = (3840, 2160, 60);
+/// How long the end of a stream waits for frames still in the bin.
+const EOS_DRAIN: std::time::Duration = std::time::Duration::from_millis(500);
 
 struct Shared {
+    /// Itself, for the end-of-stream drain thread.
+    me: std::sync::Weak<Shared>,
     id: ElementId,
     outputs: Outputs,
     flow: FlowMeter,
@@ -84,7 +93,22 @@ impl VideoSink for Shared {
     }
 
     fn end_of_stream(&self) {
-        self.outputs.end_of_stream();
+        // Frames still inside the bin go out first: pass the end on once the output caught up
+        // with the input (or after a short wait, as the bin may drop or merge frames).
+        let target = self.frames_in.load(Ordering::Relaxed);
+        let Some(me) = self.me.upgrade() else { return };
+        let spawned = std::thread::Builder::new()
+            .name("gstfilter-eos".into())
+            .spawn(move || {
+                let deadline = Instant::now() + EOS_DRAIN;
+                while me.frames_out.load(Ordering::Relaxed) < target && Instant::now() < deadline {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                me.outputs.end_of_stream();
+            });
+        if spawned.is_err() {
+            self.outputs.end_of_stream();
+        }
     }
 }
 
@@ -146,6 +170,11 @@ fn parse_command(command: &str, allowed: &[String]) -> Result<gst::Bin, Pipeline
             refused.push(factory);
         }
     }
+    if elements > MAX_ELEMENTS {
+        return Err(bad(format!(
+            "{elements} elements; a command may have at most {MAX_ELEMENTS}"
+        )));
+    }
     if !refused.is_empty() {
         refused.sort();
         refused.dedup();
@@ -203,17 +232,35 @@ impl GStreamerFilter {
             .max_buffers(2)
             .drop(true)
             .build();
+        let (max_w, max_h, max_fps) = MAX_OUTPUT;
+        let bounds = element("capsfilter")?;
+        bounds.set_property(
+            "caps",
+            gst::Caps::builder("video/x-raw")
+                .field("width", gst::IntRange::new(1, max_w))
+                .field("height", gst::IntRange::new(1, max_h))
+                .field(
+                    "framerate",
+                    gst::FractionRange::new(
+                        gst::Fraction::new(0, 1),
+                        gst::Fraction::new(max_fps, 1),
+                    ),
+                )
+                .build(),
+        );
         let chain: Vec<gst::Element> = vec![
             appsrc.clone().upcast(),
             element("videoconvert")?,
             user.clone().upcast(),
+            bounds,
             element("videoconvert")?,
             appsink.clone().upcast(),
         ];
         gst.add_many(&chain).map_err(|e| fail(e.to_string()))?;
         gst::Element::link_many(&chain)
             .map_err(|e| fail(format!("{command:?} does not take and give raw video: {e}")))?;
-        let shared = Arc::new(Shared {
+        let shared = Arc::new_cyclic(|me| Shared {
+            me: me.clone(),
             id,
             outputs: Outputs::default(),
             flow: FlowMeter::default(),

@@ -227,9 +227,35 @@ struct Shared {
     packets: AtomicU64,
     /// Encoded video came: decoded frames are not needed.
     encoded_seen: AtomicBool,
+    /// `Stopped` was sent (once, whether a client or the end of the stream stopped it).
+    stopped_sent: AtomicBool,
     audio_packets: AtomicU64,
     dropped: AtomicU64,
     finished: Mutex<Option<std::sync::mpsc::Receiver<Result<(), String>>>>,
+}
+
+/// `%XX` escapes of a URI path decoded (invalid ones are kept as they are).
+fn percent_decode(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Pushes `bytes` stamped at `at_us` of the file; whether the source took them.
@@ -254,6 +280,12 @@ impl Shared {
         running_time(&self.clock_of)
             .map(|t| t.useconds())
             .unwrap_or(0)
+    }
+
+    fn stopped(&self) {
+        if !self.stopped_sent.swap(true, Ordering::AcqRel) {
+            self.events.emit(&self.id, EventKind::Stopped);
+        }
     }
 
     fn set_state(&self, state: super::player::UriState) {
@@ -463,6 +495,24 @@ impl Shared {
         } else {
             None
         };
+        if let Some(bus) = gst.bus() {
+            // Failures while recording (a full disk...) are reported when they happen; the end
+            // of the stream and errors stay on the bus for `finish`.
+            let (events, id) = (self.events.clone(), self.id.clone());
+            bus.set_sync_handler(move |_, msg| match msg.view() {
+                gst::MessageView::Error(err) => {
+                    events.emit(
+                        &id,
+                        EventKind::Error {
+                            message: format!("recording: {}", err.error()),
+                        },
+                    );
+                    gst::BusSyncReply::Pass
+                }
+                gst::MessageView::Eos(_) => gst::BusSyncReply::Pass,
+                _ => gst::BusSyncReply::Drop,
+            });
+        }
         gst.set_state(gst::State::Playing)
             .map_err(|e| fail(format!("cannot start: {e}")))?;
         Ok(Writer {
@@ -591,7 +641,7 @@ impl Shared {
                 };
                 let _ = gst.set_state(gst::State::Null);
                 match &result {
-                    Ok(()) => shared.events.emit(&shared.id, EventKind::Stopped),
+                    Ok(()) => shared.stopped(),
                     Err(message) => shared.events.emit(
                         &shared.id,
                         EventKind::Error {
@@ -693,7 +743,7 @@ impl RecorderEndpoint {
         stop_on_eos: bool,
     ) -> Result<Self, PipelineError> {
         let uri = check_uri(uri, &["file"])?;
-        let path = PathBuf::from(&uri["file://".len()..]);
+        let path = PathBuf::from(percent_decode(&uri["file://".len()..]));
         let dir_ok = path
             .parent()
             .is_some_and(|d| d.as_os_str().is_empty() || d.is_dir());
@@ -722,6 +772,7 @@ impl RecorderEndpoint {
                 frames: AtomicU64::new(0),
                 packets: AtomicU64::new(0),
                 encoded_seen: AtomicBool::new(false),
+                stopped_sent: AtomicBool::new(false),
                 audio_packets: AtomicU64::new(0),
                 dropped: AtomicU64::new(0),
                 finished: Mutex::new(None),
@@ -798,7 +849,7 @@ impl RecorderEndpoint {
         match s.finish() {
             Some(rx) => *lock(&s.finished) = Some(rx),
             // Nothing was written: there is no file to finish.
-            None if !was_stopped => s.events.emit(&s.id, EventKind::Stopped),
+            None if !was_stopped => s.stopped(),
             None => {}
         }
         *lock(&s.phase) = Phase::Done;
@@ -916,6 +967,13 @@ impl MediaPipeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uri_paths_are_percent_decoded() {
+        assert_eq!(percent_decode("/tmp/a%20b.webm"), "/tmp/a b.webm");
+        assert_eq!(percent_decode("/tmp/100%.webm"), "/tmp/100%.webm");
+        assert_eq!(percent_decode("/tmp/%zz%4"), "/tmp/%zz%4");
+    }
 
     #[test]
     fn profiles_parse() {
