@@ -611,3 +611,66 @@ mod golden {
         });
     }
 }
+
+/// Kurento's other elements through the unmodified `kurento-client`: a played clip goes
+/// through a GStreamerFilter and a FaceOverlayFilter into a recorder that stops at the end of
+/// the stream; hubs hand out ports; a refused profile comes back as the client's error.
+#[test]
+fn kurento_client_player_filters_recorder_and_hubs() {
+    let _media = prism_tests::media_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("clip.webm");
+    let status = std::process::Command::new("gst-launch-1.0")
+        .args(["-q", "videotestsrc", "num-buffers=45", "pattern=smpte"])
+        .args(["!", "video/x-raw,width=320,height=240,framerate=30/1"])
+        .args(["!", "vp8enc", "deadline=1", "!", "webmmux", "!", "filesink"])
+        .arg(format!("location={}", input.display()))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = dir.path().join("out.webm");
+    let config = serde_json::json!({
+        "input": input,
+        "output": output,
+        "picture": "/usr/share/matplotlib/mpl-data/sample_data/Minduka_Present_Blue_Pack.png",
+    });
+    let rt = tokio();
+    let test_server = prism_tests::server::start(&rt, Duration::from_secs(5));
+    let addr = test_server.addr;
+    rt.block_on(async move {
+        let mut node = NodeScript::spawn("elements.js", addr, &config.to_string());
+        let info = node.next().await;
+        assert_eq!(info["info"]["isSeekable"], true, "{info}");
+        assert!(
+            (1400..=1600).contains(&info["info"]["duration"].as_i64().unwrap()),
+            "{info}"
+        );
+        let done = node.next().await;
+        assert_eq!(done["done"], true, "{done}");
+        let events: Vec<&str> = done["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e.as_str().unwrap())
+            .collect();
+        for e in ["Recording", "State:START", "EndOfStream", "Stopped"] {
+            assert!(events.contains(&e), "{e} missing from {events:?}");
+        }
+        assert_eq!(done["command"], "videoflip method=horizontal-flip");
+        assert!(
+            done["port"].as_str().unwrap().ends_with("kurento.HubPort"),
+            "{done}"
+        );
+        let refused = done["refused"].as_str().unwrap_or_default();
+        assert!(refused.contains("FLV"), "{done}");
+    });
+    let mut decoder = prism::media::Decoder::open(&output, prism_frame::PixelFormat::Rgba).unwrap();
+    let mut frames = 0;
+    while decoder.next_frame().unwrap().is_some() {
+        frames += 1;
+    }
+    assert!(
+        (30..=45).contains(&frames),
+        "{frames} frames recorded of 45"
+    );
+}

@@ -1599,6 +1599,22 @@ fn invoke_rtp(ep: &RtpEndpoint, operation: &str, op: &Value) -> Result<Value, Rp
     })
 }
 
+/// A parameter naming a media object: its id, or the object itself (`{"id": ...}`), which is
+/// how kurento-client sends objects it does not recognise as its own.
+fn object_param<'a>(op: &'a Value, name: &str) -> Result<&'a str, RpcError> {
+    match op.get(name) {
+        Some(Value::String(id)) => Ok(id),
+        Some(Value::Object(o)) => o.get("id").and_then(Value::as_str).ok_or_else(|| {
+            bad_param(
+                name,
+                &format!("is not a media object: {}", Value::Object(o.clone())),
+            )
+        }),
+        Some(_) => Err(bad_param(name, "must be a media object id")),
+        None => Err(bad_param(name, "is missing")),
+    }
+}
+
 /// Runs a blocking element call (one that waits for GStreamer) off the async workers.
 async fn blocking<T: Send + 'static>(
     call: impl FnOnce() -> Result<T, PipelineError> + Send + 'static,
@@ -1691,7 +1707,7 @@ fn invoke_hub(
     op: &Value,
 ) -> Result<Value, RpcError> {
     let hub = pipeline.element_as::<Hub>(eid).map_err(pipeline_error)?;
-    let port = |name: &str| str_param(op, name).map(ElementId::from);
+    let port = |name: &str| object_param(op, name).map(ElementId::from);
     Ok(match (class, operation) {
         (_, "getGstreamerDot") => json!(pipeline.gstreamer_dot()),
         (Class::Dispatcher, "connect") => {

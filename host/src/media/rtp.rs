@@ -296,6 +296,9 @@ impl RtpIngest {
             .format(gst::Format::Time)
             .do_timestamp(true)
             .max_buffers(INGEST_QUEUE_PACKETS)
+            // Bounded by packets, not bytes (the 200 kB default would drop packets
+            // long before the queue is full).
+            .max_bytes(0)
             .leaky_type(gst_app::AppLeakyType::Downstream)
             .build();
         let jitter = make("jitterbuffer", "rtpjitterbuffer")?;
@@ -559,6 +562,9 @@ impl RtpEgress {
             .format(gst::Format::Time)
             .do_timestamp(false)
             .max_buffers(EGRESS_QUEUE_FRAMES)
+            // Bounded by buffers, not bytes (the 200 kB default is less than one
+            // 640x480 frame, and would drop frames before the queue is full).
+            .max_bytes(0)
             .leaky_type(gst_app::AppLeakyType::Downstream)
             .build();
         let convert = make("convert", "videoconvert")?;

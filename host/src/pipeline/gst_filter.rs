@@ -28,7 +28,7 @@ use crate::media::{buffer_to_frame, frame_into_buffer, pixel_format, video_info}
 use crate::sys::lock;
 
 /// Frames queued before the bin before the oldest are dropped.
-const QUEUE_FRAMES: u64 = 2;
+const QUEUE_FRAMES: u64 = 4;
 /// Longest command accepted.
 const MAX_COMMAND: usize = 4096;
 /// Elements one command may have.
@@ -224,6 +224,9 @@ impl GStreamerFilter {
             .format(gst::Format::Time)
             .is_live(true)
             .max_buffers(QUEUE_FRAMES)
+            // Bounded by buffers, not bytes (the 200 kB default is less than one
+            // 640x480 frame, and would drop frames before the queue is full).
+            .max_bytes(0)
             .leaky_type(gst_app::AppLeakyType::Downstream)
             .build();
         let appsink = gst_app::AppSink::builder()

@@ -412,7 +412,11 @@ impl Shared {
                 .name(name)
                 .format(gst::Format::Time)
                 .is_live(true)
-                .max_buffers(QUEUE_BUFFERS)
+                // Room for what was held while the tracks were decided, written at once.
+                .max_buffers(QUEUE_BUFFERS + HELD_MAX as u64)
+                // Bounded by buffers, not bytes (the 200 kB default is less than one
+                // 640x480 frame, and would drop frames before the queue is full).
+                .max_bytes(0)
                 .leaky_type(gst_app::AppLeakyType::Downstream)
                 .build()
         };

@@ -402,6 +402,9 @@ impl SrtpBranch {
                 .format(gst::Format::Time)
                 .do_timestamp(true)
                 .max_buffers(SRTP_QUEUE_PACKETS)
+                // Bounded by packets, not bytes (the 200 kB default would drop packets
+                // long before the queue is full).
+                .max_bytes(0)
                 .leaky_type(gst_app::AppLeakyType::Downstream)
                 .build();
             let appsink = gst_app::AppSink::builder()
