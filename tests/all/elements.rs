@@ -874,3 +874,120 @@ fn webrtc_to_recorder_keeps_the_received_codec() {
         assert_eq!(coloured, frames, "{file}: every frame shows the bars");
     }
 }
+
+/// An audio sink that decodes what it gets and measures its loudness.
+struct AudioProbe {
+    decoder: prism::pipeline::mixer::PcmIn,
+}
+
+impl prism::pipeline::AudioSink for AudioProbe {
+    fn push_audio(&self, packet: &rtc::rtp::Packet) {
+        self.decoder.push(packet);
+    }
+}
+
+impl AudioProbe {
+    fn attach(element: &dyn MediaElement, name: &str) -> Arc<AudioProbe> {
+        let probe = Arc::new(AudioProbe {
+            decoder: prism::pipeline::mixer::PcmIn::new(name).unwrap(),
+        });
+        element
+            .outputs()
+            .unwrap()
+            .add_audio(ElementId::from(name), probe.clone());
+        probe
+    }
+
+    /// Sum of squares, samples and 20 ms chunks decoded since the last call.
+    fn drain(&self) -> (f64, usize, usize) {
+        let (mut sum, mut n, mut chunks) = (0.0, 0, 0);
+        while let Some(chunk) = self.decoder.take_chunk() {
+            chunks += 1;
+            n += chunk.len();
+            sum += chunk.iter().map(|&s| (s as f64) * (s as f64)).sum::<f64>();
+        }
+        (sum, n, chunks)
+    }
+}
+
+/// Writes a WebM clip with video and an Opus `wave` (`sine` or `silence`).
+fn clip_with_sound(dir: &Path, name: &str, wave: &str, seconds: u32) -> PathBuf {
+    let path = dir.join(name);
+    let desc = format!(
+        "webmmux name=m ! filesink location={} \
+         videotestsrc num-buffers={} ! video/x-raw,width=160,height=120,framerate={FPS}/1 \
+         ! vp8enc deadline=1 ! m. \
+         audiotestsrc wave={wave} num-buffers={} samplesperbuffer=960 \
+         ! audio/x-raw,rate=48000,channels=2 ! opusenc ! m.",
+        path.display(),
+        seconds * FPS,
+        seconds * 50
+    );
+    let status = std::process::Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args(desc.split_whitespace())
+        .status()
+        .unwrap();
+    assert!(status.success(), "making {name} failed");
+    path
+}
+
+#[test]
+fn composite_mixes_audio_and_nobody_hears_themselves() {
+    let _serial = prism_tests::media_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let tone = clip_with_sound(dir.path(), "tone.webm", "sine", 4);
+    let quiet = clip_with_sound(dir.path(), "quiet.webm", "silence", 4);
+    let rt = tokio();
+    let _guard = rt.enter();
+    let pipeline = MediaPipeline::new(context(&rt)).unwrap();
+    let hub = pipeline
+        .add_hub(HubKind::composite(320, 240, 15).unwrap())
+        .unwrap();
+    let mut players = Vec::new();
+    let mut ports = Vec::new();
+    for path in [&tone, &quiet] {
+        let player = pipeline.add_player(&file_uri(path), None).unwrap();
+        let port = pipeline.add_hub_port(hub.id()).unwrap();
+        pipeline.connect(player.id(), port.id(), None).unwrap();
+        players.push(player);
+        ports.push(port);
+    }
+    let listener = pipeline.add_hub_port(hub.id()).unwrap();
+    let hears: Vec<_> = ports
+        .iter()
+        .chain([&listener])
+        .enumerate()
+        .map(|(i, p)| AudioProbe::attach(p.as_ref(), &format!("probe{i}")))
+        .collect();
+    for p in &players {
+        p.play().unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    for h in &hears {
+        h.drain();
+    }
+    // 1.5 s of listening, drained faster than the decoders' 200 ms buffers fill.
+    let mut heard = [(0.0, 0, 0); 3];
+    for _ in 0..15 {
+        std::thread::sleep(Duration::from_millis(100));
+        for (h, acc) in hears.iter().zip(heard.iter_mut()) {
+            let (sum, n, chunks) = h.drain();
+            *acc = (acc.0 + sum, acc.1 + n, acc.2 + chunks);
+        }
+    }
+    let [tone_port, quiet_port, listening] =
+        heard.map(|(sum, n, chunks)| ((sum / n.max(1) as f64).sqrt(), chunks));
+    eprintln!("tone port hears {tone_port:?}, quiet port {quiet_port:?}, listener {listening:?}");
+    // audiotestsrc's sine at volume 0.8: RMS ≈ 0.8 × 32767 / √2 ≈ 18500.
+    for (who, (rms, chunks)) in [("the quiet port", quiet_port), ("the listener", listening)] {
+        assert!(chunks >= 60, "{who} got {chunks} chunks of 75 in 1.5 s");
+        assert!(rms > 8000.0, "{who} does not hear the tone: RMS {rms}");
+    }
+    // The tone's own port hears only the silent one.
+    assert!(
+        tone_port.0 < 500.0,
+        "the tone's port hears itself: {tone_port:?}"
+    );
+    pipeline.release();
+}

@@ -6,8 +6,8 @@
 //! * **Composite**: every port's video is scaled into a cell of a grid (columns =
 //!   ⌈√n⌉, aspect ratio kept, centred on black) and the grid leaves every port at the hub's
 //!   size and frame rate. Each input is scaled once when it arrives (on its producer's thread);
-//!   the hub's thread only copies cells. Audio is not mixed (see the README's limits): each
-//!   port's audio goes to the other ports.
+//!   the hub's thread only copies cells. Audio is mixed ([`super::mixer`]): every 20 ms each
+//!   port gets the sum of the other ports' audio.
 //! * **Dispatcher**: `connect(source port, sink port)` routes one port's input to another
 //!   port's output (a sink port has one source).
 //! * **DispatcherOneToMany**: `set_source(port)` sends that port's input out of every other
@@ -23,6 +23,7 @@ use prism_frame::{FrameBuf, PixelFormat, Rect};
 use rtc::rtp;
 
 use super::graph::{AudioSink, Outputs, VideoSink};
+use super::mixer::{OpusOut, PcmIn, mix_excluding};
 use super::{
     Direction, ElementId, FlowMeter, MediaElement, MediaPipeline, MediaType, PipelineError,
 };
@@ -93,6 +94,10 @@ struct Port {
     /// Composite: this input scaled to its cell, and where the cell is.
     cell: Mutex<Option<(Rect, Arc<FrameBuf>)>>,
     converter: Mutex<FrameConverter>,
+    /// Composite: this input's audio, decoded.
+    audio_in: Mutex<Option<PcmIn>>,
+    /// Composite: the mix of the others, encoded for this port's sinks.
+    audio_out: Mutex<Option<OpusOut>>,
 }
 
 struct HubShared {
@@ -263,6 +268,19 @@ impl AudioSink for Port {
     fn push_audio(&self, packet: &rtp::Packet) {
         self.flow.mark(Direction::In, MediaType::Audio);
         let Some(hub) = self.hub() else { return };
+        if matches!(hub.kind, HubKind::Composite { .. }) {
+            let mut input = lock(&self.audio_in);
+            if input.is_none() {
+                match PcmIn::new(&format!("mix-in-{}", self.id.gst_name())) {
+                    Ok(decoder) => *input = Some(decoder),
+                    Err(e) => tracing::warn!("composite: cannot decode audio: {e}"),
+                }
+            }
+            if let Some(decoder) = &*input {
+                decoder.push(packet);
+            }
+            return;
+        }
         once_per_thread(|| {
             for port in hub.targets(&self.id) {
                 if port.outputs.push_audio(packet) > 0 {
@@ -278,7 +296,8 @@ pub struct Hub {
     id: ElementId,
     shared: Arc<HubShared>,
     flow: FlowMeter,
-    mixer: Mutex<Option<JoinHandle<()>>>,
+    /// Composite: the video and audio mixing threads.
+    mixers: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -287,6 +306,60 @@ impl std::fmt::Debug for Hub {
             .field("id", &self.id)
             .field("kind", &self.shared.kind)
             .finish()
+    }
+}
+
+/// The composite's audio thread: every 20 ms, each port with audio sinks gets the mix of the
+/// other ports' audio.
+fn mix_audio(shared: Weak<HubShared>) {
+    let period = Duration::from_millis(20);
+    let mut next = Instant::now();
+    loop {
+        next += period;
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        } else {
+            next = now;
+        }
+        let Some(hub) = shared.upgrade() else { return };
+        if hub.stop.load(Ordering::Acquire) {
+            return;
+        }
+        let ports = hub.ports();
+        let chunks: Vec<Option<Vec<i16>>> = ports
+            .iter()
+            .map(|p| lock(&p.audio_in).as_ref().and_then(PcmIn::take_chunk))
+            .collect();
+        for (i, port) in ports.iter().enumerate() {
+            if port.outputs.audio_sinks().is_empty() {
+                continue;
+            }
+            let Some(mix) = mix_excluding(&chunks, i) else {
+                continue;
+            };
+            let mut output = lock(&port.audio_out);
+            if output.is_none() {
+                let weak = Arc::downgrade(port);
+                let made = OpusOut::new(&format!("mix-out-{}", port.id.gst_name()), move |p| {
+                    if let Some(port) = weak.upgrade()
+                        && port.outputs.push_audio(p) > 0
+                    {
+                        port.flow.mark(Direction::Out, MediaType::Audio);
+                    }
+                });
+                match made {
+                    Ok(encoder) => *output = Some(encoder),
+                    Err(e) => {
+                        tracing::warn!("composite: cannot encode audio: {e}");
+                        continue;
+                    }
+                }
+            }
+            if let Some(encoder) = &*output {
+                encoder.push(&mix);
+            }
+        }
     }
 }
 
@@ -352,23 +425,24 @@ impl Hub {
             stop: AtomicBool::new(false),
             frames_out: AtomicU64::new(0),
         });
-        let mixer = if matches!(kind, HubKind::Composite { .. }) {
-            let weak = Arc::downgrade(&shared);
-            let clock_of = pipeline.gst_pipeline().clone();
-            Some(
+        let mut mixers = Vec::new();
+        if matches!(kind, HubKind::Composite { .. }) {
+            let spawn = |name: &str, run: Box<dyn FnOnce() + Send>| {
                 std::thread::Builder::new()
-                    .name("composite".into())
-                    .spawn(move || mix(weak, clock_of))
-                    .map_err(|e| PipelineError::InvalidState(format!("cannot start: {e}")))?,
-            )
-        } else {
-            None
-        };
+                    .name(name.into())
+                    .spawn(run)
+                    .map_err(|e| PipelineError::InvalidState(format!("cannot start: {e}")))
+            };
+            let (weak, clock_of) = (Arc::downgrade(&shared), pipeline.gst_pipeline().clone());
+            mixers.push(spawn("composite", Box::new(move || mix(weak, clock_of)))?);
+            let weak = Arc::downgrade(&shared);
+            mixers.push(spawn("composite-audio", Box::new(move || mix_audio(weak)))?);
+        }
         Ok(Self {
             id,
             shared,
             flow: FlowMeter::default(),
-            mixer: Mutex::new(mixer),
+            mixers: Mutex::new(mixers),
         })
     }
 
@@ -459,7 +533,8 @@ impl MediaElement for Hub {
     fn release(&self) {
         self.shared.stop.store(true, Ordering::Release);
         lock(&self.shared.ports).clear();
-        if let Some(mixer) = lock(&self.mixer).take() {
+        let mixers = std::mem::take(&mut *lock(&self.mixers));
+        for mixer in mixers {
             let _ = mixer.join();
         }
     }
@@ -535,6 +610,8 @@ impl MediaElement for HubPort {
     }
 
     fn release(&self) {
+        lock(&self.port.audio_in).take();
+        lock(&self.port.audio_out).take();
         if let Some(hub) = self.port.hub() {
             lock(&hub.ports).retain(|p| p.id != self.port.id);
             lock(&hub.routes)
@@ -581,6 +658,8 @@ impl MediaPipeline {
                     hub: Arc::downgrade(&hub.shared),
                     cell: Mutex::new(None),
                     converter: Mutex::new(FrameConverter::default()),
+                    audio_in: Mutex::new(None),
+                    audio_out: Mutex::new(None),
                 }),
                 hub_id: hub.id.clone(),
             }))

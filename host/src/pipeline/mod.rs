@@ -24,6 +24,7 @@ pub mod flow;
 pub mod graph;
 mod gst_filter;
 mod hub;
+pub mod mixer;
 mod passthrough;
 mod player;
 mod recorder;
