@@ -1367,7 +1367,7 @@ impl KurentoServer {
         };
         Ok(Some(match operation {
             "connect" => {
-                let sink = str_param(op, "sink")?;
+                let sink = object_param(op, "sink")?;
                 let sink_obj = self.object(sink)?;
                 let Kind::Element {
                     id: sink_id,
@@ -1390,7 +1390,7 @@ impl KurentoServer {
                 Value::Null
             }
             "disconnect" => {
-                let sink = str_param(op, "sink")?;
+                let sink = object_param(op, "sink")?;
                 let media = media_type(op.get("mediaType"))?;
                 pipeline
                     .disconnect(eid, &ElementId::from(sink), media)

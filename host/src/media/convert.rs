@@ -202,6 +202,26 @@ impl FrameConverter {
     }
 }
 
+/// The next frame of a raw-video appsink and its timestamp: `Ok(None)` for a sample without
+/// one (or that cannot be read, logged), an error when the caps are not a format Prism uses.
+pub fn pull_frame(
+    sink: &gstreamer_app::AppSink,
+) -> Result<Option<(FrameBuf, Option<gst::ClockTime>)>, gst::FlowError> {
+    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+    let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps()) else {
+        return Ok(None);
+    };
+    let info = gst_video::VideoInfo::from_caps(caps).map_err(|_| gst::FlowError::NotNegotiated)?;
+    let format = pixel_format(info.format()).ok_or(gst::FlowError::NotNegotiated)?;
+    match buffer_to_frame(buffer, &info, format) {
+        Ok(buf) => Ok(Some((buf, buffer.pts()))),
+        Err(e) => {
+            tracing::warn!("dropping an unreadable frame: {e}");
+            Ok(None)
+        }
+    }
+}
+
 /// `frame` scaled to `width` x `height` (same pixel format), with GStreamer's scaler.
 pub fn scale_frame(frame: &FrameBuf, width: u32, height: u32) -> Result<FrameBuf, String> {
     let format = frame.format();

@@ -20,8 +20,8 @@ use gstreamer_video as gst_video;
 use prism_frame::{FrameBuf, PixelFormat};
 
 pub use convert::{
-    FrameConverter, buffer_to_frame, frame_into_buffer, frame_to_buffer, pixel_format, scale_frame,
-    video_info,
+    FrameConverter, buffer_to_frame, frame_into_buffer, frame_to_buffer, pixel_format, pull_frame,
+    scale_frame, video_info,
 };
 
 /// How long to wait for the next decoded frame before calling the pipeline stuck.

@@ -24,7 +24,7 @@ use prism_frame::{FrameBuf, PixelFormat};
 use std::sync::Mutex;
 
 use super::MediaError;
-use super::convert::{buffer_to_frame, frame_into_buffer, pixel_format, video_info};
+use super::convert::{frame_into_buffer, pull_frame, video_info};
 
 /// Packets held by the ingest appsrc before the oldest are dropped (about a second of 640x480
 /// VP8 at 1 Mbit/s).
@@ -362,26 +362,13 @@ impl RtpIngest {
         appsink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |sink| {
-                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                    let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps()) else {
-                        return Ok(gst::FlowSuccess::Ok);
-                    };
-                    let Ok(info) = gst_video::VideoInfo::from_caps(caps) else {
-                        return Err(gst::FlowError::NotNegotiated);
-                    };
-                    let Some(format) = pixel_format(info.format()) else {
-                        return Err(gst::FlowError::NotNegotiated);
-                    };
-                    match buffer_to_frame(buffer, &info, format) {
-                        Ok(buf) => {
-                            frame_stats.frames.fetch_add(1, Ordering::Relaxed);
-                            on_frame(VideoFrame {
-                                buf,
-                                pts_us: buffer.pts().map(|t| t.useconds()).unwrap_or(0),
-                                decoded_at: Instant::now(),
-                            });
-                        }
-                        Err(e) => tracing::warn!("dropping an undecodable frame: {e}"),
+                    if let Some((buf, pts)) = pull_frame(sink)? {
+                        frame_stats.frames.fetch_add(1, Ordering::Relaxed);
+                        on_frame(VideoFrame {
+                            buf,
+                            pts_us: pts.map(|t| t.useconds()).unwrap_or(0),
+                            decoded_at: Instant::now(),
+                        });
                     }
                     Ok(gst::FlowSuccess::Ok)
                 })

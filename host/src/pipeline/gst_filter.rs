@@ -18,13 +18,13 @@ use prism_frame::PixelFormat;
 use rtc::rtp;
 
 use super::graph::{AudioSink, Outputs, VideoSink, take_frame};
-use super::player::element;
+use super::own::{OwnPipeline, element};
 use super::{
     Direction, ElementId, EventBus, EventKind, FlowMeter, MediaElement, MediaPipeline, MediaType,
     PipelineError,
 };
 use crate::media::rtp::{NOMINAL_FPS, VideoFrame, raw_caps};
-use crate::media::{buffer_to_frame, frame_into_buffer, pixel_format, video_info};
+use crate::media::{frame_into_buffer, pull_frame, video_info};
 use crate::sys::lock;
 
 /// Frames queued before the bin before the oldest are dropped.
@@ -123,18 +123,11 @@ impl AudioSink for Shared {
 
 impl Shared {
     fn pull(&self, sink: &gst_app::AppSink) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-        let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps()) else {
-            return Ok(gst::FlowSuccess::Ok);
-        };
-        let info =
-            gst_video::VideoInfo::from_caps(caps).map_err(|_| gst::FlowError::NotNegotiated)?;
-        let format = pixel_format(info.format()).ok_or(gst::FlowError::NotNegotiated)?;
-        if let Ok(buf) = buffer_to_frame(buffer, &info, format) {
+        if let Some((buf, pts)) = pull_frame(sink)? {
             self.frames_out.fetch_add(1, Ordering::Relaxed);
             let frame = VideoFrame {
                 buf,
-                pts_us: buffer.pts().map(|t| t.useconds()).unwrap_or(0),
+                pts_us: pts.map(|t| t.useconds()).unwrap_or(0),
                 decoded_at: Instant::now(),
             };
             if self.outputs.push_video(frame) > 0 {
@@ -195,7 +188,7 @@ fn parse_command(command: &str, allowed: &[String]) -> Result<gst::Bin, Pipeline
 /// A GStreamer filter element.
 pub struct GStreamerFilter {
     shared: Arc<Shared>,
-    gst: gst::Pipeline,
+    gst: OwnPipeline,
     user: gst::Bin,
     command: String,
 }
@@ -219,7 +212,7 @@ impl GStreamerFilter {
                 message: e,
             })
         };
-        let gst = gst::Pipeline::with_name(&format!("gstfilter-{}", id.gst_name()));
+        let gst = OwnPipeline::new(&format!("gstfilter-{}", id.gst_name()));
         let appsrc = gst_app::AppSrc::builder()
             .format(gst::Format::Time)
             .is_live(true)
@@ -283,20 +276,17 @@ impl GStreamerFilter {
                 })
                 .build(),
         );
-        if let Some(bus) = gst.bus() {
-            let weak = Arc::downgrade(&shared);
-            bus.set_sync_handler(move |_, msg| {
-                if let (gst::MessageView::Error(err), Some(s)) = (msg.view(), weak.upgrade()) {
-                    s.events.emit(
-                        &s.id,
-                        EventKind::Error {
-                            message: format!("GStreamerFilter: {}", err.error()),
-                        },
-                    );
-                }
-                gst::BusSyncReply::Drop
-            });
-        }
+        let weak = Arc::downgrade(&shared);
+        gst.on_message(move |msg| {
+            if let (gst::MessageView::Error(err), Some(s)) = (msg.view(), weak.upgrade()) {
+                s.events.emit(
+                    &s.id,
+                    EventKind::Error {
+                        message: format!("GStreamerFilter: {}", err.error()),
+                    },
+                );
+            }
+        });
         gst.set_state(gst::State::Playing)
             .map_err(|e| fail(format!("cannot start {command:?}: {e}")))?;
         Ok(Self {
@@ -414,20 +404,11 @@ impl MediaElement for GStreamerFilter {
     }
 
     fn release(&self) {
-        let _ = self.gst.set_state(gst::State::Null);
-        if let Some(bus) = self.gst.bus() {
-            bus.unset_sync_handler();
-        }
+        self.gst.stop();
     }
 
     fn into_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
         self
-    }
-}
-
-impl Drop for GStreamerFilter {
-    fn drop(&mut self) {
-        let _ = self.gst.set_state(gst::State::Null);
     }
 }
 

@@ -312,20 +312,7 @@ impl std::fmt::Debug for Hub {
 /// The composite's audio thread: every 20 ms, each port with audio sinks gets the mix of the
 /// other ports' audio.
 fn mix_audio(shared: Weak<HubShared>) {
-    let period = Duration::from_millis(20);
-    let mut next = Instant::now();
-    loop {
-        next += period;
-        let now = Instant::now();
-        if next > now {
-            std::thread::sleep(next - now);
-        } else {
-            next = now;
-        }
-        let Some(hub) = shared.upgrade() else { return };
-        if hub.stop.load(Ordering::Acquire) {
-            return;
-        }
+    every(Duration::from_millis(20), &shared, |hub| {
         let ports = hub.ports();
         let chunks: Vec<Option<Vec<i16>>> = ports
             .iter()
@@ -360,6 +347,26 @@ fn mix_audio(shared: Weak<HubShared>) {
                 encoder.push(&mix);
             }
         }
+    });
+}
+
+/// Runs `tick` every `period` while the hub lives. A late tick (a busy machine) skips the
+/// missed ones instead of bursting.
+fn every(period: Duration, shared: &Weak<HubShared>, mut tick: impl FnMut(&HubShared)) {
+    let mut next = Instant::now();
+    loop {
+        next += period;
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        } else {
+            next = now;
+        }
+        let Some(hub) = shared.upgrade() else { return };
+        if hub.stop.load(Ordering::Acquire) {
+            return;
+        }
+        tick(&hub);
     }
 }
 
@@ -368,25 +375,11 @@ fn mix(shared: Weak<HubShared>, clock_of: gstreamer::Pipeline) {
     let Some(HubKind::Composite { width, height, fps }) = shared.upgrade().map(|s| s.kind) else {
         return;
     };
-    let period = Duration::from_secs_f64(1.0 / fps as f64);
-    let mut next = Instant::now();
-    loop {
-        next += period;
-        let now = Instant::now();
-        if next > now {
-            std::thread::sleep(next - now);
-        } else {
-            // Late (a busy machine): skip the missed ticks instead of bursting.
-            next = now;
-        }
-        let Some(hub) = shared.upgrade() else { return };
-        if hub.stop.load(Ordering::Acquire) {
-            return;
-        }
+    every(Duration::from_secs_f64(1.0 / fps as f64), &shared, |hub| {
         let ports = hub.ports();
         let cells: Vec<_> = ports.iter().filter_map(|p| lock(&p.cell).clone()).collect();
         if cells.is_empty() {
-            continue;
+            return;
         }
         let mut canvas = FrameBuf::filled(
             PixelFormat::I420,
@@ -412,7 +405,7 @@ fn mix(shared: Weak<HubShared>, clock_of: gstreamer::Pipeline) {
                 port.flow.mark(Direction::Out, MediaType::Video);
             }
         }
-    }
+    });
 }
 
 impl Hub {

@@ -11,7 +11,7 @@ use gstreamer_app as gst_app;
 use rtc::rtp;
 use rtc::shared::marshal::{Marshal, Unmarshal};
 
-use super::player::element;
+use super::own::element;
 use crate::media::MediaError;
 use crate::sys::lock;
 

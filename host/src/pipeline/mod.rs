@@ -25,6 +25,7 @@ pub mod graph;
 mod gst_filter;
 mod hub;
 pub mod mixer;
+mod own;
 mod passthrough;
 mod player;
 mod recorder;

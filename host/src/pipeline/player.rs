@@ -15,18 +15,18 @@ use std::time::{Duration, Instant};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
-use gstreamer_video as gst_video;
 use rtc::rtp;
 use rtc::shared::marshal::Unmarshal;
 use serde::Serialize;
 
 use super::graph::{AudioSink, Outputs, VideoSink};
+use super::own::{OwnPipeline, element};
 use super::{
     Direction, ElementId, EventBus, EventKind, FlowMeter, MediaElement, MediaPipeline, MediaType,
     PipelineError,
 };
 use crate::media::rtp::{VideoFrame, raw_caps, running_time};
-use crate::media::{MediaError, buffer_to_frame, pixel_format};
+use crate::media::{MediaError, pull_frame};
 use crate::sys::lock;
 
 /// URI schemes a player accepts.
@@ -72,16 +72,6 @@ pub struct VideoInfo {
     pub seekable_end: i64,
     /// Duration, or 0 if unknown (live streams).
     pub duration: i64,
-}
-
-/// A new GStreamer element of `factory` with a generated name.
-pub(super) fn element(factory: &str) -> Result<gst::Element, MediaError> {
-    gst::ElementFactory::make(factory)
-        .build()
-        .map_err(|e| MediaError::Element {
-            element: factory.to_string(),
-            message: e.to_string(),
-        })
 }
 
 /// Checks a URI's form and scheme.
@@ -157,29 +147,20 @@ impl Shared {
     }
 
     fn push_video(&self, sink: &gst_app::AppSink) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-        let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps()) else {
-            return Ok(gst::FlowSuccess::Ok);
-        };
-        let info =
-            gst_video::VideoInfo::from_caps(caps).map_err(|_| gst::FlowError::NotNegotiated)?;
-        let format = pixel_format(info.format()).ok_or(gst::FlowError::NotNegotiated)?;
-        match buffer_to_frame(buffer, &info, format) {
-            Ok(buf) => {
-                self.frames.fetch_add(1, Ordering::Relaxed);
-                let pts_us = running_time(&self.clock_of)
-                    .map(|t| t.useconds())
-                    .unwrap_or(0);
-                if self.outputs.push_video(VideoFrame {
-                    buf,
-                    pts_us,
-                    decoded_at: Instant::now(),
-                }) > 0
-                {
-                    self.flow.mark(Direction::Out, MediaType::Video);
-                }
+        if let Some((buf, _)) = pull_frame(sink)? {
+            self.frames.fetch_add(1, Ordering::Relaxed);
+            // Stamped when it leaves, in the media pipeline's time (like a frame arriving).
+            let pts_us = running_time(&self.clock_of)
+                .map(|t| t.useconds())
+                .unwrap_or(0);
+            if self.outputs.push_video(VideoFrame {
+                buf,
+                pts_us,
+                decoded_at: Instant::now(),
+            }) > 0
+            {
+                self.flow.mark(Direction::Out, MediaType::Video);
             }
-            Err(e) => tracing::warn!("player: dropping an unreadable frame: {e}"),
         }
         Ok(gst::FlowSuccess::Ok)
     }
@@ -205,7 +186,7 @@ impl Shared {
 /// A player element.
 pub struct PlayerEndpoint {
     shared: Arc<Shared>,
-    gst: gst::Pipeline,
+    gst: OwnPipeline,
     uri: String,
 }
 
@@ -316,7 +297,7 @@ impl PlayerEndpoint {
         network_cache_ms: Option<u32>,
     ) -> Result<Self, PipelineError> {
         let uri = check_uri(uri, PLAYER_SCHEMES)?;
-        let gst = gst::Pipeline::with_name(&format!("player-{}", id.gst_name()));
+        let gst = OwnPipeline::new(&format!("player-{}", id.gst_name()));
         let decode = gst::ElementFactory::make("uridecodebin")
             .property("uri", &uri)
             .build()
@@ -362,15 +343,12 @@ impl PlayerEndpoint {
                 );
             }
         });
-        if let Some(bus) = gst.bus() {
-            let weak = Arc::downgrade(&shared);
-            bus.set_sync_handler(move |_, msg| {
-                if let Some(s) = weak.upgrade() {
-                    s.on_message(msg);
-                }
-                gst::BusSyncReply::Drop
-            });
-        }
+        let weak = Arc::downgrade(&shared);
+        gst.on_message(move |msg| {
+            if let Some(s) = weak.upgrade() {
+                s.on_message(msg);
+            }
+        });
         Ok(Self { shared, gst, uri })
     }
 
@@ -561,20 +539,11 @@ impl MediaElement for PlayerEndpoint {
     }
 
     fn release(&self) {
-        let _ = self.gst.set_state(gst::State::Null);
-        if let Some(bus) = self.gst.bus() {
-            bus.unset_sync_handler();
-        }
+        self.gst.stop();
     }
 
     fn into_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
         self
-    }
-}
-
-impl Drop for PlayerEndpoint {
-    fn drop(&mut self) {
-        let _ = self.gst.set_state(gst::State::Null);
     }
 }
 

@@ -30,7 +30,8 @@ use rtc::rtp;
 use rtc::shared::marshal::Marshal;
 
 use super::graph::{AudioSink, EncodedVideoSink, Outputs, VideoSink, take_frame};
-use super::player::{check_uri, element};
+use super::own::element;
+use super::player::check_uri;
 use super::{
     Direction, ElementId, EventBus, EventKind, FlowMeter, MediaElement, MediaPipeline, MediaType,
     PipelineError,
