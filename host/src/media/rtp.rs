@@ -182,6 +182,20 @@ pub(crate) fn detach(bin: &gst::Bin) {
     }
 }
 
+/// `packet` as this leg sends it: our SSRC and payload type, and no header extensions (the
+/// source's extension ids mean nothing here, and a stack refuses ids it did not negotiate);
+/// the payload goes on untouched.
+pub fn restamped(packet: &rtc::rtp::Packet, ssrc: u32, payload_type: u8) -> rtc::rtp::Packet {
+    let mut packet = packet.clone();
+    packet.header.ssrc = ssrc;
+    packet.header.payload_type = payload_type;
+    packet.header.extension = false;
+    packet.header.extension_profile = 0;
+    packet.header.extensions.clear();
+    packet.header.extensions_padding = 0;
+    packet
+}
+
 /// The pipeline's running time now, if it is running.
 pub fn running_time(element: &impl IsA<gst::Element>) -> Option<gst::ClockTime> {
     let clock = element.clock()?;

@@ -577,15 +577,7 @@ impl AudioSink for Shared {
         let Some(pt) = *lock(&self.send_audio_pt) else {
             return;
         };
-        let mut packet = packet.clone();
-        packet.header.ssrc = self.audio_ssrc;
-        packet.header.payload_type = pt;
-        // The sender's header extension ids mean nothing on this leg (and the stack refuses
-        // ids it did not negotiate): the payload goes on untouched, the extensions do not.
-        packet.header.extension = false;
-        packet.header.extension_profile = 0;
-        packet.header.extensions.clear();
-        packet.header.extensions_padding = 0;
+        let packet = crate::media::rtp::restamped(packet, self.audio_ssrc, pt);
         self.send(MediaType::Audio, packet);
         self.flow.mark(Direction::Out, MediaType::Audio);
     }

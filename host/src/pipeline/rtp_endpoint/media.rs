@@ -398,15 +398,7 @@ impl AudioSink for Shared {
         let Some(plan) = stream.plan.get().filter(|p| p.send) else {
             return;
         };
-        let mut packet = packet.clone();
-        packet.header.ssrc = self.audio_ssrc;
-        packet.header.payload_type = plan.payload_type;
-        // The source's header extension ids mean nothing on this leg: the payload goes on
-        // untouched, the extensions do not.
-        packet.header.extension = false;
-        packet.header.extension_profile = 0;
-        packet.header.extensions.clear();
-        packet.header.extensions_padding = 0;
+        let packet = crate::media::rtp::restamped(packet, self.audio_ssrc, plan.payload_type);
         if let Ok(bytes) = packet.marshal() {
             stream.send_rtp(bytes.freeze());
             self.flow.mark(Direction::Out, MediaType::Audio);
