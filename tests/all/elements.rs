@@ -81,7 +81,19 @@ fn tracks(path: &Path) -> Vec<String> {
         let _ = tx.send(());
     });
     let _ = pipeline.set_state(gst::State::Paused);
-    let _ = rx.recv_timeout(Duration::from_secs(10));
+    // Until the parser says it found every stream, or (MP4's parser may not say so) no new one
+    // came for half a second.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (mut seen, mut stable_since) = (0, Instant::now());
+    while rx.try_recv().is_err() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        let now_seen = found.lock().unwrap().len();
+        if now_seen != seen {
+            (seen, stable_since) = (now_seen, Instant::now());
+        } else if seen > 0 && stable_since.elapsed() > Duration::from_millis(500) {
+            break;
+        }
+    }
     let _ = pipeline.set_state(gst::State::Null);
     let mut v = found.lock().unwrap().clone();
     v.sort();

@@ -369,16 +369,13 @@ impl PlayerEndpoint {
         }
         let changed = self.gst.set_state(gst::State::Playing);
         let result = match changed {
-            Ok(gst::StateChangeSuccess::Async) => {
-                self.gst
-                    .state(gst::ClockTime::from_mseconds(
-                        OPEN_TIMEOUT.as_millis() as u64
-                    ))
-                    .0
-            }
+            Ok(gst::StateChangeSuccess::Async) => self.wait_open(),
             other => other,
         };
-        if let Some(message) = lock(&self.shared.last_error).clone() {
+        // Not held across the state change below: the streaming thread that reports errors
+        // takes this lock, and going to NULL waits for that thread.
+        let error = lock(&self.shared.last_error).clone();
+        if let Some(message) = error {
             let _ = self.gst.set_state(gst::State::Null);
             self.shared.set_state(UriState::Stop);
             return Err(PipelineError::InvalidArgument(format!(
@@ -393,6 +390,21 @@ impl PlayerEndpoint {
         }
         self.shared.set_state(UriState::Start);
         Ok(())
+    }
+
+    /// Waits until the media opened, an error came, or [`OPEN_TIMEOUT`] passed.
+    fn wait_open(&self) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        let deadline = Instant::now() + OPEN_TIMEOUT;
+        loop {
+            let (result, _, _) = self.gst.state(gst::ClockTime::from_mseconds(50));
+            let failed = lock(&self.shared.last_error).is_some();
+            if !matches!(result, Ok(gst::StateChangeSuccess::Async))
+                || failed
+                || Instant::now() >= deadline
+            {
+                return result;
+            }
+        }
     }
 
     /// Pauses where it is.
