@@ -10,7 +10,8 @@ SHELL := /bin/bash
 CARGO ?= cargo
 
 # Debian 12 packages: build and run. python-matplotlib-data is there for its sample pictures
-# only (a portrait and a transparent PNG the face tests use, tests/all/faces.rs).
+# only (a portrait and a transparent PNG the face tests use, tests/all/faces.rs), and
+# libgstrtspserver-1.0-dev for the RTSP server the player's tests stream from.
 APT_PACKAGES := \
 	build-essential pkg-config clang libclang-dev \
 	libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
@@ -18,7 +19,7 @@ APT_PACKAGES := \
 	gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools \
 	libopencv-dev opencv-data libtesseract-dev libleptonica-dev tesseract-ocr-eng \
 	fonts-dejavu-core graphviz chromium \
-	python-matplotlib-data
+	python-matplotlib-data libgstrtspserver-1.0-dev
 
 # Sample filters (shipped) and test guests (built for the test suite only).
 FILTERS := passthrough grayscale privacy platedetector faceoverlay

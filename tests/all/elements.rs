@@ -1003,3 +1003,50 @@ fn composite_mixes_audio_and_nobody_hears_themselves() {
     );
     pipeline.release();
 }
+
+/// Serves `launch` (a bin whose payloader is `pay0`) at `rtsp://127.0.0.1:PORT/test` from a
+/// GStreamer RTSP server running on its own thread; returns the URI.
+fn rtsp_server(launch: &str) -> String {
+    use gstreamer_rtsp_server::prelude::*;
+    gst::init().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let launch = launch.to_string();
+    std::thread::spawn(move || {
+        let context = gst::glib::MainContext::new();
+        let _guard = context.acquire().unwrap();
+        let server = gstreamer_rtsp_server::RTSPServer::new();
+        server.set_address("127.0.0.1");
+        server.set_service("0");
+        let factory = gstreamer_rtsp_server::RTSPMediaFactory::new();
+        factory.set_launch(&launch);
+        factory.set_shared(true);
+        server.mount_points().unwrap().add_factory("/test", factory);
+        let _source = server.attach(Some(&context)).unwrap();
+        tx.send(server.bound_port()).unwrap();
+        gst::glib::MainLoop::new(Some(&context), false).run();
+    });
+    let port = rx.recv().unwrap();
+    format!("rtsp://127.0.0.1:{port}/test")
+}
+
+#[test]
+fn player_plays_an_rtsp_stream() {
+    let _serial = prism_tests::media_lock();
+    let uri = rtsp_server(&format!(
+        "( videotestsrc is-live=true pattern=solid-color foreground-color={BLUE} \
+         ! video/x-raw,width=320,height=240,framerate=30/1 ! vp8enc deadline=1 \
+         ! rtpvp8pay name=pay0 pt=96 )"
+    ));
+    let rt = tokio();
+    let _guard = rt.enter();
+    let pipeline = MediaPipeline::new(context(&rt)).unwrap();
+    let player = pipeline.add_player(&uri, Some(200)).unwrap();
+    let probe = Probe::attach(player.as_ref());
+    player.play().unwrap();
+    let frame = probe.wait_for("blue over RTSP", |f| near(&pixel(f, 160, 120), [0, 0, 255]));
+    assert_eq!((frame.width(), frame.height()), (320, 240));
+    // A live stream: not seekable.
+    assert!(!player.video_info().is_seekable);
+    assert!(player.set_position(1000).is_err());
+    pipeline.release();
+}
