@@ -60,6 +60,34 @@ impl UriState {
     }
 }
 
+/// The `UriEndpointState` of a player or recorder; changes are announced as
+/// `UriEndpointStateChanged`.
+pub(super) struct UriStateCell(Mutex<UriState>);
+
+impl UriStateCell {
+    pub(super) fn new() -> Self {
+        Self(Mutex::new(UriState::Stop))
+    }
+
+    pub(super) fn get(&self) -> UriState {
+        *lock(&self.0)
+    }
+
+    /// Sets the state, announcing it on `events` as `id`'s if it changed.
+    pub(super) fn set(&self, events: &EventBus, id: &ElementId, state: UriState) {
+        let mut current = lock(&self.0);
+        if *current != state {
+            *current = state;
+            events.emit(
+                id,
+                EventKind::UriEndpointStateChanged {
+                    state: state.name().into(),
+                },
+            );
+        }
+    }
+}
+
 /// What a player knows about its media (Kurento's VideoInfo), times in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -108,7 +136,7 @@ struct Shared {
     events: EventBus,
     /// The media pipeline, whose running time stamps the frames.
     clock_of: gst::Pipeline,
-    state: Mutex<UriState>,
+    state: UriStateCell,
     last_error: Mutex<Option<String>>,
     video_sink: Mutex<Option<gst_app::AppSink>>,
     ended: AtomicBool,
@@ -118,16 +146,7 @@ struct Shared {
 
 impl Shared {
     fn set_state(&self, state: UriState) {
-        let mut current = lock(&self.state);
-        if *current != state {
-            *current = state;
-            self.events.emit(
-                &self.id,
-                EventKind::UriEndpointStateChanged {
-                    state: state.name().into(),
-                },
-            );
-        }
+        self.state.set(&self.events, &self.id, state);
     }
 
     fn on_message(&self, msg: &gst::Message) {
@@ -319,7 +338,7 @@ impl PlayerEndpoint {
             flow: FlowMeter::default(),
             events: pipeline.events().clone(),
             clock_of: pipeline.gst_pipeline().clone(),
-            state: Mutex::new(UriState::Stop),
+            state: UriStateCell::new(),
             last_error: Mutex::new(None),
             video_sink: Mutex::new(None),
             ended: AtomicBool::new(false),
@@ -439,7 +458,7 @@ impl PlayerEndpoint {
 
     /// Kurento's state.
     pub fn state(&self) -> UriState {
-        *lock(&self.shared.state)
+        self.shared.state.get()
     }
 
     /// Where playing is, in milliseconds (0 before the media opened).

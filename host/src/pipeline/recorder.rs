@@ -31,7 +31,7 @@ use rtc::shared::marshal::Marshal;
 
 use super::graph::{AudioSink, EncodedVideoSink, Outputs, VideoSink, take_frame};
 use super::own::element;
-use super::player::check_uri;
+use super::player::{UriState, UriStateCell, check_uri};
 use super::{
     Direction, ElementId, EventBus, EventKind, FlowMeter, MediaElement, MediaPipeline, MediaType,
     PipelineError,
@@ -222,7 +222,7 @@ struct Shared {
     clock_of: gst::Pipeline,
     phase: Mutex<Phase>,
     clock: Mutex<Clock>,
-    state: Mutex<super::player::UriState>,
+    state: UriStateCell,
     frames: AtomicU64,
     /// Video RTP packets written as they arrived.
     packets: AtomicU64,
@@ -289,17 +289,22 @@ impl Shared {
         }
     }
 
-    fn set_state(&self, state: super::player::UriState) {
-        let mut current = lock(&self.state);
-        if *current != state {
-            *current = state;
-            self.events.emit(
-                &self.id,
-                EventKind::UriEndpointStateChanged {
-                    state: state.name().into(),
-                },
-            );
+    fn set_state(&self, state: UriState) {
+        self.state.set(&self.events, &self.id, state);
+    }
+
+    /// Stops: the file is finished in the background (`Stopped` follows when it is done), or,
+    /// if nothing was written, `Stopped` now.
+    fn stop(self: &Arc<Self>) {
+        let was_stopped = self.state.get() == UriState::Stop;
+        match self.finish() {
+            Some(rx) => *lock(&self.finished) = Some(rx),
+            // Nothing was written: there is no file to finish.
+            None if !was_stopped => self.stopped(),
+            None => {}
         }
+        *lock(&self.phase) = Phase::Done;
+        self.set_state(UriState::Stop);
     }
 
     /// The file time of a buffer that arrived at `at_us`, or `None` while paused.
@@ -773,7 +778,7 @@ impl RecorderEndpoint {
                     paused_total: 0,
                     paused_at: None,
                 }),
-                state: Mutex::new(super::player::UriState::Stop),
+                state: UriStateCell::new(),
                 frames: AtomicU64::new(0),
                 packets: AtomicU64::new(0),
                 encoded_seen: AtomicBool::new(false),
@@ -792,8 +797,8 @@ impl RecorderEndpoint {
     }
 
     /// Kurento's state: `START` while recording.
-    pub fn state(&self) -> super::player::UriState {
-        *lock(&self.shared.state)
+    pub fn state(&self) -> UriState {
+        self.shared.state.get()
     }
 
     /// The profile.
@@ -829,7 +834,7 @@ impl RecorderEndpoint {
                 clock.paused_total += now.saturating_sub(at);
             }
         }
-        s.set_state(super::player::UriState::Start);
+        s.set_state(UriState::Start);
         s.events.emit(&s.id, EventKind::Recording);
         Ok(())
     }
@@ -842,23 +847,14 @@ impl RecorderEndpoint {
         }
         let now = s.now_us();
         lock(&s.clock).paused_at.get_or_insert(now);
-        s.set_state(super::player::UriState::Pause);
+        s.set_state(UriState::Pause);
         s.events.emit(&s.id, EventKind::Paused);
         Ok(())
     }
 
     /// Stops and finalises the file in the background (`Stopped` follows when it is done).
     pub fn stop(&self) {
-        let s = &self.shared;
-        let was_stopped = *lock(&s.state) == super::player::UriState::Stop;
-        match s.finish() {
-            Some(rx) => *lock(&s.finished) = Some(rx),
-            // Nothing was written: there is no file to finish.
-            None if !was_stopped => s.stopped(),
-            None => {}
-        }
-        *lock(&s.phase) = Phase::Done;
-        s.set_state(super::player::UriState::Stop);
+        self.shared.stop();
     }
 
     /// Stops and waits until the file is finalised (blocking; at most [`FINISH_TIMEOUT`]).
@@ -910,7 +906,7 @@ impl MediaElement for RecorderEndpoint {
         serde_json::json!({
             "uri": self.uri,
             "profile": s.profile.name(),
-            "state": lock(&s.state).name(),
+            "state": s.state.get().name(),
             "framesWritten": s.frames.load(Ordering::Relaxed),
             "videoPacketsWritten": s.packets.load(Ordering::Relaxed),
             "audioPacketsWritten": s.audio_packets.load(Ordering::Relaxed),
@@ -947,10 +943,7 @@ impl VideoSink for EosAware {
 
     fn end_of_stream(&self) {
         if self.0.stop_on_eos {
-            if let Some(rx) = self.0.finish() {
-                *lock(&self.0.finished) = Some(rx);
-            }
-            self.0.set_state(super::player::UriState::Stop);
+            self.0.stop();
         }
     }
 }
