@@ -22,7 +22,7 @@ fn main() -> anyhow::Result<()> {
     for c in vision::find_candidates(&img, &opts)? {
         let r = vision::read_plate(&img, &c, &opts);
         if std::env::var_os("RAW").is_some() {
-            let m = vision::classifier::Ensemble::builtin();
+            let m = vision::classifier::Cnn::builtin();
             for ch in &c.chars {
                 let p = m.classify(&vision::char_patch(&img, *ch, !c.inverted));
                 let mut idx: Vec<usize> = (0..p.len()).collect();
@@ -50,6 +50,15 @@ fn main() -> anyhow::Result<()> {
                 pgm.extend(p.iter().map(|v| (v * 255.0) as u8));
                 std::fs::write(format!("/tmp/dbg/{}_{i}.pgm", c.bounds.x), pgm)?;
             }
+        }
+        if std::env::var_os("CHARS").is_some() {
+            println!(
+                "chars {:?}",
+                c.chars
+                    .iter()
+                    .map(|r| (r.x, r.y, r.width, r.height))
+                    .collect::<Vec<_>>()
+            );
         }
         println!(
             "cand {:?} n={} inv={} score={:.2} -> {:?}",

@@ -4,7 +4,8 @@
 //!
 //! The plate reader: [`segment`] finds rows of glyph-like blobs in the luma plane (OpenCV
 //! adaptive threshold + connected components, both polarities), [`classifier`] (a small
-//! network the project trains itself, `host/models/plate-chars.bin`) reads each glyph, and
+//! convolutional network the project trains itself, `host/models/plate-glyphs.bin`) reads each
+//! glyph, and
 //! [`decode`] turns the glyph probabilities into text against the region's plate formats.
 //! Everything reads the frame's own bytes: no copy of the picture is made.
 
@@ -24,7 +25,7 @@ use opencv::imgproc;
 use opencv::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use self::classifier::Ensemble;
+use self::classifier::Cnn;
 pub use self::image::{GrayImage, char_patch};
 pub use self::picture::{ImageError, RgbaImage, decode_image, load_image};
 use self::segment::{HeightRange, Row};
@@ -302,11 +303,11 @@ pub fn find_candidates(img: &GrayImage<'_>, opts: &PlateOptions) -> opencv::Resu
 
 /// Reads one candidate.
 pub fn read_plate(img: &GrayImage<'_>, cand: &Candidate, opts: &PlateOptions) -> Option<PlateRead> {
-    read_with(Ensemble::builtin(), img, cand, opts.region)
+    read_with(Cnn::builtin(), img, cand, opts.region)
 }
 
 fn read_with(
-    model: &Ensemble,
+    model: &Cnn,
     img: &GrayImage<'_>,
     cand: &Candidate,
     region: Region,
@@ -374,7 +375,7 @@ fn median_height(rects: &[Rect]) -> f32 {
 /// most confident symbol), so a glyph broken or merged at one threshold is read whole from
 /// another.
 fn read_group(
-    model: &Ensemble,
+    model: &Cnn,
     img: &GrayImage<'_>,
     group: &[&Candidate],
     region: Region,
@@ -413,10 +414,108 @@ fn read_group(
     if coloured_band_first(img, &chosen.iter().map(|(r, _)| *r).collect::<Vec<_>>()) {
         chosen.remove(0);
     }
+    fill_gaps(model, img, &mut chosen, inverted);
     let chars: Vec<Rect> = chosen.iter().map(|(r, _)| *r).collect();
     let probs: Vec<decode::Probs> = chosen.iter().map(|(_, p)| *p).collect();
     let score = group.iter().map(|c| c.score).fold(0.0, f32::max);
     read_glyphs(img, &chars, &probs, score, region)
+}
+
+/// A glyph the segmenter missed (touching a bolt or the frame, or broken into pieces too small
+/// to count) leaves a gap of a whole glyph pitch in the row: the box there, as tall as its
+/// neighbours and trimmed to its ink, is read and kept when the classifier is sure it holds a
+/// character.
+fn fill_gaps(
+    model: &Cnn,
+    img: &GrayImage<'_>,
+    chosen: &mut Vec<(Rect, decode::Probs)>,
+    inverted: bool,
+) {
+    if chosen.len() < 3 {
+        return;
+    }
+    let centre = |r: &Rect| r.x as f32 + r.width as f32 / 2.0;
+    let rects: Vec<Rect> = chosen.iter().map(|(r, _)| *r).collect();
+    let mut pitches: Vec<f32> = rects
+        .windows(2)
+        .map(|w| centre(&w[1]) - centre(&w[0]))
+        .collect();
+    pitches.sort_by(f32::total_cmp);
+    let pitch = pitches[pitches.len() / 2];
+    let mut widths: Vec<u32> = rects.iter().map(|r| r.width).collect();
+    widths.sort_unstable();
+    let width = widths[widths.len() / 2] as f32;
+    if pitch < 2.0 {
+        return;
+    }
+    let mut added = Vec::new();
+    for pair in rects.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        let span = centre(&b) - centre(&a);
+        let steps = (span / pitch).round();
+        if !(2.0..=3.0).contains(&steps) || (span / pitch - steps).abs() > 0.3 {
+            continue;
+        }
+        let (free_left, free_right) = ((a.x + a.width) as f32, b.x as f32);
+        let (y, h) = ((a.y + b.y) / 2, (a.height + b.height) / 2);
+        for k in 1..steps as u32 {
+            let c = centre(&a) + span * k as f32 / steps;
+            let x0 = (c - 0.6 * width).max(free_left).round() as u32;
+            let x1 = (c + 0.6 * width).min(free_right).round() as u32;
+            let Some(r) = trim_to_ink(img, Rect::new(x0, y, x1.saturating_sub(x0), h), inverted)
+            else {
+                continue;
+            };
+            let p = model.classify(&char_patch(img, r, !inverted));
+            if p[..classifier::NOISE].iter().any(|&v| v > 0.8) {
+                added.push((r, p));
+            }
+        }
+    }
+    chosen.extend(added);
+    chosen.sort_by_key(|(r, _)| r.x);
+}
+
+/// The columns of `r` that hold ink (darker, or lighter when `inverted`, than the middle of the
+/// box's range), if there are any.
+fn trim_to_ink(img: &GrayImage<'_>, r: Rect, inverted: bool) -> Option<Rect> {
+    if r.width < 2 || r.height < 2 || !inside(img, &r) {
+        return None;
+    }
+    let rows = r.y as usize..(r.y + r.height) as usize;
+    let cols = r.x as usize..(r.x + r.width) as usize;
+    let (mut lo, mut hi) = (255u8, 0u8);
+    for y in rows.clone() {
+        for &v in &img.row(y)[cols.clone()] {
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+    }
+    if hi - lo < 40 {
+        return None;
+    }
+    let mid = (lo as u16 + hi as u16) / 2;
+    let ink = |v: u8| {
+        if inverted {
+            v as u16 > mid
+        } else {
+            (v as u16) < mid
+        }
+    };
+    // A column holds ink if a tenth of it does: enough for the bar of a T or the foot of an L.
+    let min_ink = (r.height / 10) as usize;
+    let inked: Vec<bool> = cols
+        .clone()
+        .map(|x| rows.clone().filter(|&y| ink(img.row(y)[x])).count() >= min_ink.max(1))
+        .collect();
+    let first = inked.iter().position(|&b| b)?;
+    let last = inked.iter().rposition(|&b| b)?;
+    Some(Rect::new(
+        r.x + first as u32,
+        r.y,
+        (last - first + 1) as u32,
+        r.height,
+    ))
 }
 
 /// Whether the row's first glyph is a coloured mark rather than a glyph: the blue country band
@@ -471,7 +570,7 @@ fn stripe_penalty(glyphs: &[Rect]) -> f32 {
 
 /// Finds and reads plates: the most confident reading of each place, best first.
 pub fn detect_plates(img: &GrayImage<'_>, opts: &PlateOptions) -> opencv::Result<Vec<PlateRead>> {
-    let model = Ensemble::builtin();
+    let model = Cnn::builtin();
     let cands = find_candidates(img, opts)?;
     let reads: Vec<PlateRead> = group_rows(&cands)
         .iter()
@@ -502,7 +601,19 @@ pub fn detect_plates(img: &GrayImage<'_>, opts: &PlateOptions) -> opencv::Result
                 && (gap as f32) < 2.5 * hb
         })
     };
-    let keep: Vec<bool> = (0..reads.len()).map(|i| !stacked_under_larger(i)).collect();
+    // Text tucked into a corner of the frame (less than a glyph's height from a side, and
+    // from the top or bottom) is a camera's on-screen caption (date, time, camera name), or a
+    // plate cut by two sides of the frame: neither is read.
+    let at_frame_edge = |i: usize| {
+        let (a, h) = rows[i];
+        let (w, ht) = (img.width() as f32, img.height() as f32);
+        let vertical = (a.y as f32) < 0.75 * h || (a.y + a.height) as f32 + 0.75 * h > ht;
+        let horizontal = (a.x as f32) < h || (a.x + a.width) as f32 + h > w;
+        vertical && horizontal
+    };
+    let keep: Vec<bool> = (0..reads.len())
+        .map(|i| !stacked_under_larger(i) && !at_frame_edge(i))
+        .collect();
     let mut reads: Vec<PlateRead> = reads
         .into_iter()
         .zip(keep)
@@ -602,6 +713,36 @@ mod tests {
             &GrayImage::of_frame(&gray).unwrap(),
             &with_band
         ));
+    }
+
+    #[test]
+    fn a_glyph_the_segmenter_missed_is_read_from_its_gap() {
+        use prism_frame::{Color, FrameBuf, PixelFormat};
+        // A row of six Ls.
+        let bars: Vec<Rect> = (0..6).map(|i| Rect::new(40 + i * 24, 16, 15, 28)).collect();
+        let model = Cnn::builtin();
+        // The third L is drawn (or not), but was not cut: its gap is a whole pitch wide.
+        let refill = |drawn: bool| {
+            let mut f = FrameBuf::filled(PixelFormat::Gray8, 220, 60, Color::rgb(230, 230, 230));
+            for (i, r) in bars.iter().enumerate() {
+                if drawn || i != 2 {
+                    f.fill_rect(Rect::new(r.x, r.y, 5, 28), Color::rgb(25, 25, 25));
+                    f.fill_rect(Rect::new(r.x, r.y + 23, 15, 5), Color::rgb(25, 25, 25));
+                }
+            }
+            let img = GrayImage::of_frame(&f).unwrap();
+            let mut chosen: Vec<_> = bars
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != 2)
+                .map(|(_, r)| (*r, model.classify(&char_patch(&img, *r, true))))
+                .collect();
+            fill_gaps(model, &img, &mut chosen, false);
+            chosen.into_iter().map(|(r, _)| r).collect::<Vec<Rect>>()
+        };
+        assert_eq!(refill(true), bars);
+        // Nothing is added where the gap is empty.
+        assert_eq!(refill(false).len(), 5);
     }
 
     #[test]

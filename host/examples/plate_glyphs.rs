@@ -1,10 +1,10 @@
-//! Trains the plate reader's character classifier (`host/models/plate-chars.bin`).
+//! Builds the examples the plate reader's character classifier learns from; the classifier
+//! itself is trained by `train_plate_cnn.py` (`host/models/plate-glyphs.bin`):
 //!
 //! ```text
-//! cargo run --release -p prism --example train_plate_reader -- \
-//!     --ocr-us ../shared/data/alpr/ocr-us --out host/models/plate-chars.bin
-//! cargo run --release -p prism --example train_plate_reader -- --pixels-only \
-//!     --ocr-us ../shared/data/alpr/ocr-us --out host/models/plate-chars-px.bin
+//! cargo run --release -p prism --example plate_glyphs -- \
+//!     --ocr-us ../shared/data/alpr/ocr-us --out /tmp/glyphs.bin
+//! python3 host/examples/train_plate_cnn.py /tmp/glyphs.bin host/models/plate-glyphs.bin
 //! ```
 //!
 //! Data recipe (see `host/models/README.md`):
@@ -15,12 +15,13 @@
 //! * real glyphs from labelled US plate crops (`--ocr-us`, `groundtruth.csv` with
 //!   `FILE,STATE,PLATE`): a crop whose best glyph row has as many glyphs as its plate has
 //!   characters gives one labelled glyph per blob (one crop in five is held out to measure);
+//!   a row with up to three blobs more is labelled by its likeliest alignment to the plate
+//!   under the shipped classifier, its other blobs becoming "not a character";
 //! * "not a character" examples: stickers (discs, rings), glyph fragments and blots.
 //!
 //! Every example goes through the run-time path: binarised and cut by the same segmenter,
 //! normalised by the same `char_patch`.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use ab_glyph::{Font, FontVec, PxScale, ScaleFont, point};
@@ -29,7 +30,7 @@ use opencv::core::{Mat, Point2f, Scalar, Size};
 use opencv::imgproc;
 use opencv::prelude::*;
 use prism::media::Decoder;
-use prism::vision::classifier::{self, CLASSES, NOISE, Rng, SYMBOLS, TrainOptions, class_of};
+use prism::vision::classifier::{self, CLASSES, NOISE, Rng, SYMBOLS, class_of};
 use prism::vision::image::PATCH_LEN;
 use prism::vision::segment::{self, HeightRange};
 use prism::vision::{GrayImage, Rect, char_patch};
@@ -62,17 +63,13 @@ struct Args {
     ocr_us: Option<PathBuf>,
     out: PathBuf,
     per_font: usize,
-    epochs: usize,
-    pixels_only: bool,
 }
 
 fn args() -> anyhow::Result<Args> {
     let mut a = Args {
         ocr_us: None,
-        out: PathBuf::from("host/models/plate-chars.bin"),
+        out: PathBuf::from("glyphs.bin"),
         per_font: 70,
-        epochs: 20,
-        pixels_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -81,8 +78,6 @@ fn args() -> anyhow::Result<Args> {
             "--ocr-us" => a.ocr_us = Some(v()?.into()),
             "--out" => a.out = v()?.into(),
             "--per-font" => a.per_font = v()?.parse()?,
-            "--epochs" => a.epochs = v()?.parse()?,
-            "--pixels-only" => a.pixels_only = true,
             other => bail!("unknown argument {other}"),
         }
     }
@@ -543,7 +538,8 @@ fn real(dir: &Path, rng: &mut Rng) -> anyhow::Result<(Vec<Sample>, Vec<Sample>)>
     let csv = std::fs::read_to_string(dir.join("groundtruth.csv"))
         .with_context(|| format!("reading {}/groundtruth.csv", dir.display()))?;
     let (mut train, mut held) = (Vec::new(), Vec::new());
-    let (mut used, mut total) = (0, 0);
+    let (mut used, mut total, mut aligned, mut extra_noise) = (0, 0, 0, 0);
+    let model = classifier::Cnn::builtin();
     for (i, line) in csv.lines().enumerate() {
         let f: Vec<&str> = line.trim().split(',').collect();
         if f.len() < 3 || f[0] == "FILE" {
@@ -567,17 +563,52 @@ fn real(dir: &Path, rng: &mut Rng) -> anyhow::Result<(Vec<Sample>, Vec<Sample>)>
                 max: h * 9 / 10,
             },
         )?;
-        // The tallest row with exactly as many glyphs as the plate has characters.
-        let Some(row) = rows
+        // The tallest row with exactly as many glyphs as the plate has characters; failing
+        // that (held-out crops excepted), the row with up to three blobs more whose best
+        // alignment to the plate the shipped classifier finds likely: its other blobs (frame
+        // edges, bolts, stickers) are examples of "not a character".
+        let exact = rows
             .iter()
             .filter(|r| r.blobs.len() == plate.len())
-            .max_by(|a, b| a.glyph_height().total_cmp(&b.glyph_height()))
-        else {
-            continue;
+            .max_by(|a, b| a.glyph_height().total_cmp(&b.glyph_height()));
+        let (row, picked) = match exact {
+            Some(row) => (row, (0..plate.len()).collect::<Vec<_>>()),
+            None if i % 5 != 0 => {
+                let Some((row, picked)) = rows
+                    .iter()
+                    .filter(|r| r.blobs.len() > plate.len() && r.blobs.len() <= plate.len() + 3)
+                    .filter_map(|r| {
+                        let probs: Vec<_> = r
+                            .blobs
+                            .iter()
+                            .map(|b| model.classify(&char_patch(&img, b.rect(), r.dark)))
+                            .collect();
+                        let (picked, mean) = align(&probs, &plate)?;
+                        (mean > 0.5f32.ln()).then_some((r, picked, mean))
+                    })
+                    .max_by(|a, b| a.2.total_cmp(&b.2))
+                    .map(|(r, p, _)| (r, p))
+                else {
+                    continue;
+                };
+                for (k, b) in row.blobs.iter().enumerate() {
+                    if !picked.contains(&k) {
+                        let p = char_patch(&img, b.rect(), row.dark);
+                        let sure = model.classify(&p)[..NOISE].iter().any(|&v| v > 0.9);
+                        if !sure {
+                            train.push((p, NOISE as u8));
+                            extra_noise += 1;
+                        }
+                    }
+                }
+                aligned += 1;
+                (row, picked)
+            }
+            None => continue,
         };
         used += 1;
         let dest = if i % 5 == 0 { &mut held } else { &mut train };
-        for (b, &class) in row.blobs.iter().zip(&plate) {
+        for (b, &class) in picked.iter().map(|&k| &row.blobs[k]).zip(&plate) {
             dest.push((char_patch(&img, b.rect(), row.dark), class as u8));
             if i % 5 != 0 {
                 for _ in 0..REAL_VARIANTS {
@@ -598,28 +629,64 @@ fn real(dir: &Path, rng: &mut Rng) -> anyhow::Result<(Vec<Sample>, Vec<Sample>)>
             }
         }
     }
-    println!("real crops: {used} of {total} segmented into exactly their plate's glyphs");
+    println!(
+        "real crops: {used} of {total} labelled ({aligned} by alignment, giving {extra_noise} \
+         not-a-character blobs)"
+    );
     Ok((train, held))
 }
 
-fn accuracy(m: &classifier::Classifier, set: &[Sample]) -> (f32, HashMap<(char, char), usize>) {
-    let mut ok = 0;
-    let mut confusions = HashMap::new();
-    for (x, y) in set {
-        let p = m.classify(x);
-        let best = (0..CLASSES)
-            .max_by(|&a, &b| p[a].total_cmp(&p[b]))
-            .unwrap_or(0);
-        if best == *y as usize {
-            ok += 1;
-        } else {
-            let name = |c: usize| SYMBOLS.get(c).map_or('#', |&s| s as char);
-            *confusions
-                .entry((name(*y as usize), name(best)))
-                .or_insert(0) += 1;
+/// The blobs (indices, in order) that best spell `plate`, and their mean log-probability.
+fn align(probs: &[[f32; CLASSES]], plate: &[usize]) -> Option<(Vec<usize>, f32)> {
+    let (n, m) = (probs.len(), plate.len());
+    if m == 0 || n < m {
+        return None;
+    }
+    // best[i][j]: best log-probability spelling plate[..j] with blobs[..i].
+    let mut best = vec![vec![f32::NEG_INFINITY; m + 1]; n + 1];
+    let mut took = vec![vec![false; m + 1]; n + 1];
+    best[0][0] = 0.0;
+    for i in 1..=n {
+        best[i][0] = 0.0;
+        for j in 1..=m.min(i) {
+            let skip = best[i - 1][j];
+            let take = best[i - 1][j - 1] + probs[i - 1][plate[j - 1]].max(1e-6).ln();
+            (best[i][j], took[i][j]) = if take >= skip {
+                (take, true)
+            } else {
+                (skip, false)
+            };
         }
     }
-    (ok as f32 / set.len().max(1) as f32, confusions)
+    let mut picked = Vec::with_capacity(m);
+    let (mut i, mut j) = (n, m);
+    while j > 0 {
+        if took[i][j] {
+            picked.push(i - 1);
+            j -= 1;
+        }
+        i -= 1;
+    }
+    picked.reverse();
+    Some((picked, best[n][m] / m as f32))
+}
+
+/// Writes the examples for `train_plate_cnn.py`: `PRISMDS1`, the numbers of training and
+/// held-out examples (u32 LE), then per example its class and its patch quantised to bytes.
+fn dump(path: &Path, train: &[Sample], held: &[Sample]) -> anyhow::Result<()> {
+    let mut out = Vec::with_capacity(16 + (train.len() + held.len()) * (PATCH_LEN + 1));
+    out.extend_from_slice(b"PRISMDS1");
+    out.extend_from_slice(&(train.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(held.len() as u32).to_le_bytes());
+    for (patch, class) in train.iter().chain(held) {
+        out.push(*class);
+        out.extend(
+            patch
+                .iter()
+                .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8),
+        );
+    }
+    std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -659,28 +726,11 @@ fn main() -> anyhow::Result<()> {
         samples.extend(train);
         held = h;
     }
-    let opts = TrainOptions {
-        epochs: a.epochs,
-        gradients: !a.pixels_only,
-        ..TrainOptions::default()
-    };
-    let started = std::time::Instant::now();
-    let model = classifier::train(&samples, &opts, |epoch, acc| {
-        println!("epoch {epoch:>2}: training accuracy {:.2}%", acc * 100.0);
-    });
-    println!("trained in {:.0} s", started.elapsed().as_secs_f32());
-    if !held.is_empty() {
-        let (acc, conf) = accuracy(&model, &held);
-        let mut conf: Vec<_> = conf.into_iter().collect();
-        conf.sort_by_key(|c| std::cmp::Reverse(c.1));
-        println!(
-            "held-out real glyphs: {:.2}% of {} (top confusions truth->read: {:?})",
-            acc * 100.0,
-            held.len(),
-            &conf[..conf.len().min(8)]
-        );
-    }
-    std::fs::write(&a.out, model.to_bytes())?;
-    println!("wrote {}", a.out.display());
+    dump(&a.out, &samples, &held)?;
+    println!(
+        "wrote {} examples to {}",
+        samples.len() + held.len(),
+        a.out.display()
+    );
     Ok(())
 }
