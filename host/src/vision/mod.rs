@@ -5,8 +5,8 @@
 //! The plate reader: [`segment`] finds rows of glyph-like blobs in the luma plane (OpenCV
 //! adaptive threshold + connected components, both polarities), [`classifier`] (a small
 //! convolutional network the project trains itself, `host/models/plate-glyphs.bin`) reads each
-//! glyph, and
-//! [`decode`] turns the glyph probabilities into text against the region's plate formats.
+//! glyph, and [`decode`] turns the glyph probabilities into text against the region's plate
+//! formats.
 //! Everything reads the frame's own bytes: no copy of the picture is made.
 
 pub mod classifier;
@@ -442,12 +442,12 @@ fn fill_gaps(
         .collect();
     pitches.sort_by(f32::total_cmp);
     let pitch = pitches[pitches.len() / 2];
-    let mut widths: Vec<u32> = rects.iter().map(|r| r.width).collect();
-    widths.sort_unstable();
-    let width = widths[widths.len() / 2] as f32;
     if pitch < 2.0 {
         return;
     }
+    let mut widths: Vec<u32> = rects.iter().map(|r| r.width).collect();
+    widths.sort_unstable();
+    let width = widths[widths.len() / 2] as f32;
     let mut added = Vec::new();
     for pair in rects.windows(2) {
         let (a, b) = (pair[0], pair[1]);
