@@ -414,6 +414,7 @@ fn read_group(
     if coloured_band_first(img, &chosen.iter().map(|(r, _)| *r).collect::<Vec<_>>()) {
         chosen.remove(0);
     }
+    split_merged(model, img, &mut chosen, inverted);
     fill_gaps(model, img, &mut chosen, inverted);
     let chars: Vec<Rect> = chosen.iter().map(|(r, _)| *r).collect();
     let probs: Vec<decode::Probs> = chosen.iter().map(|(_, p)| *p).collect();
@@ -422,9 +423,9 @@ fn read_group(
 }
 
 /// A glyph the segmenter missed (touching a bolt or the frame, or broken into pieces too small
-/// to count) leaves a gap of a whole glyph pitch in the row: the box there, as tall as its
-/// neighbours and trimmed to its ink, is read and kept when the classifier is sure it holds a
-/// character.
+/// to count) leaves a gap of a whole glyph pitch in the row, or a glyph's place empty beyond
+/// an end: the box there, as tall as its neighbours and trimmed to its ink, is read and kept
+/// when the classifier is sure it holds a character.
 fn fill_gaps(
     model: &Cnn,
     img: &GrayImage<'_>,
@@ -449,6 +450,20 @@ fn fill_gaps(
     widths.sort_unstable();
     let width = widths[widths.len() / 2] as f32;
     let mut added = Vec::new();
+    let mut try_box = |c: f32, free_left: f32, free_right: f32, y: u32, h: u32, end: bool| {
+        let x0 = (c - 0.6 * width).max(free_left).round().max(0.0) as u32;
+        let x1 = (c + 0.6 * width).min(free_right).round().max(0.0) as u32;
+        let Some(r) = trim_to_ink(img, Rect::new(x0, y, x1.saturating_sub(x0), h), inverted) else {
+            return;
+        };
+        if end && !stands_alone(img, r, inverted) {
+            return;
+        }
+        let p = model.classify(&char_patch(img, r, !inverted));
+        if p[..classifier::NOISE].iter().any(|&v| v > 0.8) {
+            added.push((r, p));
+        }
+    };
     for pair in rects.windows(2) {
         let (a, b) = (pair[0], pair[1]);
         let span = centre(&b) - centre(&a);
@@ -460,20 +475,148 @@ fn fill_gaps(
         let (y, h) = ((a.y + b.y) / 2, (a.height + b.height) / 2);
         for k in 1..steps as u32 {
             let c = centre(&a) + span * k as f32 / steps;
-            let x0 = (c - 0.6 * width).max(free_left).round() as u32;
-            let x1 = (c + 0.6 * width).min(free_right).round() as u32;
-            let Some(r) = trim_to_ink(img, Rect::new(x0, y, x1.saturating_sub(x0), h), inverted)
-            else {
-                continue;
-            };
-            let p = model.classify(&char_patch(img, r, !inverted));
-            if p[..classifier::NOISE].iter().any(|&v| v > 0.8) {
-                added.push((r, p));
-            }
+            try_box(c, free_left, free_right, y, h, false);
         }
     }
+    // One pitch beyond each end, where a glyph must also stand clear of what is above and
+    // below it (frame edges, bolts and stickers run on past the glyphs' line).
+    let (first, last) = (rects[0], rects[rects.len() - 1]);
+    try_box(
+        centre(&first) - pitch,
+        0.0,
+        first.x as f32,
+        first.y,
+        first.height,
+        true,
+    );
+    try_box(
+        centre(&last) + pitch,
+        (last.x + last.width) as f32,
+        img.width() as f32,
+        last.y,
+        last.height,
+        true,
+    );
     chosen.extend(added);
     chosen.sort_by_key(|(r, _)| r.x);
+}
+
+/// Two glyphs touching each other (blur, a low-resolution camera) are one blob about twice as
+/// wide as the row's glyphs: such a blob that the classifier is not sure of is cut at its
+/// faintest column near the middle, and the halves replace it when both are clearly glyphs.
+fn split_merged(
+    model: &Cnn,
+    img: &GrayImage<'_>,
+    chosen: &mut Vec<(Rect, decode::Probs)>,
+    inverted: bool,
+) {
+    if chosen.len() < 3 {
+        return;
+    }
+    let mut widths: Vec<u32> = chosen.iter().map(|(r, _)| r.width).collect();
+    widths.sort_unstable();
+    let width = widths[widths.len() / 2] as f32;
+    let best = |p: &decode::Probs| p[..classifier::NOISE].iter().copied().fold(0.0, f32::max);
+    let mut out = Vec::with_capacity(chosen.len() + 2);
+    for (r, p) in chosen.drain(..) {
+        let split = (r.width as f32 > 1.6 * width && best(&p) < 0.9)
+            .then(|| faintest_column(img, r, inverted))
+            .flatten()
+            .and_then(|cut| {
+                let left = trim_to_ink(img, Rect::new(r.x, r.y, cut - r.x, r.height), inverted)?;
+                let right = trim_to_ink(
+                    img,
+                    Rect::new(cut + 1, r.y, r.x + r.width - cut - 1, r.height),
+                    inverted,
+                )?;
+                let pl = model.classify(&char_patch(img, left, !inverted));
+                let pr = model.classify(&char_patch(img, right, !inverted));
+                (best(&pl) > 0.75 && best(&pr) > 0.75).then_some([(left, pl), (right, pr)])
+            });
+        match split {
+            Some(halves) => out.extend(halves),
+            None => out.push((r, p)),
+        }
+    }
+    *chosen = out;
+}
+
+/// Tells ink from background around a glyph: darker (lighter when `inverted`) than the middle
+/// of the gray range of its box.
+#[derive(Debug, Clone, Copy)]
+struct Ink {
+    mid: u16,
+    inverted: bool,
+    /// The box's gray range.
+    contrast: u8,
+}
+
+impl Ink {
+    fn of(img: &GrayImage<'_>, r: Rect, inverted: bool) -> Ink {
+        let (mut lo, mut hi) = (255u8, 0u8);
+        for y in r.y as usize..(r.y + r.height) as usize {
+            for &v in &img.row(y)[r.x as usize..(r.x + r.width) as usize] {
+                lo = lo.min(v);
+                hi = hi.max(v);
+            }
+        }
+        Ink {
+            mid: (lo as u16 + hi as u16) / 2,
+            inverted,
+            contrast: hi.saturating_sub(lo),
+        }
+    }
+
+    fn is(&self, v: u8) -> bool {
+        if self.inverted {
+            v as u16 > self.mid
+        } else {
+            (v as u16) < self.mid
+        }
+    }
+
+    /// Ink pixels of column `x` over `rows`.
+    fn in_column(&self, img: &GrayImage<'_>, x: u32, rows: std::ops::Range<u32>) -> usize {
+        rows.filter(|&y| self.is(img.row(y as usize)[x as usize]))
+            .count()
+    }
+}
+
+/// The column of the middle 40 % of `r` with the least ink (the nearest the centre of those).
+fn faintest_column(img: &GrayImage<'_>, r: Rect, inverted: bool) -> Option<u32> {
+    if r.width < 6 || !inside(img, &r) {
+        return None;
+    }
+    let ink = Ink::of(img, r, inverted);
+    let (from, to) = (r.x + r.width * 3 / 10, r.x + r.width * 7 / 10);
+    let centre = r.x + r.width / 2;
+    (from..=to).min_by_key(|&x| {
+        (
+            ink.in_column(img, x, r.y..r.y + r.height),
+            x.abs_diff(centre),
+        )
+    })
+}
+
+/// Whether the glyph in `r` has clear background right above and below it (a sixth of its
+/// height): a frame edge, a bolt or a sticker beside a plate runs on past its glyphs' line.
+fn stands_alone(img: &GrayImage<'_>, r: Rect, inverted: bool) -> bool {
+    let strip = (r.height / 6).max(1);
+    let Some(top) = r.y.checked_sub(strip + 1) else {
+        return false;
+    };
+    let bottom = r.y + r.height + 1;
+    if bottom + strip > img.height() as u32 || !inside(img, &r) {
+        return false;
+    }
+    let ink = Ink::of(img, r, inverted);
+    let share = |y0: u32| {
+        let n: usize = (r.x..r.x + r.width)
+            .map(|x| ink.in_column(img, x, y0..y0 + strip))
+            .sum();
+        n as f32 / (strip * r.width).max(1) as f32
+    };
+    share(top) < 0.35 && share(bottom) < 0.35
 }
 
 /// The columns of `r` that hold ink (darker, or lighter when `inverted`, than the middle of the
@@ -482,31 +625,14 @@ fn trim_to_ink(img: &GrayImage<'_>, r: Rect, inverted: bool) -> Option<Rect> {
     if r.width < 2 || r.height < 2 || !inside(img, &r) {
         return None;
     }
-    let rows = r.y as usize..(r.y + r.height) as usize;
-    let cols = r.x as usize..(r.x + r.width) as usize;
-    let (mut lo, mut hi) = (255u8, 0u8);
-    for y in rows.clone() {
-        for &v in &img.row(y)[cols.clone()] {
-            lo = lo.min(v);
-            hi = hi.max(v);
-        }
-    }
-    if hi - lo < 40 {
+    let ink = Ink::of(img, r, inverted);
+    if ink.contrast < 40 {
         return None;
     }
-    let mid = (lo as u16 + hi as u16) / 2;
-    let ink = |v: u8| {
-        if inverted {
-            v as u16 > mid
-        } else {
-            (v as u16) < mid
-        }
-    };
     // A column holds ink if a tenth of it does: enough for the bar of a T or the foot of an L.
-    let min_ink = (r.height / 10) as usize;
-    let inked: Vec<bool> = cols
-        .clone()
-        .map(|x| rows.clone().filter(|&y| ink(img.row(y)[x])).count() >= min_ink.max(1))
+    let min_ink = (r.height as usize / 10).max(1);
+    let inked: Vec<bool> = (r.x..r.x + r.width)
+        .map(|x| ink.in_column(img, x, r.y..r.y + r.height) >= min_ink)
         .collect();
     let first = inked.iter().position(|&b| b)?;
     let last = inked.iter().rposition(|&b| b)?;
@@ -717,32 +843,78 @@ mod tests {
 
     #[test]
     fn a_glyph_the_segmenter_missed_is_read_from_its_gap() {
-        use prism_frame::{Color, FrameBuf, PixelFormat};
-        // A row of six Ls.
-        let bars: Vec<Rect> = (0..6).map(|i| Rect::new(40 + i * 24, 16, 15, 28)).collect();
+        // Six Ls; the third (or the last) was not cut as a blob.
+        let ls: Vec<Rect> = (0..6).map(|i| Rect::new(40 + i * 24, 16, 15, 28)).collect();
+        for missed in [2, 5] {
+            let cut: Vec<Rect> = (0..6).filter(|&i| i != missed).map(|i| ls[i]).collect();
+            let f = row_of_ls(&ls, |_| true);
+            assert_eq!(refill(&GrayImage::of_frame(&f).unwrap(), &cut), ls);
+            // Nothing is added where the place is empty.
+            let f = row_of_ls(&ls, |i| i != missed);
+            assert_eq!(refill(&GrayImage::of_frame(&f).unwrap(), &cut), cut);
+        }
+        // A frame edge beyond the last glyph runs on above and below the row: not a glyph.
+        let mut f = row_of_ls(&ls, |i| i != 5);
+        f.fill_rect(
+            Rect::new(160, 2, 5, 56),
+            prism_frame::Color::rgb(25, 25, 25),
+        );
+        assert_eq!(
+            refill(&GrayImage::of_frame(&f).unwrap(), &ls[..5]),
+            &ls[..5]
+        );
+    }
+
+    #[test]
+    fn two_touching_glyphs_are_split() {
+        // The fourth L stands where the third's foot ends: the two are one blob.
+        let mut ls: Vec<Rect> = (0..6).map(|i| Rect::new(40 + i * 24, 16, 15, 28)).collect();
+        for r in &mut ls[3..] {
+            r.x -= 9;
+        }
+        let f = row_of_ls(&ls, |_| true);
+        let img = GrayImage::of_frame(&f).unwrap();
         let model = Cnn::builtin();
-        // The third L is drawn (or not), but was not cut: its gap is a whole pitch wide.
-        let refill = |drawn: bool| {
-            let mut f = FrameBuf::filled(PixelFormat::Gray8, 220, 60, Color::rgb(230, 230, 230));
-            for (i, r) in bars.iter().enumerate() {
-                if drawn || i != 2 {
-                    f.fill_rect(Rect::new(r.x, r.y, 5, 28), Color::rgb(25, 25, 25));
-                    f.fill_rect(Rect::new(r.x, r.y + 23, 15, 5), Color::rgb(25, 25, 25));
-                }
-            }
-            let img = GrayImage::of_frame(&f).unwrap();
-            let mut chosen: Vec<_> = bars
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i != 2)
-                .map(|(_, r)| (*r, model.classify(&char_patch(&img, *r, true))))
-                .collect();
-            fill_gaps(model, &img, &mut chosen, false);
-            chosen.into_iter().map(|(r, _)| r).collect::<Vec<Rect>>()
-        };
-        assert_eq!(refill(true), bars);
-        // Nothing is added where the gap is empty.
-        assert_eq!(refill(false).len(), 5);
+        let mut chosen: Vec<_> = [ls[0], ls[1], union(&ls[2..4]), ls[4], ls[5]]
+            .iter()
+            .map(|r| (*r, model.classify(&char_patch(&img, *r, true))))
+            .collect();
+        split_merged(model, &img, &mut chosen, false);
+        // Cut at the column where the foot meets the stem, each half read as an L.
+        let mut third = ls[2];
+        third.width -= 1;
+        let boxes: Vec<Rect> = chosen.iter().map(|(r, _)| *r).collect();
+        assert_eq!(boxes, [ls[0], ls[1], third, ls[3], ls[4], ls[5]]);
+        let l = classifier::class_of('L');
+        for (r, p) in &chosen {
+            let best = (0..classifier::CLASSES).max_by(|&a, &b| p[a].total_cmp(&p[b]));
+            assert_eq!(best, l, "{r:?}");
+        }
+    }
+
+    /// A light picture with an L (a 5 px stem, a 15x5 foot) drawn in each box `draw` picks.
+    fn row_of_ls(boxes: &[Rect], draw: impl Fn(usize) -> bool) -> prism_frame::FrameBuf {
+        use prism_frame::{Color, FrameBuf, PixelFormat};
+        let mut f = FrameBuf::filled(PixelFormat::Gray8, 240, 60, Color::rgb(230, 230, 230));
+        for (_, r) in boxes.iter().enumerate().filter(|(i, _)| draw(*i)) {
+            f.fill_rect(Rect::new(r.x, r.y, 5, r.height), Color::rgb(25, 25, 25));
+            f.fill_rect(
+                Rect::new(r.x, r.y + r.height - 5, r.width, 5),
+                Color::rgb(25, 25, 25),
+            );
+        }
+        f
+    }
+
+    /// The boxes after [`fill_gaps`] of a row cut into `cut`.
+    fn refill(img: &GrayImage<'_>, cut: &[Rect]) -> Vec<Rect> {
+        let model = Cnn::builtin();
+        let mut chosen: Vec<_> = cut
+            .iter()
+            .map(|r| (*r, model.classify(&char_patch(img, *r, true))))
+            .collect();
+        fill_gaps(model, img, &mut chosen, false);
+        chosen.into_iter().map(|(r, _)| r).collect()
     }
 
     #[test]
