@@ -27,16 +27,22 @@ const CNN_MAGIC: &[u8; 8] = b"PRISMCN1";
 
 /// A small convolutional network over a patch, trained by `host/examples/train_plate_cnn.py`:
 /// three 3x3 convolutions (ReLU; 2x2 max-pooling after the first two), a hidden dense layer and
-/// the class layer.
+/// the class layer. Activations are kept channels-last, so the innermost loops run over output
+/// channels (vectorised) and skip the zeros the ReLUs leave.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cnn {
     convs: [Conv; 3],
     hidden: usize,
-    /// `hidden x flattened`, row-major; inputs in channel, row, column order.
+    /// `hidden x flattened`, row-major; inputs in channel, row, column order (the file's).
     d1: Vec<f32>,
+    /// `d1` transposed, its inputs in row, column, channel order (the activations'):
+    /// `flattened x hidden`.
+    d1_cols: Vec<f32>,
     e1: Vec<f32>,
     /// `CLASSES x hidden`.
     d2: Vec<f32>,
+    /// `d2` transposed: `hidden x CLASSES`.
+    d2_cols: Vec<f32>,
     e2: Vec<f32>,
 }
 
@@ -45,53 +51,75 @@ pub struct Cnn {
 struct Conv {
     cin: usize,
     cout: usize,
-    /// `cout x cin x 3 x 3`.
+    /// `cout x cin x 3 x 3` (the file's order).
     w: Vec<f32>,
+    /// `3 x 3 x cin x cout`: per tap and input channel, the weights of every output channel.
+    taps: Vec<f32>,
     b: Vec<f32>,
 }
 
 impl Conv {
-    /// `input` is `cin` planes of `w x h`; returns `cout` planes.
-    fn apply(&self, input: &[f32], w: usize, h: usize) -> Vec<f32> {
-        let (pw, ph) = (w + 2, h + 2);
-        let mut padded = vec![0f32; self.cin * pw * ph];
-        for c in 0..self.cin {
-            for y in 0..h {
-                let src = &input[(c * h + y) * w..][..w];
-                padded[(c * ph + y + 1) * pw + 1..][..w].copy_from_slice(src);
+    fn new(cin: usize, cout: usize, w: Vec<f32>, b: Vec<f32>) -> Conv {
+        let mut taps = vec![0f32; w.len()];
+        for co in 0..cout {
+            for ci in 0..cin {
+                for k in 0..9 {
+                    taps[(k * cin + ci) * cout + co] = w[(co * cin + ci) * 9 + k];
+                }
             }
         }
-        let mut out = vec![0f32; self.cout * w * h];
-        for (co, plane) in out.chunks_exact_mut(w * h).enumerate() {
-            plane.fill(self.b[co]);
-            for ci in 0..self.cin {
-                let k = &self.w[(co * self.cin + ci) * 9..][..9];
-                let src = &padded[ci * pw * ph..][..pw * ph];
-                for y in 0..h {
-                    let row = &mut plane[y * w..][..w];
-                    for (ky, kr) in k.chunks_exact(3).enumerate() {
-                        let s = &src[(y + ky) * pw..][..pw];
-                        for (x, o) in row.iter_mut().enumerate() {
-                            *o += kr[0] * s[x] + kr[1] * s[x + 1] + kr[2] * s[x + 2];
-                        }
+        Conv {
+            cin,
+            cout,
+            w,
+            taps,
+            b,
+        }
+    }
+
+    /// `input` is `h x w x cin` (channels last); returns `h x w x cout`.
+    fn apply(&self, input: &[f32], w: usize, h: usize) -> Vec<f32> {
+        let (cin, cout) = (self.cin, self.cout);
+        let pw = w + 2;
+        let mut padded = vec![0f32; (h + 2) * pw * cin];
+        for y in 0..h {
+            padded[((y + 1) * pw + 1) * cin..][..w * cin]
+                .copy_from_slice(&input[y * w * cin..][..w * cin]);
+        }
+        let mut out = vec![0f32; h * w * cout];
+        for (i, acc) in out.chunks_exact_mut(cout).enumerate() {
+            let (y, x) = (i / w, i % w);
+            acc.copy_from_slice(&self.b);
+            for k in 0..9 {
+                let src = &padded[((y + k / 3) * pw + x + k % 3) * cin..][..cin];
+                for (ci, &v) in src.iter().enumerate() {
+                    if v == 0.0 {
+                        continue;
+                    }
+                    let wk = &self.taps[(k * cin + ci) * cout..][..cout];
+                    for (a, &wv) in acc.iter_mut().zip(wk) {
+                        *a += v * wv;
                     }
                 }
             }
-            plane.iter_mut().for_each(|v| *v = v.max(0.0));
+            acc.iter_mut().for_each(|v| *v = v.max(0.0));
         }
         out
     }
 }
 
-/// 2x2 max-pooling of `c` planes of `w x h` (even sizes).
+/// 2x2 max-pooling of an `h x w x c` activation (even sizes).
 fn pool(input: &[f32], c: usize, w: usize, h: usize) -> Vec<f32> {
     let (ow, oh) = (w / 2, h / 2);
-    let mut out = vec![0f32; c * ow * oh];
-    for ch in 0..c {
-        for y in 0..oh {
-            for x in 0..ow {
-                let at = |dy: usize, dx: usize| input[(ch * h + 2 * y + dy) * w + 2 * x + dx];
-                out[(ch * oh + y) * ow + x] = at(0, 0).max(at(0, 1)).max(at(1, 0)).max(at(1, 1));
+    let mut out = vec![0f32; oh * ow * c];
+    for y in 0..oh {
+        for x in 0..ow {
+            let dst = &mut out[(y * ow + x) * c..][..c];
+            for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                let src = &input[((2 * y + dy) * w + 2 * x + dx) * c..][..c];
+                for (d, &v) in dst.iter_mut().zip(src) {
+                    *d = d.max(v);
+                }
             }
         }
     }
@@ -134,16 +162,21 @@ impl Cnn {
         let a = pool(&a, self.convs[1].cout, w, h);
         let (w, h) = (w / 2, h / 2);
         let a = self.convs[2].apply(&a, w, h);
-        let hid: Vec<f32> = self
-            .d1
-            .chunks_exact(a.len())
-            .zip(&self.e1)
-            .map(|(row, b)| (row.iter().zip(&a).map(|(p, q)| p * q).sum::<f32>() + b).max(0.0))
-            .collect();
+        // Dense layers as sums of weight columns scaled by the non-zero inputs: the inner loop
+        // runs over outputs (vectorised) instead of reducing a dot product (which floats keep
+        // sequential).
+        let mut hid = self.e1.clone();
+        for (&v, col) in a.iter().zip(self.d1_cols.chunks_exact(self.hidden)) {
+            if v != 0.0 {
+                hid.iter_mut().zip(col).for_each(|(h, &w)| *h += v * w);
+            }
+        }
         let mut out = [0f32; CLASSES];
-        for (k, o) in out.iter_mut().enumerate() {
-            let row = &self.d2[k * self.hidden..][..self.hidden];
-            *o = row.iter().zip(&hid).map(|(p, q)| p * q).sum::<f32>() + self.e2[k];
+        out.copy_from_slice(&self.e2);
+        for (&v, col) in hid.iter().zip(self.d2_cols.chunks_exact(CLASSES)) {
+            if v > 0.0 {
+                out.iter_mut().zip(col).for_each(|(o, &w)| *o += v * w);
+            }
         }
         softmax(&mut out);
         out
@@ -185,21 +218,49 @@ impl Cnn {
         }
         let mut it = floats.into_iter();
         let mut take = |n| it.by_ref().take(n).collect::<Vec<f32>>();
-        let mut conv = |cin, cout| Conv {
-            cin,
-            cout,
-            w: take(cout * cin * 9),
-            b: take(cout),
+        let mut conv = |cin, cout| {
+            let w = take(cout * cin * 9);
+            Conv::new(cin, cout, w, take(cout))
         };
         let convs = [conv(1, c1), conv(c1, c2), conv(c2, c3)];
-        Ok(Cnn {
+        let d1 = take(hidden * flat);
+        Ok(Cnn::new(
+            convs,
+            d1,
+            take(hidden),
+            take(classes * hidden),
+            take(classes),
+        ))
+    }
+
+    fn new(convs: [Conv; 3], d1: Vec<f32>, e1: Vec<f32>, d2: Vec<f32>, e2: Vec<f32>) -> Cnn {
+        let hidden = e1.len();
+        let c = convs[2].cout;
+        let cells = (PATCH_W / 4) * (PATCH_H / 4);
+        let mut d1_cols = vec![0f32; d1.len()];
+        for j in 0..hidden {
+            for ch in 0..c {
+                for cell in 0..cells {
+                    d1_cols[(cell * c + ch) * hidden + j] = d1[j * c * cells + ch * cells + cell];
+                }
+            }
+        }
+        let mut d2_cols = vec![0f32; d2.len()];
+        for k in 0..CLASSES {
+            for j in 0..hidden {
+                d2_cols[j * CLASSES + k] = d2[k * hidden + j];
+            }
+        }
+        Cnn {
             convs,
             hidden,
-            d1: take(hidden * flat),
-            e1: take(hidden),
-            d2: take(classes * hidden),
-            e2: take(classes),
-        })
+            d1,
+            d1_cols,
+            e1,
+            d2,
+            d2_cols,
+            e2,
+        }
     }
 }
 
@@ -270,21 +331,15 @@ mod tests {
         for k in 0..cells {
             d2[k * cells + k] = 20.0;
         }
-        let conv = |w: &[f32]| Conv {
-            cin: 1,
-            cout: 1,
-            w: w.to_vec(),
-            b: vec![0.0],
-        };
+        let conv = |w: &[f32]| Conv::new(1, 1, w.to_vec(), vec![0.0]);
         let centre = [0., 0., 0., 0., 1., 0., 0., 0., 0.];
-        Cnn {
-            convs: [conv(&kernel), conv(&centre), conv(&centre)],
-            hidden: cells,
+        Cnn::new(
+            [conv(&kernel), conv(&centre), conv(&centre)],
             d1,
-            e1: vec![0.0; cells],
+            vec![0.0; cells],
             d2,
-            e2: vec![0.0; CLASSES],
-        }
+            vec![0.0; CLASSES],
+        )
     }
 
     fn best(p: &[f32; CLASSES]) -> usize {
@@ -312,6 +367,86 @@ mod tests {
         // And the file format round-trips.
         let net = probe((0, 0));
         assert_eq!(Cnn::from_bytes(&net.to_bytes()).unwrap(), net);
+    }
+
+    /// The network computed the plain way: channel planes, the file's weight orders.
+    fn reference(net: &Cnn, patch: &[f32; PATCH_LEN]) -> [f32; CLASSES] {
+        let conv = |c: &Conv, input: &[f32], w: usize, h: usize| {
+            let mut out = vec![0f32; c.cout * w * h];
+            for co in 0..c.cout {
+                for y in 0..h {
+                    for x in 0..w {
+                        let mut s = c.b[co];
+                        for ci in 0..c.cin {
+                            for k in 0..9 {
+                                let (yy, xx) = (y + k / 3, x + k % 3);
+                                if yy >= 1 && xx >= 1 && yy <= h && xx <= w {
+                                    s += c.w[(co * c.cin + ci) * 9 + k]
+                                        * input[(ci * h + yy - 1) * w + xx - 1];
+                                }
+                            }
+                        }
+                        out[(co * h + y) * w + x] = s.max(0.0);
+                    }
+                }
+            }
+            out
+        };
+        let pool = |input: &[f32], c: usize, w: usize, h: usize| {
+            let mut out = vec![0f32; c * (w / 2) * (h / 2)];
+            for ch in 0..c {
+                for y in 0..h / 2 {
+                    for x in 0..w / 2 {
+                        let at = |dy, dx| input[(ch * h + 2 * y + dy) * w + 2 * x + dx];
+                        out[(ch * (h / 2) + y) * (w / 2) + x] =
+                            at(0, 0).max(at(0, 1)).max(at(1, 0)).max(at(1, 1));
+                    }
+                }
+            }
+            out
+        };
+        let [c1, c2, c3] = &net.convs;
+        let a = pool(&conv(c1, patch, 20, 28), c1.cout, 20, 28);
+        let a = pool(&conv(c2, &a, 10, 14), c2.cout, 10, 14);
+        let a = conv(c3, &a, 5, 7);
+        let hid: Vec<f32> = (0..net.hidden)
+            .map(|j| {
+                let row = &net.d1[j * a.len()..][..a.len()];
+                (row.iter().zip(&a).map(|(p, q)| p * q).sum::<f32>() + net.e1[j]).max(0.0)
+            })
+            .collect();
+        let mut out = [0f32; CLASSES];
+        for (k, o) in out.iter_mut().enumerate() {
+            let row = &net.d2[k * net.hidden..][..net.hidden];
+            *o = row.iter().zip(&hid).map(|(p, q)| p * q).sum::<f32>() + net.e2[k];
+        }
+        softmax(&mut out);
+        out
+    }
+
+    #[test]
+    fn the_channels_last_network_computes_the_plain_one() {
+        let net = Cnn::builtin();
+        let mut rng = Rng::new(5);
+        for _ in 0..8 {
+            let mut patch = [0f32; PATCH_LEN];
+            // Blobs of ink on a clear patch, like glyph strokes, and some noise.
+            for _ in 0..4 {
+                let (x0, y0) = (rng.below(16), rng.below(22));
+                for y in y0..y0 + 6 {
+                    for x in x0..x0 + 4 {
+                        patch[y * PATCH_W + x] = rng.range(0.6, 1.0);
+                    }
+                }
+            }
+            patch
+                .iter_mut()
+                .for_each(|v| *v = (*v + rng.range(0.0, 0.1)).min(1.0));
+            let (fast, plain) = (net.classify(&patch), reference(net, &patch));
+            for (a, b) in fast.iter().zip(&plain) {
+                assert!((a - b).abs() < 1e-4, "{fast:?} vs {plain:?}");
+            }
+        }
     }
 
     #[test]
