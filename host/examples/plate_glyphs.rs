@@ -63,6 +63,8 @@ struct Args {
     ocr_us: Option<PathBuf>,
     out: PathBuf,
     per_font: usize,
+    /// Train on every real crop (none held out).
+    all_real: bool,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -70,6 +72,7 @@ fn args() -> anyhow::Result<Args> {
         ocr_us: None,
         out: PathBuf::from("glyphs.bin"),
         per_font: 70,
+        all_real: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -78,6 +81,7 @@ fn args() -> anyhow::Result<Args> {
             "--ocr-us" => a.ocr_us = Some(v()?.into()),
             "--out" => a.out = v()?.into(),
             "--per-font" => a.per_font = v()?.parse()?,
+            "--all-real" => a.all_real = true,
             other => bail!("unknown argument {other}"),
         }
     }
@@ -534,7 +538,8 @@ fn augment_real(
 }
 
 /// Labelled glyphs of the real crops, split into (training, held out).
-fn real(dir: &Path, rng: &mut Rng) -> anyhow::Result<(Vec<Sample>, Vec<Sample>)> {
+fn real(dir: &Path, rng: &mut Rng, hold_out: bool) -> anyhow::Result<(Vec<Sample>, Vec<Sample>)> {
+    let held_out = |i: usize| hold_out && i % 5 == 0;
     let csv = std::fs::read_to_string(dir.join("groundtruth.csv"))
         .with_context(|| format!("reading {}/groundtruth.csv", dir.display()))?;
     let (mut train, mut held) = (Vec::new(), Vec::new());
@@ -573,7 +578,7 @@ fn real(dir: &Path, rng: &mut Rng) -> anyhow::Result<(Vec<Sample>, Vec<Sample>)>
             .max_by(|a, b| a.glyph_height().total_cmp(&b.glyph_height()));
         let (row, picked) = match exact {
             Some(row) => (row, (0..plate.len()).collect::<Vec<_>>()),
-            None if i % 5 != 0 => {
+            None if !held_out(i) => {
                 let Some((row, picked)) = rows
                     .iter()
                     .filter(|r| r.blobs.len() > plate.len() && r.blobs.len() <= plate.len() + 3)
@@ -607,10 +612,10 @@ fn real(dir: &Path, rng: &mut Rng) -> anyhow::Result<(Vec<Sample>, Vec<Sample>)>
             None => continue,
         };
         used += 1;
-        let dest = if i % 5 == 0 { &mut held } else { &mut train };
+        let dest = if held_out(i) { &mut held } else { &mut train };
         for (b, &class) in picked.iter().map(|&k| &row.blobs[k]).zip(&plate) {
             dest.push((char_patch(&img, b.rect(), row.dark), class as u8));
-            if i % 5 != 0 {
+            if !held_out(i) {
                 for _ in 0..REAL_VARIANTS {
                     if let Some(p) = augment_real(rng, &img, b, row.dark) {
                         dest.push((p, class as u8));
@@ -717,7 +722,7 @@ fn main() -> anyhow::Result<()> {
     samples.extend(noise);
     let mut held = Vec::new();
     if let Some(dir) = &a.ocr_us {
-        let (train, h) = real(dir, &mut rng)?;
+        let (train, h) = real(dir, &mut rng, !a.all_real)?;
         println!(
             "real glyphs: {} training, {} held out",
             train.len(),
