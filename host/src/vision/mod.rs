@@ -365,9 +365,22 @@ fn union(rects: &[Rect]) -> Rect {
 }
 
 fn median_height(rects: &[Rect]) -> f32 {
-    let mut h: Vec<u32> = rects.iter().map(|r| r.height).collect();
-    h.sort_unstable();
-    h.get(h.len() / 2).copied().unwrap_or(1).max(1) as f32
+    median(rects.iter().map(|r| r.height))
+}
+
+fn median_width(rects: &[Rect]) -> f32 {
+    median(rects.iter().map(|r| r.width))
+}
+
+fn median(values: impl Iterator<Item = u32>) -> f32 {
+    let mut v: Vec<u32> = values.collect();
+    v.sort_unstable();
+    v.get(v.len() / 2).copied().unwrap_or(1).max(1) as f32
+}
+
+/// The probability of a glyph's likeliest symbol.
+fn best_symbol(p: &decode::Probs) -> f32 {
+    p[..classifier::NOISE].iter().copied().fold(0.0, f32::max)
 }
 
 /// Reads a group of rows that are the same plate seen at different thresholds: each glyph is
@@ -395,7 +408,7 @@ fn read_group(
         .into_iter()
         .map(|r| {
             let p = model.classify(&char_patch(img, r, !inverted));
-            let best = p[..classifier::NOISE].iter().copied().fold(0.0, f32::max);
+            let best = best_symbol(&p);
             let fit = 1.0 - ((r.height as f32 - gh).abs() / gh).min(1.0);
             (r, p, fit * 2.0 + best)
         })
@@ -446,9 +459,7 @@ fn fill_gaps(
     if pitch < 2.0 {
         return;
     }
-    let mut widths: Vec<u32> = rects.iter().map(|r| r.width).collect();
-    widths.sort_unstable();
-    let width = widths[widths.len() / 2] as f32;
+    let width = median_width(&rects);
     let mut added = Vec::new();
     let mut try_box = |c: f32, free_left: f32, free_right: f32, y: u32, h: u32, end: bool| {
         let x0 = (c - 0.6 * width).max(free_left).round().max(0.0) as u32;
@@ -460,7 +471,7 @@ fn fill_gaps(
             return;
         }
         let p = model.classify(&char_patch(img, r, !inverted));
-        if p[..classifier::NOISE].iter().any(|&v| v > 0.8) {
+        if best_symbol(&p) > 0.8 {
             added.push((r, p));
         }
     };
@@ -513,13 +524,10 @@ fn split_merged(
     if chosen.len() < 3 {
         return;
     }
-    let mut widths: Vec<u32> = chosen.iter().map(|(r, _)| r.width).collect();
-    widths.sort_unstable();
-    let width = widths[widths.len() / 2] as f32;
-    let best = |p: &decode::Probs| p[..classifier::NOISE].iter().copied().fold(0.0, f32::max);
+    let width = median_width(&chosen.iter().map(|(r, _)| *r).collect::<Vec<_>>());
     let mut out = Vec::with_capacity(chosen.len() + 2);
     for (r, p) in chosen.drain(..) {
-        let split = (r.width as f32 > 1.6 * width && best(&p) < 0.9)
+        let split = (r.width as f32 > 1.6 * width && best_symbol(&p) < 0.9)
             .then(|| faintest_column(img, r, inverted))
             .flatten()
             .and_then(|cut| {
@@ -531,7 +539,8 @@ fn split_merged(
                 )?;
                 let pl = model.classify(&char_patch(img, left, !inverted));
                 let pr = model.classify(&char_patch(img, right, !inverted));
-                (best(&pl) > 0.75 && best(&pr) > 0.75).then_some([(left, pl), (right, pr)])
+                (best_symbol(&pl) > 0.75 && best_symbol(&pr) > 0.75)
+                    .then_some([(left, pl), (right, pr)])
             });
         match split {
             Some(halves) => out.extend(halves),
