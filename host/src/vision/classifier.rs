@@ -24,6 +24,8 @@ pub fn class_of(c: char) -> Option<usize> {
 }
 
 const CNN_MAGIC: &[u8; 8] = b"PRISMCN1";
+/// The shipped model file.
+const BUILTIN: &[u8] = include_bytes!("../../models/plate-glyphs.bin");
 
 /// A small convolutional network over a patch, trained by `host/examples/train_plate_cnn.py`:
 /// three 3x3 convolutions (ReLU; 2x2 max-pooling after the first two), a hidden dense layer and
@@ -33,15 +35,12 @@ const CNN_MAGIC: &[u8; 8] = b"PRISMCN1";
 pub struct Cnn {
     convs: [Conv; 3],
     hidden: usize,
-    /// `hidden x flattened`, row-major; inputs in channel, row, column order (the file's).
-    d1: Vec<f32>,
-    /// `d1` transposed, its inputs in row, column, channel order (the activations'):
-    /// `flattened x hidden`.
+    /// The hidden layer's weights by input, inputs in row, column, channel order (the
+    /// activations'): `flattened x hidden`. The file has them `hidden x flattened`, inputs in
+    /// channel, row, column order.
     d1_cols: Vec<f32>,
     e1: Vec<f32>,
-    /// `CLASSES x hidden`.
-    d2: Vec<f32>,
-    /// `d2` transposed: `hidden x CLASSES`.
+    /// The class layer's weights by input: `hidden x CLASSES` (the file: `CLASSES x hidden`).
     d2_cols: Vec<f32>,
     e2: Vec<f32>,
 }
@@ -51,15 +50,15 @@ pub struct Cnn {
 struct Conv {
     cin: usize,
     cout: usize,
-    /// `cout x cin x 3 x 3` (the file's order).
-    w: Vec<f32>,
-    /// `3 x 3 x cin x cout`: per tap and input channel, the weights of every output channel.
+    /// `3 x 3 x cin x cout`: per tap and input channel, the weights of every output channel
+    /// (the file has them `cout x cin x 3 x 3`).
     taps: Vec<f32>,
     b: Vec<f32>,
 }
 
 impl Conv {
-    fn new(cin: usize, cout: usize, w: Vec<f32>, b: Vec<f32>) -> Conv {
+    /// From the file's weights `w` (`cout x cin x 3 x 3`) and biases.
+    fn new(cin: usize, cout: usize, w: &[f32], b: Vec<f32>) -> Conv {
         let mut taps = vec![0f32; w.len()];
         for co in 0..cout {
             for ci in 0..cin {
@@ -68,13 +67,7 @@ impl Conv {
                 }
             }
         }
-        Conv {
-            cin,
-            cout,
-            w,
-            taps,
-            b,
-        }
+        Conv { cin, cout, taps, b }
     }
 
     /// `input` is `h x w x cin` (channels last); returns `h x w x cout`.
@@ -131,25 +124,8 @@ impl Cnn {
     pub fn builtin() -> &'static Cnn {
         static MODEL: std::sync::OnceLock<Cnn> = std::sync::OnceLock::new();
         MODEL.get_or_init(|| {
-            Cnn::from_bytes(include_bytes!("../../models/plate-glyphs.bin"))
-                .expect("host/models/plate-glyphs.bin is a valid model")
+            Cnn::from_bytes(BUILTIN).expect("host/models/plate-glyphs.bin is a valid model")
         })
-    }
-
-    /// Serialises in the trainer's format.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let [c1, c2, c3] = self.convs.each_ref().map(|c| c.cout as u32);
-        let mut v = CNN_MAGIC.to_vec();
-        for n in [c1, c2, c3, self.hidden as u32, CLASSES as u32] {
-            v.extend_from_slice(&n.to_le_bytes());
-        }
-        let tensors = self.convs.iter().flat_map(|c| [&c.w, &c.b]);
-        for t in tensors.chain([&self.d1, &self.e1, &self.d2, &self.e2]) {
-            for f in t.iter() {
-                v.extend_from_slice(&f.to_le_bytes());
-            }
-        }
-        v
     }
 
     /// Class probabilities of one patch.
@@ -220,22 +196,14 @@ impl Cnn {
         let mut take = |n| it.by_ref().take(n).collect::<Vec<f32>>();
         let mut conv = |cin, cout| {
             let w = take(cout * cin * 9);
-            Conv::new(cin, cout, w, take(cout))
+            Conv::new(cin, cout, &w, take(cout))
         };
         let convs = [conv(1, c1), conv(c1, c2), conv(c2, c3)];
         let d1 = take(hidden * flat);
-        Ok(Cnn::new(
-            convs,
-            d1,
-            take(hidden),
-            take(classes * hidden),
-            take(classes),
-        ))
-    }
-
-    fn new(convs: [Conv; 3], d1: Vec<f32>, e1: Vec<f32>, d2: Vec<f32>, e2: Vec<f32>) -> Cnn {
-        let hidden = e1.len();
-        let c = convs[2].cout;
+        let e1 = take(hidden);
+        let d2 = take(classes * hidden);
+        let e2 = take(classes);
+        let c = c3;
         let cells = (PATCH_W / 4) * (PATCH_H / 4);
         let mut d1_cols = vec![0f32; d1.len()];
         for j in 0..hidden {
@@ -251,16 +219,14 @@ impl Cnn {
                 d2_cols[j * CLASSES + k] = d2[k * hidden + j];
             }
         }
-        Cnn {
+        Ok(Cnn {
             convs,
             hidden,
-            d1,
             d1_cols,
             e1,
-            d2,
             d2_cols,
             e2,
-        }
+        })
     }
 }
 
@@ -316,12 +282,54 @@ impl Rng {
 mod tests {
     use super::*;
 
-    /// A network whose three convolutions copy their input shifted by `shift` (the kernel's
+    /// A model file in the trainer's format: sizes `[c1, c2, c3, hidden]`, then the tensors in
+    /// the file's order.
+    fn model_file(sizes: [usize; 4], tensors: &[&[f32]]) -> Vec<u8> {
+        let mut v = CNN_MAGIC.to_vec();
+        for n in sizes.into_iter().chain([CLASSES]) {
+            v.extend_from_slice(&(n as u32).to_le_bytes());
+        }
+        for f in tensors.iter().flat_map(|t| t.iter()) {
+            v.extend_from_slice(&f.to_le_bytes());
+        }
+        v
+    }
+
+    /// The tensors of a model file, in the file's order (conv weights and biases three times,
+    /// dense weights and biases twice), and its sizes.
+    fn tensors_of(file: &[u8]) -> ([usize; 4], Vec<Vec<f32>>) {
+        let word = |i: usize| u32::from_le_bytes(file[8 + 4 * i..][..4].try_into().unwrap());
+        let [c1, c2, c3, hidden] = [0, 1, 2, 3].map(|i| word(i) as usize);
+        let flat = c3 * (PATCH_W / 4) * (PATCH_H / 4);
+        let lens = [
+            c1 * 9,
+            c1,
+            c2 * c1 * 9,
+            c2,
+            c3 * c2 * 9,
+            c3,
+            hidden * flat,
+            hidden,
+            CLASSES * hidden,
+            CLASSES,
+        ];
+        let mut floats = file[28..]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()));
+        let tensors = lens
+            .iter()
+            .map(|&n| floats.by_ref().take(n).collect())
+            .collect();
+        ([c1, c2, c3, hidden], tensors)
+    }
+
+    /// A model file whose three convolutions copy their input shifted by `shift` (the kernel's
     /// only weight at row `shift.0`, column `shift.1`; (1, 1) is the centre), whose hidden
     /// layer copies the 7x5 cells and whose class `k < 35` is cell `k`.
     fn probe(shift: (usize, usize)) -> Cnn {
-        let mut kernel = vec![0f32; 9];
+        let mut kernel = [0f32; 9];
         kernel[shift.0 * 3 + shift.1] = 1.0;
+        let centre = [0., 0., 0., 0., 1., 0., 0., 0., 0.];
         let cells = (PATCH_W / 4) * (PATCH_H / 4);
         let mut d1 = vec![0f32; cells * cells];
         for k in 0..cells {
@@ -331,15 +339,22 @@ mod tests {
         for k in 0..cells {
             d2[k * cells + k] = 20.0;
         }
-        let conv = |w: &[f32]| Conv::new(1, 1, w.to_vec(), vec![0.0]);
-        let centre = [0., 0., 0., 0., 1., 0., 0., 0., 0.];
-        Cnn::new(
-            [conv(&kernel), conv(&centre), conv(&centre)],
-            d1,
-            vec![0.0; cells],
-            d2,
-            vec![0.0; CLASSES],
-        )
+        let file = model_file(
+            [1, 1, 1, cells],
+            &[
+                &kernel,
+                &[0.0],
+                &centre,
+                &[0.0],
+                &centre,
+                &[0.0],
+                &d1,
+                &vec![0.0; cells],
+                &d2,
+                &[0.0; CLASSES],
+            ],
+        );
+        Cnn::from_bytes(&file).unwrap()
     }
 
     fn best(p: &[f32; CLASSES]) -> usize {
@@ -364,24 +379,23 @@ mod tests {
         corner[PATCH_LEN - 1] = 1.0;
         let p = probe((0, 0)).classify(&corner);
         assert!(p.iter().all(|&v| (v - 1.0 / CLASSES as f32).abs() < 1e-6));
-        // And the file format round-trips.
-        let net = probe((0, 0));
-        assert_eq!(Cnn::from_bytes(&net.to_bytes()).unwrap(), net);
     }
 
-    /// The network computed the plain way: channel planes, the file's weight orders.
-    fn reference(net: &Cnn, patch: &[f32; PATCH_LEN]) -> [f32; CLASSES] {
-        let conv = |c: &Conv, input: &[f32], w: usize, h: usize| {
-            let mut out = vec![0f32; c.cout * w * h];
-            for co in 0..c.cout {
+    /// The network of a model file computed the plain way: channel planes, the file's weight
+    /// orders.
+    fn reference(file: &[u8], patch: &[f32; PATCH_LEN]) -> [f32; CLASSES] {
+        let ([c1, c2, c3, hidden], t) = tensors_of(file);
+        let conv = |(cin, cout): (usize, usize), wt: &[f32], b: &[f32], input: &[f32], w, h| {
+            let mut out = vec![0f32; cout * w * h];
+            for co in 0..cout {
                 for y in 0..h {
                     for x in 0..w {
-                        let mut s = c.b[co];
-                        for ci in 0..c.cin {
+                        let mut s = b[co];
+                        for ci in 0..cin {
                             for k in 0..9 {
                                 let (yy, xx) = (y + k / 3, x + k % 3);
                                 if yy >= 1 && xx >= 1 && yy <= h && xx <= w {
-                                    s += c.w[(co * c.cin + ci) * 9 + k]
+                                    s += wt[(co * cin + ci) * 9 + k]
                                         * input[(ci * h + yy - 1) * w + xx - 1];
                                 }
                             }
@@ -405,20 +419,19 @@ mod tests {
             }
             out
         };
-        let [c1, c2, c3] = &net.convs;
-        let a = pool(&conv(c1, patch, 20, 28), c1.cout, 20, 28);
-        let a = pool(&conv(c2, &a, 10, 14), c2.cout, 10, 14);
-        let a = conv(c3, &a, 5, 7);
-        let hid: Vec<f32> = (0..net.hidden)
+        let a = pool(&conv((1, c1), &t[0], &t[1], patch, 20, 28), c1, 20, 28);
+        let a = pool(&conv((c1, c2), &t[2], &t[3], &a, 10, 14), c2, 10, 14);
+        let a = conv((c2, c3), &t[4], &t[5], &a, 5, 7);
+        let hid: Vec<f32> = (0..hidden)
             .map(|j| {
-                let row = &net.d1[j * a.len()..][..a.len()];
-                (row.iter().zip(&a).map(|(p, q)| p * q).sum::<f32>() + net.e1[j]).max(0.0)
+                let row = &t[6][j * a.len()..][..a.len()];
+                (row.iter().zip(&a).map(|(p, q)| p * q).sum::<f32>() + t[7][j]).max(0.0)
             })
             .collect();
         let mut out = [0f32; CLASSES];
         for (k, o) in out.iter_mut().enumerate() {
-            let row = &net.d2[k * net.hidden..][..net.hidden];
-            *o = row.iter().zip(&hid).map(|(p, q)| p * q).sum::<f32>() + net.e2[k];
+            let row = &t[8][k * hidden..][..hidden];
+            *o = row.iter().zip(&hid).map(|(p, q)| p * q).sum::<f32>() + t[9][k];
         }
         softmax(&mut out);
         out
@@ -442,7 +455,7 @@ mod tests {
             patch
                 .iter_mut()
                 .for_each(|v| *v = (*v + rng.range(0.0, 0.1)).min(1.0));
-            let (fast, plain) = (net.classify(&patch), reference(net, &patch));
+            let (fast, plain) = (net.classify(&patch), reference(BUILTIN, &patch));
             for (a, b) in fast.iter().zip(&plain) {
                 assert!((a - b).abs() < 1e-4, "{fast:?} vs {plain:?}");
             }
@@ -452,7 +465,14 @@ mod tests {
     #[test]
     fn builtin_model_loads_and_reads_a_drawn_glyph() {
         let m = Cnn::builtin();
-        assert_eq!(Cnn::from_bytes(&m.to_bytes()).unwrap(), *m);
+        // The file is exactly its header and tensors, and parses to the same network again.
+        let (sizes, tensors) = tensors_of(BUILTIN);
+        let rebuilt = model_file(
+            sizes,
+            &tensors.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+        );
+        assert_eq!(rebuilt, BUILTIN);
+        assert_eq!(Cnn::from_bytes(&rebuilt).unwrap(), *m);
         let p = m.classify(&[0.0; PATCH_LEN]);
         assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-4);
         // A thick vertical bar is a 1 (or an I), not a round glyph.
@@ -470,12 +490,12 @@ mod tests {
     fn bad_model_files_are_refused() {
         assert!(Cnn::from_bytes(b"short").is_err());
         assert!(Cnn::from_bytes(b"NOTAMODEL___________________").is_err());
-        let mut b = Cnn::builtin().to_bytes();
+        let mut b = BUILTIN.to_vec();
         b.pop();
         assert!(Cnn::from_bytes(&b).is_err());
         b.truncate(b.len() - 3);
         assert!(Cnn::from_bytes(&b).is_err());
-        let mut huge = Cnn::builtin().to_bytes();
+        let mut huge = BUILTIN.to_vec();
         huge[8..12].copy_from_slice(&5000u32.to_le_bytes());
         assert!(Cnn::from_bytes(&huge).is_err());
     }
