@@ -7,7 +7,7 @@
 //! neighbours of similar height on a common baseline are chained into rows. Each row of 4+
 //! glyphs is a candidate; the reader later decides whether it says anything.
 
-use opencv::core::{CV_32S, Mat};
+use opencv::core::{CV_32S, Mat, ToInputArray};
 use opencv::imgproc;
 use opencv::prelude::*;
 
@@ -55,13 +55,24 @@ impl Row {
     }
 
     /// Union of the glyph boxes.
-    pub fn bounds(&self) -> (i32, i32, i32, i32) {
+    pub fn bounds(&self) -> Bounds {
         let x0 = self.blobs.iter().map(|b| b.x).min().unwrap_or(0);
         let y0 = self.blobs.iter().map(|b| b.y).min().unwrap_or(0);
         let x1 = self.blobs.iter().map(Blob::x1).max().unwrap_or(0);
         let y1 = self.blobs.iter().map(Blob::y1).max().unwrap_or(0);
         (x0, y0, x1, y1)
     }
+}
+
+/// A box as `(x0, y0, x1, y1)`.
+type Bounds = (i32, i32, i32, i32);
+
+/// Whether two boxes share a fifth of the smaller one's area.
+fn meets((ax0, ay0, ax1, ay1): Bounds, (bx0, by0, bx1, by1): Bounds) -> bool {
+    let ix = (ax1.min(bx1) - ax0.max(bx0)).max(0);
+    let iy = (ay1.min(by1) - ay0.max(by0)).max(0);
+    let smaller = ((ax1 - ax0) * (ay1 - ay0)).min((bx1 - bx0) * (by1 - by0));
+    5 * ix * iy > smaller
 }
 
 /// Glyph heights to look for, pixels.
@@ -100,6 +111,13 @@ pub fn binarise(src: &Mat, block: i32, dark: bool) -> opencv::Result<Mat> {
 
 /// Components of `bin` shaped like glyphs.
 pub fn glyph_blobs(bin: &Mat, heights: HeightRange) -> opencv::Result<Vec<Blob>> {
+    let mut blobs = components(bin)?;
+    blobs.retain(|b| is_glyph(b, heights));
+    Ok(blobs)
+}
+
+/// The 8-connected components of `bin`.
+fn components(bin: &impl ToInputArray) -> opencv::Result<Vec<Blob>> {
     let mut labels = Mat::default();
     let mut stats = Mat::default();
     let mut centroids = Mat::default();
@@ -114,16 +132,13 @@ pub fn glyph_blobs(bin: &Mat, heights: HeightRange) -> opencv::Result<Vec<Blob>>
     let mut out = Vec::new();
     for i in 1..n {
         let s = |k| stats.at_2d::<i32>(i, k).copied();
-        let b = Blob {
+        out.push(Blob {
             x: s(imgproc::CC_STAT_LEFT)?,
             y: s(imgproc::CC_STAT_TOP)?,
             w: s(imgproc::CC_STAT_WIDTH)?,
             h: s(imgproc::CC_STAT_HEIGHT)?,
             area: s(imgproc::CC_STAT_AREA)?,
-        };
-        if is_glyph(&b, heights) {
-            out.push(b);
-        }
+        });
     }
     Ok(out)
 }
@@ -140,6 +155,299 @@ fn is_glyph(b: &Blob, heights: HeightRange) -> bool {
     // Thin strokes (`1`, `I`) fill their box completely.
     let max_fill = if aspect < 0.35 { 1.0 } else { 0.92 };
     (0.08..=1.05).contains(&aspect) && (0.12..=max_fill).contains(&fill) && !solid_block
+}
+
+/// Glyphs taller than this (pixels) are left to the plain components: the lettering of a
+/// plate frame touches small glyphs, not large ones.
+const MAX_BANDED: f32 = 40.0;
+
+/// One glyph scale the band search looks at: strokes `min..=max` pixels long, searched on a
+/// grid of `cell`-pixel cells.
+#[derive(Debug, Clone, Copy)]
+struct Scale {
+    s: f32,
+    min: u16,
+    max: u16,
+    cell: usize,
+}
+
+/// Rows whose glyphs touch other ink above or below them (the border or the lettering of a
+/// plate frame, a sticker). Each such glyph is one component with what it touches and never
+/// passes as a glyph, but its strokes still show: vertical strokes about a glyph tall, side by
+/// side, mark a band of text. The band's rows are cut out of the binary image, which parts the
+/// glyphs from what touched them, and the pieces are chained as usual.
+fn banded_rows(
+    bin: &Mat,
+    heights: HeightRange,
+    dark: bool,
+    found: &[Bounds],
+) -> opencv::Result<Vec<Row>> {
+    let (w, h) = (bin.cols() as usize, bin.rows() as usize);
+    let ink = bin.data_bytes()?;
+    let mut scales = Vec::new();
+    let mut s = heights.min as f32;
+    while s <= (heights.max as f32).min(MAX_BANDED) {
+        scales.push(Scale {
+            s,
+            min: (0.5 * s) as u16,
+            max: (2.3 * s) as u16,
+            // A cell of about half a glyph keeps lines of text apart.
+            cell: ((s / 2.0) as usize).max(1).next_power_of_two(),
+        });
+        s *= 2.0;
+    }
+    if scales.is_empty() {
+        return Ok(Vec::new());
+    }
+    let runs = vertical_runs(ink, w, h);
+    let mut grids: Vec<Grid> = scales.iter().map(|sc| Grid::new(w, h, sc.cell)).collect();
+    // Which scales a stroke of each length belongs to, one bit per scale.
+    let lengths: Vec<u8> = (0..=u8::MAX as u16)
+        .map(|r| {
+            scales
+                .iter()
+                .enumerate()
+                .filter(|(_, sc)| (sc.min..=sc.max).contains(&r))
+                .fold(0, |bits, (i, _)| bits | 1 << i)
+        })
+        .collect();
+    for (y, row) in runs.chunks_exact(w).enumerate() {
+        for (x, &r) in row.iter().enumerate() {
+            let mut bits = lengths[usize::from(r.min(u8::MAX as u16))];
+            while bits != 0 {
+                grids[bits.trailing_zeros() as usize].mark(x, y);
+                bits &= bits - 1;
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    for (sc, mut grid) in scales.into_iter().zip(grids) {
+        let s = sc.s;
+        grid.close((2.0 * s) as usize / sc.cell);
+        let mat = Mat::new_rows_cols_with_data(grid.h as i32, grid.w as i32, &grid.cells)?;
+        for b in components(&mat)? {
+            let (x0, y0) = (b.x as usize * sc.cell, b.y as usize * sc.cell);
+            let (x1, y1) = (
+                (b.x1() as usize * sc.cell).min(w),
+                (b.y1() as usize * sc.cell).min(h),
+            );
+            if ((y1 - y0) as f32) < 0.6 * s || ((x1 - x0) as f32) < 2.0 * s {
+                continue;
+            }
+            let Some((top, bottom)) = band(&runs, w, (x0, x1), (y0, y1), sc) else {
+                continue;
+            };
+            let band_h = (bottom - top) as f32;
+            let place = (x0 as i32, top as i32, x1 as i32, bottom as i32);
+            if !(0.8 * s..=2.3 * s).contains(&band_h) || found.iter().any(|&f| meets(f, place)) {
+                continue;
+            }
+            // The band's ends may hold a glyph with no upright stroke (`7`, `V`).
+            let margin = s as usize;
+            let cols = (x0.saturating_sub(margin), (x1 + margin).min(w));
+            let glyphs = Cut::of(ink, w, cols, (top, bottom)).glyphs()?;
+            rows.extend(rows_of(glyphs, dark));
+        }
+    }
+    Ok(rows)
+}
+
+/// For every ink pixel of a binary image, the length of the vertical run of ink it is in.
+fn vertical_runs(ink: &[u8], w: usize, h: usize) -> Vec<u16> {
+    let mut runs: Vec<u16> = ink[..w * h].iter().map(|&i| u16::from(i != 0)).collect();
+    for y in 1..h {
+        let (done, rest) = runs.split_at_mut(y * w);
+        let above = &done[(y - 1) * w..];
+        for (r, &a) in rest[..w].iter_mut().zip(above) {
+            // Branch-free (`r` is 0 or 1 here), so the loop vectorises; runs are shorter
+            // than the image is tall.
+            *r *= a + 1;
+        }
+    }
+    // Each run's last pixel holds its length: hand it up the run.
+    for y in (0..h.saturating_sub(1)).rev() {
+        let (upper, lower) = runs.split_at_mut((y + 1) * w);
+        let row = &mut upper[y * w..];
+        for (r, &b) in row.iter_mut().zip(&lower[..w]) {
+            *r = if *r != 0 && b != 0 { b } else { *r };
+        }
+    }
+    runs
+}
+
+/// The rows of a box where strokes of the scale's length are as dense as at the glyphs'
+/// height: around the densest row, while at least 40% of its strokes are there.
+fn band(
+    runs: &[u16],
+    w: usize,
+    (x0, x1): (usize, usize),
+    (y0, y1): (usize, usize),
+    sc: Scale,
+) -> Option<(usize, usize)> {
+    let counts: Vec<usize> = (y0..y1)
+        .map(|y| {
+            runs[y * w + x0..y * w + x1]
+                .iter()
+                .filter(|r| (sc.min..=sc.max).contains(r))
+                .count()
+        })
+        .collect();
+    let (peak_at, &peak) = counts.iter().enumerate().max_by_key(|&(_, c)| *c)?;
+    // A row of glyphs crosses a stroke for every glyph or more.
+    let y = y0 + peak_at;
+    let strokes = runs[y * w + x0..y * w + x1]
+        .iter()
+        .map(|r| (sc.min..=sc.max).contains(r))
+        .fold((0, false), |(n, was), is| (n + usize::from(is && !was), is))
+        .0;
+    if strokes < MIN_GLYPHS {
+        return None;
+    }
+    let dense = |c: usize| c * 5 >= peak * 2;
+    let top = (0..peak_at)
+        .rev()
+        .take_while(|&i| dense(counts[i]))
+        .last()
+        .unwrap_or(peak_at);
+    let bottom = (peak_at..counts.len())
+        .take_while(|&i| dense(counts[i]))
+        .last()?
+        + 1;
+    (peak > 0).then_some((y0 + top, y0 + bottom))
+}
+
+/// Stroke pixels on a coarse grid.
+struct Grid {
+    cells: Vec<u8>,
+    w: usize,
+    h: usize,
+    shift: u32,
+}
+
+impl Grid {
+    fn new(w: usize, h: usize, cell: usize) -> Grid {
+        let (w, h) = (w.div_ceil(cell), h.div_ceil(cell));
+        Grid {
+            cells: vec![0; w * h],
+            w,
+            h,
+            shift: cell.trailing_zeros(),
+        }
+    }
+
+    fn mark(&mut self, x: usize, y: usize) {
+        // Cells are powers of two: shifts, not divisions, in this per-pixel call.
+        self.cells[(y >> self.shift) * self.w + (x >> self.shift)] = 255;
+    }
+
+    /// Fills horizontal gaps up to `gap` cells: a line of text becomes one component.
+    fn close(&mut self, gap: usize) {
+        for row in self.cells.chunks_exact_mut(self.w) {
+            let mut last: Option<usize> = None;
+            for x in 0..row.len() {
+                if row[x] == 0 {
+                    continue;
+                }
+                if let Some(l) = last
+                    && x - l > 1
+                    && x - l <= gap + 1
+                {
+                    row[l + 1..x].fill(255);
+                }
+                last = Some(x);
+            }
+        }
+    }
+}
+
+/// A copy of part of a binary image: the rows of a band of glyphs.
+struct Cut {
+    ink: Vec<u8>,
+    w: usize,
+    h: usize,
+    x0: usize,
+    y0: usize,
+}
+
+impl Cut {
+    fn of(ink: &[u8], stride: usize, (x0, x1): (usize, usize), (y0, y1): (usize, usize)) -> Cut {
+        let w = x1 - x0;
+        let mut out = vec![0u8; w * (y1 - y0)];
+        for (y, row) in (y0..y1).zip(out.chunks_exact_mut(w)) {
+            row.copy_from_slice(&ink[y * stride + x0..y * stride + x1]);
+        }
+        Cut {
+            ink: out,
+            w,
+            h: y1 - y0,
+            x0,
+            y0,
+        }
+    }
+
+    /// The glyphs in the band, in image coordinates. Lines longer than a glyph is wide (a
+    /// frame's edge, ink left where the band was cut off what touched it) are erased first;
+    /// then, in a piece wider than tall, columns holding a single pixel of ink (threads of
+    /// noise between neighbours) are cleared.
+    fn glyphs(mut self) -> opencv::Result<Vec<Blob>> {
+        let band_h = self.h as f32;
+        let long = (0.8 * band_h) as usize;
+        for row in self.ink.chunks_exact_mut(self.w) {
+            let mut start = 0;
+            for x in 0..=row.len() {
+                if x < row.len() && row[x] != 0 {
+                    continue;
+                }
+                if x - start > long {
+                    row[start..x].fill(0);
+                }
+                start = x + 1;
+            }
+        }
+        let fit = HeightRange {
+            min: (0.75 * band_h) as i32,
+            max: band_h as i32 + 2,
+        };
+        let mut blobs = self.blobs()?;
+        let wide: Vec<Blob> = blobs
+            .iter()
+            .filter(|g| g.w > g.h && g.h >= fit.min)
+            .copied()
+            .collect();
+        if !wide.is_empty() {
+            for g in wide {
+                for x in g.x as usize..g.x1() as usize {
+                    if (0..self.h)
+                        .filter(|y| self.ink[y * self.w + x] != 0)
+                        .count()
+                        <= 1
+                    {
+                        for y in 0..self.h {
+                            self.ink[y * self.w + x] = 0;
+                        }
+                    }
+                }
+            }
+            blobs = self.blobs()?;
+        }
+        Ok(blobs
+            .into_iter()
+            .filter(|g| is_glyph(g, fit))
+            .map(|g| Blob {
+                x: g.x + self.x0 as i32,
+                y: g.y + self.y0 as i32,
+                ..g
+            })
+            .collect())
+    }
+
+    fn blobs(&self) -> opencv::Result<Vec<Blob>> {
+        components(&Mat::new_rows_cols_with_data(
+            self.h as i32,
+            self.w as i32,
+            &self.ink,
+        )?)
+    }
 }
 
 /// Chains blobs into rows: each blob links to its nearest right neighbour of similar height
@@ -230,12 +538,23 @@ pub fn find_rows(img: &GrayImage<'_>, heights: HeightRange) -> opencv::Result<Ve
     if heights.max >= 4 * large && src.rows() >= 720 {
         blocks.push(large * 2);
     }
+    let mut fine_dark = None;
     for block in blocks {
         for dark in [true, false] {
             let bin = binarise(&src, block, dark)?;
             let blobs = glyph_blobs(&bin, heights)?;
             rows.extend(rows_of(blobs, dark));
+            if block == small && dark {
+                fine_dark = Some(bin);
+            }
         }
+    }
+    // Glyphs that touch their surroundings, where the components found no text. Only dark
+    // ink is searched: glyphs run into the frame on light plates (light glyphs on dark plates
+    // gained nothing on the dev sets, for as much time again).
+    if let Some(bin) = fine_dark {
+        let found: Vec<Bounds> = rows.iter().map(Row::bounds).collect();
+        rows.extend(banded_rows(&bin, heights, true, &found)?);
     }
     Ok(rows)
 }
@@ -263,6 +582,62 @@ mod tests {
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].blobs.len(), 6);
         assert_eq!(rows[0].bounds(), (10, 20, 90, 40));
+    }
+
+    /// A binary picture of six `H`s, 30 px tall, standing between two frame lines that
+    /// touch their tops and bottoms, and joined to each other by a thread of noise.
+    fn glyphs_in_a_frame() -> Mat {
+        let (w, h) = (200usize, 60usize);
+        let mut px = vec![0u8; w * h];
+        let mut ink = |x: usize, y: usize| px[y * w + x] = 255;
+        for x in 5..195 {
+            ink(x, 10);
+            ink(x, 41);
+        }
+        for i in 0..6 {
+            let x0 = 20 + i * 26;
+            for y in 11..41 {
+                for dx in [0, 1, 10, 11] {
+                    ink(x0 + dx, y);
+                }
+            }
+            for dx in 2..10 {
+                ink(x0 + dx, 25);
+                ink(x0 + dx, 26);
+            }
+            // A one-pixel thread to the next glyph.
+            for dx in 12..26 {
+                ink(x0 + dx, 33);
+            }
+        }
+        Mat::new_rows_cols_with_data(h as i32, w as i32, &px)
+            .unwrap()
+            .try_clone()
+            .unwrap()
+    }
+
+    #[test]
+    fn glyphs_touching_a_frame_are_cut_out_of_their_band() {
+        let bin = glyphs_in_a_frame();
+        let heights = HeightRange { min: 8, max: 50 };
+        // As components, the glyphs and the frame are one piece: no glyph at all.
+        assert!(glyph_blobs(&bin, heights).unwrap().is_empty());
+        let rows = banded_rows(&bin, heights, true, &[]).unwrap();
+        let row = rows
+            .iter()
+            .max_by_key(|r| r.blobs.len())
+            .expect("a row in the band");
+        assert_eq!(row.blobs.len(), 6, "{rows:?}");
+        for (i, b) in row.blobs.iter().enumerate() {
+            assert_eq!((b.x, b.w), (20 + 26 * i as i32, 12), "{b:?}");
+            assert!(
+                (29..=31).contains(&b.h) && (10..=11).contains(&b.y),
+                "{b:?}"
+            );
+        }
+        // Where the components already found a row, the band is not searched again.
+        let found = [(15, 5, 180, 45)];
+        assert!(banded_rows(&bin, heights, true, &found).unwrap().is_empty());
     }
 
     #[test]
