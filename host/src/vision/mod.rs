@@ -427,12 +427,52 @@ fn read_group(
     if coloured_band_first(img, &chosen.iter().map(|(r, _)| *r).collect::<Vec<_>>()) {
         chosen.remove(0);
     }
+    drop_stray_ends(&mut chosen);
     split_merged(model, img, &mut chosen, inverted);
     fill_gaps(model, img, &mut chosen, inverted);
     let chars: Vec<Rect> = chosen.iter().map(|(r, _)| *r).collect();
     let probs: Vec<decode::Probs> = chosen.iter().map(|(_, p)| *p).collect();
     let score = group.iter().map(|c| c.score).fold(0.0, f32::max);
     read_glyphs(img, &chars, &probs, score, region)
+}
+
+/// Frame edges, bolts and screws pass for an `I` or a `1` at a row's end. A thin glyph at an
+/// end is dropped when it does not line up with the rest (its top or bottom off by more than
+/// a seventh of their height) or stands apart from them (a gap of more than twice their usual
+/// gap plus half a glyph height).
+fn drop_stray_ends(chosen: &mut Vec<(Rect, decode::Probs)>) {
+    if chosen.len() <= segment::MIN_GLYPHS {
+        return;
+    }
+    let rects: Vec<Rect> = chosen.iter().map(|(r, _)| *r).collect();
+    let stray = |end: usize, next: usize| {
+        let rest = if end == 0 {
+            &rects[1..]
+        } else {
+            &rects[..rects.len() - 1]
+        };
+        let (r, n) = (rects[end], rects[next]);
+        let gh = median_height(rest);
+        if r.width as f32 >= 0.55 * median_width(rest) {
+            return false;
+        }
+        let top = median(rest.iter().map(|r| r.y));
+        let bottom = median(rest.iter().map(|r| r.y + r.height));
+        let off = (r.y as f32 - top)
+            .abs()
+            .max(((r.y + r.height) as f32 - bottom).abs());
+        let gap = |a: &Rect, b: &Rect| (b.x as f32 - (a.x + a.width) as f32).max(0.0);
+        let usual = median(rest.windows(2).map(|w| gap(&w[0], &w[1]) as u32));
+        let apart = if end == 0 { gap(&r, &n) } else { gap(&n, &r) };
+        off > gh / 7.0 || apart > 2.0 * usual + 0.5 * gh
+    };
+    let last = rects.len() - 1;
+    if stray(last, last - 1) {
+        chosen.pop();
+    }
+    if stray(0, 1) {
+        chosen.remove(0);
+    }
 }
 
 /// A glyph the segmenter missed (touching a bolt or the frame, or broken into pieces too small
@@ -467,7 +507,8 @@ fn fill_gaps(
         let Some(r) = trim_to_ink(img, Rect::new(x0, y, x1.saturating_sub(x0), h), inverted) else {
             return;
         };
-        if end && !stands_alone(img, r, inverted) {
+        // A hairline at an end is an edge (of the plate, its frame, a shadow), not a `1`.
+        if end && ((r.width as f32) < 0.35 * width || !stands_alone(img, r, inverted)) {
             return;
         }
         let p = model.classify(&char_patch(img, r, !inverted));

@@ -245,7 +245,14 @@ fn banded_rows(
             // The band's ends may hold a glyph with no upright stroke (`7`, `V`).
             let margin = s as usize;
             let cols = (x0.saturating_sub(margin), (x1 + margin).min(w));
-            let glyphs = Cut::of(ink, w, cols, (top, bottom)).glyphs()?;
+            let mut glyphs = Cut::of(ink, w, cols, (top, bottom)).glyphs()?;
+            // A thin upright whose stroke runs on far above and below the band is the side
+            // of a frame or a pole, not a `1`; a hairline is the edge of something.
+            glyphs.retain(|g| {
+                let y = (g.y + g.h / 2) as usize * w;
+                let long = (g.x..g.x1()).any(|x| f32::from(runs[y + x as usize]) > 1.7 * band_h);
+                !(long && 3 * g.w < g.h) && 7 * g.w >= g.h
+            });
             rows.extend(rows_of(glyphs, dark));
         }
     }
