@@ -75,6 +75,19 @@ fn main() -> anyhow::Result<()> {
     }
     for r in vision::detect_plates(&img, &opts)? {
         println!("detected {} {:.2} {:?}", r.text, r.confidence, r.bounds);
+        if std::env::var_os("CHARS").is_some() {
+            for c in &r.chars {
+                let b = c.bounds;
+                println!(
+                    "  {:?} {},{} {}x{}",
+                    c.guesses.first(),
+                    b.x,
+                    b.y,
+                    b.width,
+                    b.height
+                );
+            }
+        }
     }
     Ok(())
 }

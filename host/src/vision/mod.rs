@@ -500,55 +500,77 @@ fn fill_gaps(
         return;
     }
     let width = median_width(&rects);
-    let mut added = Vec::new();
-    let mut try_box = |c: f32, free_left: f32, free_right: f32, y: u32, h: u32, end: bool| {
+    // The box about `c`, trimmed to its ink, with its reading when the classifier is sure.
+    let read_box = |c: f32, free_left: f32, free_right: f32, y: u32, h: u32, end: bool| {
         let x0 = (c - 0.6 * width).max(free_left).round().max(0.0) as u32;
         let x1 = (c + 0.6 * width).min(free_right).round().max(0.0) as u32;
-        let Some(r) = trim_to_ink(img, Rect::new(x0, y, x1.saturating_sub(x0), h), inverted) else {
-            return;
-        };
+        let r = trim_to_ink(img, Rect::new(x0, y, x1.saturating_sub(x0), h), inverted)?;
         // A hairline at an end is an edge (of the plate, its frame, a shadow), not a `1`.
         if end && ((r.width as f32) < 0.35 * width || !stands_alone(img, r, inverted)) {
-            return;
+            return None;
         }
         let p = model.classify(&char_patch(img, r, !inverted));
-        if best_symbol(&p) > 0.8 {
-            added.push((r, p));
-        }
+        let best = best_symbol(&p);
+        (best > 0.8).then_some((r, p, best))
     };
+    let mut added: Vec<(Rect, decode::Probs)> = Vec::new();
     for pair in rects.windows(2) {
         let (a, b) = (pair[0], pair[1]);
-        let span = centre(&b) - centre(&a);
-        let steps = (span / pitch).round();
-        if !(2.0..=3.0).contains(&steps) || (span / pitch - steps).abs() > 0.3 {
+        let (free_left, free_right) = ((a.x + a.width) as f32, b.x as f32);
+        if free_right - free_left < 0.8 * width {
             continue;
         }
-        let (free_left, free_right) = ((a.x + a.width) as f32, b.x as f32);
+        // Glyph places a pitch on from either neighbour: where a space parts the plate's
+        // groups, the places counted from one side are the right ones.
+        let mut places = Vec::new();
+        let mut c = centre(&a) + pitch;
+        while c + 0.4 * width <= free_right {
+            places.push(c);
+            c += pitch;
+        }
+        let mut c = centre(&b) - pitch;
+        while c - 0.4 * width >= free_left {
+            places.push(c);
+            c -= pitch;
+        }
         let (y, h) = ((a.y + b.y) / 2, (a.height + b.height) / 2);
-        for k in 1..steps as u32 {
-            let c = centre(&a) + span * k as f32 / steps;
-            try_box(c, free_left, free_right, y, h, false);
+        let mut found: Vec<_> = places
+            .into_iter()
+            .filter_map(|c| read_box(c, free_left, free_right, y, h, false))
+            .collect();
+        found.sort_by(|p, q| q.2.total_cmp(&p.2));
+        let start = added.len();
+        for (r, p, _) in found {
+            let clash = added[start..]
+                .iter()
+                .any(|(o, _)| x_overlap(o, &r) as f32 > 0.4 * o.width.min(r.width) as f32);
+            if !clash {
+                added.push((r, p));
+            }
         }
     }
     // One pitch beyond each end, where a glyph must also stand clear of what is above and
     // below it (frame edges, bolts and stickers run on past the glyphs' line).
     let (first, last) = (rects[0], rects[rects.len() - 1]);
-    try_box(
-        centre(&first) - pitch,
-        0.0,
-        first.x as f32,
-        first.y,
-        first.height,
-        true,
-    );
-    try_box(
-        centre(&last) + pitch,
-        (last.x + last.width) as f32,
-        img.width() as f32,
-        last.y,
-        last.height,
-        true,
-    );
+    let ends = [
+        read_box(
+            centre(&first) - pitch,
+            0.0,
+            first.x as f32,
+            first.y,
+            first.height,
+            true,
+        ),
+        read_box(
+            centre(&last) + pitch,
+            (last.x + last.width) as f32,
+            img.width() as f32,
+            last.y,
+            last.height,
+            true,
+        ),
+    ];
+    added.extend(ends.into_iter().flatten().map(|(r, p, _)| (r, p)));
     chosen.extend(added);
     chosen.sort_by_key(|(r, _)| r.x);
 }
