@@ -504,14 +504,24 @@ fn fill_gaps(
     let read_box = |c: f32, free_left: f32, free_right: f32, y: u32, h: u32, end: bool| {
         let x0 = (c - 0.6 * width).max(free_left).round().max(0.0) as u32;
         let x1 = (c + 0.6 * width).min(free_right).round().max(0.0) as u32;
-        let r = trim_to_ink(img, Rect::new(x0, y, x1.saturating_sub(x0), h), inverted)?;
+        let window = Rect::new(x0, y, x1.saturating_sub(x0), h);
+        let r = trim_to_ink(img, window, inverted)?;
+        // A window that cuts through a glyph holds part of it (an `I` out of an `L`): it
+        // gives way to a window that holds the whole glyph.
+        let part = runs_past(
+            img,
+            window,
+            r,
+            inverted,
+            (free_left as u32, free_right as u32),
+        );
         // A hairline at an end is an edge (of the plate, its frame, a shadow), not a `1`.
         if end && ((r.width as f32) < 0.35 * width || !stands_alone(img, r, inverted)) {
             return None;
         }
         let p = model.classify(&char_patch(img, r, !inverted));
         let best = best_symbol(&p);
-        (best > 0.8).then_some((r, p, best))
+        (best > 0.8).then_some((r, p, best - f32::from(u8::from(part))))
     };
     let mut added: Vec<(Rect, decode::Probs)> = Vec::new();
     for pair in rects.windows(2) {
@@ -714,6 +724,24 @@ fn trim_to_ink(img: &GrayImage<'_>, r: Rect, inverted: bool) -> Option<Rect> {
         (last - first + 1) as u32,
         r.height,
     ))
+}
+
+/// Whether ink runs on past a side of `r` where the search `window` cut it off (inside the
+/// free columns `lo..hi`): `r` then holds only part of a glyph.
+fn runs_past(
+    img: &GrayImage<'_>,
+    window: Rect,
+    r: Rect,
+    inverted: bool,
+    (lo, hi): (u32, u32),
+) -> bool {
+    let ink = Ink::of(img, window, inverted);
+    let min_ink = (window.height as usize / 10).max(1);
+    let rows = window.y..window.y + window.height;
+    let right = r.x + r.width;
+    let inked = |x: u32| ink.in_column(img, x, rows.clone()) >= min_ink;
+    (right == window.x + window.width && right < hi && inked(right))
+        || (r.x == window.x && r.x > lo && inked(r.x - 1))
 }
 
 /// Whether the row's first glyph is a coloured mark rather than a glyph: the blue country band
@@ -935,6 +963,22 @@ mod tests {
             refill(&GrayImage::of_frame(&f).unwrap(), &ls[..5]),
             &ls[..5]
         );
+    }
+
+    #[test]
+    fn a_glyph_missed_beside_a_space_is_read() {
+        // Two groups of three Ls with a space of half a pitch between them; the first L after
+        // the space was not cut. Counted from its left neighbour its place is off by half a
+        // pitch, counted from its right neighbour it is right.
+        let ls: Vec<Rect> = [40, 64, 88, 124, 148, 172]
+            .into_iter()
+            .map(|x| Rect::new(x, 16, 15, 28))
+            .collect();
+        let cut: Vec<Rect> = [0, 1, 2, 4, 5].into_iter().map(|i| ls[i]).collect();
+        let f = row_of_ls(&ls, |_| true);
+        assert_eq!(refill(&GrayImage::of_frame(&f).unwrap(), &cut), ls);
+        let f = row_of_ls(&ls, |i| i != 3);
+        assert_eq!(refill(&GrayImage::of_frame(&f).unwrap(), &cut), cut);
     }
 
     #[test]
