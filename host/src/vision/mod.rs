@@ -813,9 +813,11 @@ pub fn detect_plates(img: &GrayImage<'_>, opts: &PlateOptions) -> opencv::Result
             (union(&glyphs), median_height(&glyphs))
         })
         .collect();
+    // The larger row must read about as well: a row of noise spanning half the picture does
+    // not hide the plate inside it.
     let stacked_under_larger = |i: usize| {
         let (a, ha) = rows[i];
-        rows.iter().any(|&(b, hb)| {
+        rows.iter().zip(&reads).any(|(&(b, hb), larger)| {
             let ix = x_overlap(&a, &b);
             let gap = if a.y > b.y {
                 a.y.saturating_sub(b.y + b.height)
@@ -825,6 +827,7 @@ pub fn detect_plates(img: &GrayImage<'_>, opts: &PlateOptions) -> opencv::Result
             hb > 1.25 * ha
                 && ix as f32 > 0.5 * a.width.min(b.width) as f32
                 && (gap as f32) < 2.5 * hb
+                && larger.confidence > 0.75 * reads[i].confidence
         })
     };
     // Text tucked into a corner of the frame (less than a glyph's height from a side, and

@@ -234,29 +234,42 @@ fn banded_rows(
             if ((y1 - y0) as f32) < 0.6 * s || ((x1 - x0) as f32) < 2.0 * s {
                 continue;
             }
-            let Some((top, bottom)) = band(&runs, w, (x0, x1), (y0, y1), sc) else {
-                continue;
-            };
-            let band_h = (bottom - top) as f32;
-            let place = (x0 as i32, top as i32, x1 as i32, bottom as i32);
-            if !(0.8 * s..=2.3 * s).contains(&band_h) || found.iter().any(|&f| meets(f, place)) {
-                continue;
+            for (top, bottom) in bands(&runs, w, (x0, x1), (y0, y1), sc) {
+                let band_h = (bottom - top) as f32;
+                let place = (x0 as i32, top as i32, x1 as i32, bottom as i32);
+                if !(0.8 * s..=2.3 * s).contains(&band_h) || found.iter().any(|&f| meets(f, place))
+                {
+                    continue;
+                }
+                // The band's ends may hold a glyph with no upright stroke (`7`, `V`).
+                let margin = s as usize;
+                let cols = (x0.saturating_sub(margin), (x1 + margin).min(w));
+                let glyphs = band_glyphs(ink, &runs, w, cols, (top, bottom))?;
+                rows.extend(rows_of(glyphs, dark));
             }
-            // The band's ends may hold a glyph with no upright stroke (`7`, `V`).
-            let margin = s as usize;
-            let cols = (x0.saturating_sub(margin), (x1 + margin).min(w));
-            let mut glyphs = Cut::of(ink, w, cols, (top, bottom)).glyphs()?;
-            // A thin upright whose stroke runs on far above and below the band is the side
-            // of a frame or a pole, not a `1`; a hairline is the edge of something.
-            glyphs.retain(|g| {
-                let y = (g.y + g.h / 2) as usize * w;
-                let long = (g.x..g.x1()).any(|x| f32::from(runs[y + x as usize]) > 1.7 * band_h);
-                !(long && 3 * g.w < g.h) && 7 * g.w >= g.h
-            });
-            rows.extend(rows_of(glyphs, dark));
         }
     }
     Ok(rows)
+}
+
+/// The glyphs of a band of rows of a binary image (`w` wide, `runs` its [`vertical_runs`]).
+fn band_glyphs(
+    ink: &[u8],
+    runs: &[u16],
+    w: usize,
+    cols: (usize, usize),
+    (top, bottom): (usize, usize),
+) -> opencv::Result<Vec<Blob>> {
+    let band_h = (bottom - top) as f32;
+    let mut glyphs = Cut::of(ink, w, cols, (top, bottom)).glyphs()?;
+    // A thin upright whose stroke runs on far above and below the band is the side of a frame
+    // or a pole, not a `1`; a hairline is the edge of something.
+    glyphs.retain(|g| {
+        let y = (g.y + g.h / 2) as usize * w;
+        let long = (g.x..g.x1()).any(|x| f32::from(runs[y + x as usize]) > 1.7 * band_h);
+        !(long && 3 * g.w < g.h) && 7 * g.w >= g.h
+    });
+    Ok(glyphs)
 }
 
 /// For every ink pixel of a binary image, the length of the vertical run of ink it is in.
@@ -282,45 +295,55 @@ fn vertical_runs(ink: &[u8], w: usize, h: usize) -> Vec<u16> {
     runs
 }
 
-/// The rows of a box where strokes of the scale's length are as dense as at the glyphs'
-/// height: around the densest row, while at least 40% of its strokes are there.
-fn band(
+/// The bands of a box where strokes of the scale's length are as dense as at a line of
+/// glyphs: around the densest row, while at least 40% of its strokes are there; then around the
+/// densest row left, for a box that holds several lines of text.
+fn bands(
     runs: &[u16],
     w: usize,
     (x0, x1): (usize, usize),
     (y0, y1): (usize, usize),
     sc: Scale,
-) -> Option<(usize, usize)> {
-    let counts: Vec<usize> = (y0..y1)
+) -> Vec<(usize, usize)> {
+    let stroke = |r: &u16| (sc.min..=sc.max).contains(r);
+    let mut counts: Vec<usize> = (y0..y1)
         .map(|y| {
             runs[y * w + x0..y * w + x1]
                 .iter()
-                .filter(|r| (sc.min..=sc.max).contains(r))
+                .filter(|r| stroke(r))
                 .count()
         })
         .collect();
-    let (peak_at, &peak) = counts.iter().enumerate().max_by_key(|&(_, c)| *c)?;
-    // A row of glyphs crosses a stroke for every glyph or more.
-    let y = y0 + peak_at;
-    let strokes = runs[y * w + x0..y * w + x1]
-        .iter()
-        .map(|r| (sc.min..=sc.max).contains(r))
-        .fold((0, false), |(n, was), is| (n + usize::from(is && !was), is))
-        .0;
-    if strokes < MIN_GLYPHS {
-        return None;
+    let mut out = Vec::new();
+    while out.len() < 3 {
+        let Some((peak_at, &peak)) = counts.iter().enumerate().max_by_key(|&(_, c)| *c) else {
+            break;
+        };
+        // A row of glyphs crosses a stroke for every glyph or more.
+        let y = y0 + peak_at;
+        let strokes = runs[y * w + x0..y * w + x1]
+            .iter()
+            .map(stroke)
+            .fold((0, false), |(n, was), is| (n + usize::from(is && !was), is))
+            .0;
+        if strokes < MIN_GLYPHS {
+            break;
+        }
+        let dense = |c: usize| c * 5 >= peak * 2;
+        let top = (0..peak_at)
+            .rev()
+            .take_while(|&i| dense(counts[i]))
+            .last()
+            .unwrap_or(peak_at);
+        let bottom = (peak_at..counts.len())
+            .take_while(|&i| dense(counts[i]))
+            .last()
+            .unwrap_or(peak_at)
+            + 1;
+        counts[top..bottom].fill(0);
+        out.push((y0 + top, y0 + bottom));
     }
-    let dense = |c: usize| c * 5 >= peak * 2;
-    let top = (0..peak_at)
-        .rev()
-        .take_while(|&i| dense(counts[i]))
-        .last()
-        .unwrap_or(peak_at);
-    let bottom = (peak_at..counts.len())
-        .take_while(|&i| dense(counts[i]))
-        .last()?
-        + 1;
-    (peak > 0).then_some((y0 + top, y0 + bottom))
+    out
 }
 
 /// Stroke pixels on a coarse grid.
