@@ -814,7 +814,7 @@ pub fn detect_plates(img: &GrayImage<'_>, opts: &PlateOptions) -> opencv::Result
         })
         .collect();
     // The larger row must read about as well: a row of noise spanning half the picture does
-    // not hide the plate inside it.
+    // not hide the plate inside it, and a sign above a plate does not hide the plate.
     let stacked_under_larger = |i: usize| {
         let (a, ha) = rows[i];
         rows.iter().zip(&reads).any(|(&(b, hb), larger)| {
@@ -824,10 +824,17 @@ pub fn detect_plates(img: &GrayImage<'_>, opts: &PlateOptions) -> opencv::Result
             } else {
                 b.y.saturating_sub(a.y + a.height)
             };
+            // Much larger glyphs (a plate's, over its state name or dealer's lettering) win
+            // unless they read far worse; glyphs only a little larger must read better.
+            let wins = if hb > 1.6 * ha {
+                larger.confidence > 0.75 * reads[i].confidence
+            } else {
+                larger.confidence > reads[i].confidence
+            };
             hb > 1.25 * ha
                 && ix as f32 > 0.5 * a.width.min(b.width) as f32
                 && (gap as f32) < 2.5 * hb
-                && larger.confidence > 0.75 * reads[i].confidence
+                && wins
         })
     };
     // Text tucked into a corner of the frame (less than a glyph's height from a side, and

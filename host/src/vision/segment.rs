@@ -315,7 +315,7 @@ fn bands(
         })
         .collect();
     let mut out = Vec::new();
-    while out.len() < 3 {
+    for _ in 0..3 {
         let Some((peak_at, &peak)) = counts.iter().enumerate().max_by_key(|&(_, c)| *c) else {
             break;
         };
@@ -341,9 +341,56 @@ fn bands(
             .unwrap_or(peak_at)
             + 1;
         counts[top..bottom].fill(0);
-        out.push((y0 + top, y0 + bottom));
+        let coarse = (y0 + top, y0 + bottom);
+        out.push(coarse);
+        if let Some(fine) = stroke_ends(runs, w, (x0, x1), coarse, sc)
+            && fine != coarse
+        {
+            out.push(fine);
+        }
     }
     out
+}
+
+/// The rows where a band's long upright strokes most often start and end: a line of glyphs
+/// shares its top and bottom, even where some glyphs run on into the ink around them.
+fn stroke_ends(
+    runs: &[u16],
+    w: usize,
+    (x0, x1): (usize, usize),
+    (top, bottom): (usize, usize),
+    sc: Scale,
+) -> Option<(usize, usize)> {
+    let h = runs.len() / w;
+    let reach = (sc.s / 2.0) as usize;
+    let (from, to) = (top.saturating_sub(reach), (bottom + reach).min(h));
+    let long = (0.6 * sc.s) as u16;
+    let mut starts = vec![0usize; h + 1];
+    let mut ends = vec![0usize; h + 1];
+    for y in from..to {
+        for x in x0..x1 {
+            let r = runs[y * w + x];
+            let first = y == 0 || runs[(y - 1) * w + x] == 0;
+            if first && r >= long && r <= sc.max {
+                starts[y] += 1;
+                ends[(y + usize::from(r)).min(h)] += 1;
+            }
+        }
+    }
+    // Columns of one stroke share its start: count each row with its neighbours.
+    let near = |v: &[usize], y: usize| v[y.saturating_sub(1)] + v[y] + v[(y + 1).min(h)];
+    let (t, support) = (from..to)
+        .map(|y| (y, near(&starts, y)))
+        .max_by_key(|&(y, n)| (n, usize::MAX - y))?;
+    if support < 2 * MIN_GLYPHS {
+        return None;
+    }
+    let lo = t + (0.8 * sc.s) as usize;
+    let hi = (t + (2.3 * sc.s) as usize).min(h);
+    let (b, _) = (lo..=hi)
+        .map(|y| (y, near(&ends, y)))
+        .max_by_key(|&(y, n)| (n, usize::MAX - y))?;
+    Some((t, b))
 }
 
 /// Stroke pixels on a coarse grid.
