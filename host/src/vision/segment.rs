@@ -129,18 +129,23 @@ fn components(bin: &impl ToInputArray) -> opencv::Result<Vec<Blob>> {
         8,
         CV_32S,
     )?;
-    let mut out = Vec::new();
-    for i in 1..n {
-        let s = |k| stats.at_2d::<i32>(i, k).copied();
-        out.push(Blob {
-            x: s(imgproc::CC_STAT_LEFT)?,
-            y: s(imgproc::CC_STAT_TOP)?,
-            w: s(imgproc::CC_STAT_WIDTH)?,
-            h: s(imgproc::CC_STAT_HEIGHT)?,
-            area: s(imgproc::CC_STAT_AREA)?,
-        });
-    }
-    Ok(out)
+    // One row of `CC_STAT_MAX` values per label, read as a slice: a busy picture has tens of
+    // thousands of specks.
+    let cols = imgproc::CC_STAT_MAX as usize;
+    let stat = |row: &[i32], k: i32| row[k as usize];
+    Ok(stats
+        .data_typed::<i32>()?
+        .chunks_exact(cols)
+        .take(n.max(0) as usize)
+        .skip(1)
+        .map(|row| Blob {
+            x: stat(row, imgproc::CC_STAT_LEFT),
+            y: stat(row, imgproc::CC_STAT_TOP),
+            w: stat(row, imgproc::CC_STAT_WIDTH),
+            h: stat(row, imgproc::CC_STAT_HEIGHT),
+            area: stat(row, imgproc::CC_STAT_AREA),
+        })
+        .collect())
 }
 
 fn is_glyph(b: &Blob, heights: HeightRange) -> bool {
@@ -370,8 +375,8 @@ fn stroke_ends(
     for y in from..to {
         for x in x0..x1 {
             let r = runs[y * w + x];
-            let first = y == 0 || runs[(y - 1) * w + x] == 0;
-            if first && r >= long && r <= sc.max {
+            // A run starts here when the row above has no ink in this column.
+            if (long..=sc.max).contains(&r) && (y == 0 || runs[(y - 1) * w + x] == 0) {
                 starts[y] += 1;
                 ends[(y + usize::from(r)).min(h)] += 1;
             }
