@@ -427,7 +427,7 @@ fn read_group(
     if coloured_band_first(img, &chosen.iter().map(|(r, _)| *r).collect::<Vec<_>>()) {
         chosen.remove(0);
     }
-    drop_stray_ends(&mut chosen);
+    drop_strays(&mut chosen);
     split_merged(model, img, &mut chosen, inverted);
     fill_gaps(model, img, &mut chosen, inverted);
     let chars: Vec<Rect> = chosen.iter().map(|(r, _)| *r).collect();
@@ -436,43 +436,57 @@ fn read_group(
     read_glyphs(img, &chars, &probs, score, region)
 }
 
-/// Frame edges, bolts and screws pass for an `I` or a `1` at a row's end. A thin glyph at an
-/// end is dropped when it does not line up with the rest (its top or bottom off by more than
-/// a seventh of their height) or stands apart from them (a gap of more than twice their usual
-/// gap plus half a glyph height).
-fn drop_stray_ends(chosen: &mut Vec<(Rect, decode::Probs)>) {
+/// Frame edges, bolts and screws pass for an `I` or a `1` at a row's end, and a state's
+/// emblem between a plate's groups for some glyph. A glyph at an end that is thin or that the
+/// classifier is unsure of is dropped when it does not line up with the rest (its top or
+/// bottom off by more than a seventh of their height) or stands apart from them (a gap of more
+/// than twice their usual gap plus half a glyph height); inside the row, an unsure glyph that
+/// does not line up is dropped.
+fn drop_strays(chosen: &mut Vec<(Rect, decode::Probs)>) {
     if chosen.len() <= segment::MIN_GLYPHS {
         return;
     }
     let rects: Vec<Rect> = chosen.iter().map(|(r, _)| *r).collect();
-    let stray = |end: usize, next: usize| {
-        let rest = if end == 0 {
-            &rects[1..]
-        } else {
-            &rects[..rects.len() - 1]
-        };
-        let (r, n) = (rects[end], rects[next]);
-        let gh = median_height(rest);
-        if r.width as f32 >= 0.55 * median_width(rest) {
+    let last = rects.len() - 1;
+    let stray = |i: usize| {
+        let rest: Vec<Rect> = (0..rects.len())
+            .filter(|&j| j != i)
+            .map(|j| rects[j])
+            .collect();
+        let r = rects[i];
+        let gh = median_height(&rest);
+        let unsure = best_symbol(&chosen[i].1) < 0.4;
+        let thin = (r.width as f32) < 0.55 * median_width(&rest);
+        let end = i == 0 || i == last;
+        if !(unsure || end && thin) {
             return false;
         }
-        let top = median(rest.iter().map(|r| r.y));
-        let bottom = median(rest.iter().map(|r| r.y + r.height));
+        // Lined up with its neighbours (a tilted plate's glyphs climb or fall along it).
+        let near: Vec<Rect> = [i.checked_sub(1), (i < last).then_some(i + 1)]
+            .into_iter()
+            .flatten()
+            .map(|j| rects[j])
+            .collect();
+        let top = near.iter().map(|n| n.y as f32).sum::<f32>() / near.len() as f32;
+        let bottom = near.iter().map(|n| (n.y + n.height) as f32).sum::<f32>() / near.len() as f32;
         let off = (r.y as f32 - top)
             .abs()
             .max(((r.y + r.height) as f32 - bottom).abs());
+        if off > gh / 7.0 {
+            return true;
+        }
         let gap = |a: &Rect, b: &Rect| (b.x as f32 - (a.x + a.width) as f32).max(0.0);
-        let usual = median(rest.windows(2).map(|w| gap(&w[0], &w[1]) as u32));
-        let apart = if end == 0 { gap(&r, &n) } else { gap(&n, &r) };
-        off > gh / 7.0 || apart > 2.0 * usual + 0.5 * gh
+        let usual = median(rects.windows(2).map(|w| gap(&w[0], &w[1]) as u32));
+        let apart = match i {
+            0 => gap(&r, &rects[1]),
+            _ if i == last => gap(&rects[i - 1], &r),
+            _ => return false,
+        };
+        apart > 2.0 * usual + 0.5 * gh
     };
-    let last = rects.len() - 1;
-    if stray(last, last - 1) {
-        chosen.pop();
-    }
-    if stray(0, 1) {
-        chosen.remove(0);
-    }
+    let keep: Vec<bool> = (0..rects.len()).map(|i| !stray(i)).collect();
+    let mut k = keep.into_iter();
+    chosen.retain(|_| k.next().unwrap_or(true));
 }
 
 /// A glyph the segmenter missed (touching a bolt or the frame, or broken into pieces too small
@@ -989,6 +1003,43 @@ mod tests {
         assert_eq!(refill(&GrayImage::of_frame(&f).unwrap(), &cut), ls);
         let f = row_of_ls(&ls, |i| i != 3);
         assert_eq!(refill(&GrayImage::of_frame(&f).unwrap(), &cut), cut);
+    }
+
+    #[test]
+    fn strays_that_do_not_line_up_are_dropped() {
+        let sure = |c: usize| {
+            let mut p = [0.0f32; classifier::CLASSES];
+            p[c] = 0.95;
+            p
+        };
+        let unsure = [1.0 / classifier::CLASSES as f32; classifier::CLASSES];
+        // Two groups of three glyphs on a row climbing a pixel per glyph (a tilted plate).
+        let row: Vec<(Rect, decode::Probs)> = [40, 64, 88, 130, 154, 178]
+            .into_iter()
+            .enumerate()
+            .map(|(i, x)| (Rect::new(x, 20 - i as u32, 15, 28), sure(i)))
+            .collect();
+        let with = |extra: Vec<(Rect, decode::Probs)>| {
+            let mut chosen = row.clone();
+            chosen.extend(extra);
+            chosen.sort_by_key(|(r, _)| r.x);
+            drop_strays(&mut chosen);
+            chosen.iter().map(|(r, _)| r.x).collect::<Vec<_>>()
+        };
+        let kept: Vec<u32> = row.iter().map(|(r, _)| r.x).collect();
+        // The tilted row stays whole.
+        assert_eq!(with(vec![]), kept);
+        // An emblem between the groups, lower and shorter than the glyphs, that the classifier
+        // is unsure of: dropped. Were it sure of it, it would stay.
+        let emblem = Rect::new(108, 24, 14, 18);
+        assert_eq!(with(vec![(emblem, unsure)]), kept);
+        assert_eq!(with(vec![(emblem, sure(3))]).len(), 7);
+        // A thin upright after the last glyph that runs on below the row: a frame edge.
+        let edge = (Rect::new(197, 12, 4, 40), sure(1));
+        assert_eq!(with(vec![edge]), kept);
+        // A sure `1` there that lines up with its neighbour stays.
+        let one = (Rect::new(197, 14, 5, 28), sure(1));
+        assert_eq!(with(vec![one]).len(), 7);
     }
 
     #[test]
