@@ -522,7 +522,7 @@ pub fn measure(
             let mut decoder = Decoder::open(&samples[0].image, reader.format())?;
             let photo = decoder.next_frame()?.context("a picture")?.buf;
             let config = config_for(config, set);
-            let mut ms = reader.stream(&pan(&photo)?, &config)?;
+            let mut ms = on_one_core(|| reader.stream(&pan(&photo)?, &config))?;
             let mean = ms.iter().sum::<f64>() / ms.len().max(1) as f64;
             ms.sort_by(f64::total_cmp);
             Some(VideoReport {
@@ -540,6 +540,15 @@ pub fn measure(
         sets: reports,
         video,
     })
+}
+
+/// Runs `f` with OpenCV's own worker threads off, so that a figure "on one core" is one.
+fn on_one_core<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    let threads = opencv::core::get_num_threads()?;
+    opencv::core::set_num_threads(1)?;
+    let out = f();
+    opencv::core::set_num_threads(threads)?;
+    out
 }
 
 fn print_table(b: &PlatesBench) {

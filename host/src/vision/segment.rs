@@ -6,6 +6,10 @@
 //! reverse); connected components of the right shape become character candidates, and
 //! neighbours of similar height on a common baseline are chained into rows. Each row of 4+
 //! glyphs is a candidate; the reader later decides whether it says anything.
+//!
+//! Glyphs that touch a plate frame's border or lettering never pass as components: where the
+//! components found no text, `banded_rows` finds lines of text from their upright strokes
+//! and cuts the glyphs out of each line's band.
 
 use opencv::core::{CV_32S, Mat, ToInputArray};
 use opencv::imgproc;
