@@ -438,10 +438,10 @@ fn read_group(
 
 /// Frame edges, bolts and screws pass for an `I` or a `1` at a row's end, and a state's
 /// emblem between a plate's groups for some glyph. A glyph at an end that is thin or that the
-/// classifier is unsure of is dropped when it does not line up with the rest (its top or
-/// bottom off by more than a seventh of their height) or stands apart from them (a gap of more
-/// than twice their usual gap plus half a glyph height); inside the row, an unsure glyph that
-/// does not line up is dropped.
+/// classifier is unsure of is dropped when it does not line up with its neighbour (its top or
+/// bottom off by more than a seventh of a glyph's height) or stands apart from the rest (a gap
+/// of more than twice their usual gap plus half a glyph height); inside the row, an unsure
+/// glyph that does not line up with its two neighbours is dropped.
 fn drop_strays(chosen: &mut Vec<(Rect, decode::Probs)>) {
     if chosen.len() <= segment::MIN_GLYPHS {
         return;
@@ -529,12 +529,12 @@ fn fill_gaps(
             inverted,
             (free_left as u32, free_right as u32),
         );
-        // A hairline at an end is an edge (of the plate, its frame, a shadow), not a `1`.
-        if end && ((r.width as f32) < 0.35 * width || !stands_alone(img, r, inverted)) {
+        if end && !stands_alone(img, r, inverted) {
             return None;
         }
         let p = model.classify(&char_patch(img, r, !inverted));
         let best = best_symbol(&p);
+        // Ranked by confidence, whole glyphs first.
         (best > 0.8).then_some((r, p, best - f32::from(u8::from(part))))
     };
     let mut added: Vec<(Rect, decode::Probs)> = Vec::new();

@@ -306,7 +306,8 @@ fn vertical_runs(ink: &[u8], w: usize, h: usize) -> Vec<u16> {
 
 /// The bands of a box where strokes of the scale's length are as dense as at a line of
 /// glyphs: around the densest row, while at least 40% of its strokes are there; then around the
-/// densest row left, for a box that holds several lines of text.
+/// densest row left, for a box that holds several lines of text. Each band is given as found
+/// and, when they differ, between the rows where its long strokes start and end.
 fn bands(
     runs: &[u16],
     w: usize,
