@@ -203,6 +203,38 @@ fn squarify(ink: &Canvas, target: Rect, s: f32) -> Canvas {
     out
 }
 
+/// `m` blurred by `sigma` (a Gaussian, when above 0.3 px) and scaled by `f` from a
+/// `w` x `h` picture (at least 8x8 after scaling).
+fn blur_and_scale(
+    m: &Mat,
+    sigma: f32,
+    (w, h): (usize, usize),
+    f: f32,
+    interpolation: i32,
+) -> Option<Mat> {
+    let mut blurred = Mat::default();
+    let src = if sigma > 0.3 {
+        imgproc::gaussian_blur_def(m, &mut blurred, Size::new(0, 0), sigma as f64).ok()?;
+        &blurred
+    } else {
+        m
+    };
+    let mut small = Mat::default();
+    imgproc::resize(
+        src,
+        &mut small,
+        Size::new(
+            ((w as f32 * f) as i32).max(8),
+            ((h as f32 * f) as i32).max(8),
+        ),
+        0.0,
+        0.0,
+        interpolation,
+    )
+    .ok()?;
+    Some(small)
+}
+
 /// `m` rotated by `degrees` and sheared horizontally by `shear` about `centre`.
 fn rotate_shear(m: &Mat, centre: (f32, f32), degrees: f32, shear: f32, border: i32) -> Option<Mat> {
     let (cx, cy) = centre;
@@ -276,28 +308,10 @@ fn photograph(rng: &mut Rng, ink: &Canvas, target: Rect, final_h: f32) -> Option
             paper as f64,
         )
         .ok()?;
-    // Gradual shading across the glyph.
+    // Gradual shading across the glyph, then shrunk to the final glyph height.
     let sigma = rng.range(0.0, 1.6);
-    if sigma > 0.3 {
-        let mut b = Mat::default();
-        imgproc::gaussian_blur_def(&photo, &mut b, Size::new(0, 0), sigma as f64).ok()?;
-        photo = b;
-    }
-    // Shrink to the final glyph height.
     let f = final_h / target.height.max(1) as f32;
-    let mut small = Mat::default();
-    imgproc::resize(
-        &photo,
-        &mut small,
-        Size::new(
-            ((ink.w as f32 * f) as i32).max(8),
-            ((ink.h as f32 * f) as i32).max(8),
-        ),
-        0.0,
-        0.0,
-        imgproc::INTER_AREA,
-    )
-    .ok()?;
+    let small = blur_and_scale(&photo, sigma, (ink.w, ink.h), f, imgproc::INTER_AREA)?;
     let mut c = Canvas::from_mat(&small);
     let noise = rng.range(0.0, 9.0);
     for p in c.px.iter_mut() {
@@ -494,32 +508,16 @@ fn augment_real(
     );
     let degrees = rng.range(-5.0, 5.0);
     let shear = rng.range(-0.12, 0.12);
-    let mut warped = rotate_shear(&m, (cx, cy), degrees, shear, opencv::core::BORDER_REPLICATE)?;
+    let warped = rotate_shear(&m, (cx, cy), degrees, shear, opencv::core::BORDER_REPLICATE)?;
     let sigma = rng.range(0.0, 1.2);
-    if sigma > 0.3 {
-        let mut t = Mat::default();
-        imgproc::gaussian_blur_def(&warped, &mut t, Size::new(0, 0), sigma as f64).ok()?;
-        warped = t;
-    }
     let final_h = rng.range(9.0, (b.h as f32 * 1.2).clamp(10.0, 40.0));
     let f = final_h / b.h as f32;
-    let mut small = Mat::default();
-    imgproc::resize(
-        &warped,
-        &mut small,
-        Size::new(
-            ((region.w as f32 * f) as i32).max(8),
-            ((region.h as f32 * f) as i32).max(8),
-        ),
-        0.0,
-        0.0,
-        if f < 1.0 {
-            imgproc::INTER_AREA
-        } else {
-            imgproc::INTER_LINEAR
-        },
-    )
-    .ok()?;
+    let interpolation = if f < 1.0 {
+        imgproc::INTER_AREA
+    } else {
+        imgproc::INTER_LINEAR
+    };
+    let small = blur_and_scale(&warped, sigma, (region.w, region.h), f, interpolation)?;
     let mut c = Canvas::from_mat(&small);
     let mean = c.px.iter().map(|&v| v as f32).sum::<f32>() / c.px.len().max(1) as f32;
     let contrast = rng.range(0.5, 1.1);

@@ -119,6 +119,24 @@ fn pool(input: &[f32], c: usize, w: usize, h: usize) -> Vec<f32> {
     out
 }
 
+/// The lengths of a model file's tensors, in the file's order (conv weights and biases three
+/// times, dense weights and biases twice), for channel counts `[c1, c2, c3, hidden]`.
+fn tensor_lens([c1, c2, c3, hidden]: [usize; 4]) -> [usize; 10] {
+    let flat = c3 * (PATCH_W / 4) * (PATCH_H / 4);
+    [
+        c1 * 9,
+        c1,
+        c2 * c1 * 9,
+        c2,
+        c3 * c2 * 9,
+        c3,
+        hidden * flat,
+        hidden,
+        CLASSES * hidden,
+        CLASSES,
+    ]
+}
+
 impl Cnn {
     /// The model shipped with Prism (`host/models/plate-glyphs.bin`, embedded at build time).
     pub fn builtin() -> &'static Cnn {
@@ -172,19 +190,7 @@ impl Cnn {
                 "model shape {c1}/{c2}/{c3}/{hidden}/{classes} does not fit {CLASSES} classes"
             ));
         }
-        let flat = c3 * (PATCH_W / 4) * (PATCH_H / 4);
-        let sizes = [
-            c1 * 9,
-            c1,
-            c2 * c1 * 9,
-            c2,
-            c3 * c2 * 9,
-            c3,
-            hidden * flat,
-            hidden,
-            classes * hidden,
-            classes,
-        ];
+        let sizes = tensor_lens([c1, c2, c3, hidden]);
         let floats: Vec<f32> = b[28..]
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
@@ -193,16 +199,13 @@ impl Cnn {
             return Err("model file has the wrong length".into());
         }
         let mut it = floats.into_iter();
-        let mut take = |n| it.by_ref().take(n).collect::<Vec<f32>>();
-        let mut conv = |cin, cout| {
-            let w = take(cout * cin * 9);
-            Conv::new(cin, cout, &w, take(cout))
-        };
-        let convs = [conv(1, c1), conv(c1, c2), conv(c2, c3)];
-        let d1 = take(hidden * flat);
-        let e1 = take(hidden);
-        let d2 = take(classes * hidden);
-        let e2 = take(classes);
+        let [w1, b1, w2, b2, w3, b3, d1, e1, d2, e2] =
+            sizes.map(|n| it.by_ref().take(n).collect::<Vec<f32>>());
+        let convs = [
+            Conv::new(1, c1, &w1, b1),
+            Conv::new(c1, c2, &w2, b2),
+            Conv::new(c2, c3, &w3, b3),
+        ];
         let c = c3;
         let cells = (PATCH_W / 4) * (PATCH_H / 4);
         let mut d1_cols = vec![0f32; d1.len()];
@@ -300,19 +303,7 @@ mod tests {
     fn tensors_of(file: &[u8]) -> ([usize; 4], Vec<Vec<f32>>) {
         let word = |i: usize| u32::from_le_bytes(file[8 + 4 * i..][..4].try_into().unwrap());
         let [c1, c2, c3, hidden] = [0, 1, 2, 3].map(|i| word(i) as usize);
-        let flat = c3 * (PATCH_W / 4) * (PATCH_H / 4);
-        let lens = [
-            c1 * 9,
-            c1,
-            c2 * c1 * 9,
-            c2,
-            c3 * c2 * 9,
-            c3,
-            hidden * flat,
-            hidden,
-            CLASSES * hidden,
-            CLASSES,
-        ];
+        let lens = tensor_lens([c1, c2, c3, hidden]);
         let mut floats = file[28..]
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes(c.try_into().unwrap()));

@@ -519,16 +519,11 @@ fn fill_gaps(
         let x0 = (c - 0.6 * width).max(free_left).round().max(0.0) as u32;
         let x1 = (c + 0.6 * width).min(free_right).round().max(0.0) as u32;
         let window = Rect::new(x0, y, x1.saturating_sub(x0), h);
-        let r = trim_to_ink(img, window, inverted)?;
+        let ink = Ink::within(img, window, inverted)?;
+        let r = trim_with(img, window, &ink)?;
         // A window that cuts through a glyph holds part of it (an `I` out of an `L`): it
         // gives way to a window that holds the whole glyph.
-        let part = runs_past(
-            img,
-            window,
-            r,
-            inverted,
-            (free_left as u32, free_right as u32),
-        );
+        let part = runs_past(img, window, r, &ink, (free_left as u32, free_right as u32));
         if end && !stands_alone(img, r, inverted) {
             return None;
         }
@@ -663,6 +658,11 @@ impl Ink {
         }
     }
 
+    /// [`Ink::of`] a box of at least 2x2 pixels inside the image.
+    fn within(img: &GrayImage<'_>, r: Rect, inverted: bool) -> Option<Ink> {
+        (r.width >= 2 && r.height >= 2 && inside(img, &r)).then(|| Ink::of(img, r, inverted))
+    }
+
     fn is(&self, v: u8) -> bool {
         if self.inverted {
             v as u16 > self.mid
@@ -675,6 +675,13 @@ impl Ink {
     fn in_column(&self, img: &GrayImage<'_>, x: u32, rows: std::ops::Range<u32>) -> usize {
         rows.filter(|&y| self.is(img.row(y as usize)[x as usize]))
             .count()
+    }
+
+    /// Whether column `x` holds ink over `rows`: a tenth of it does, enough for the bar of a
+    /// T or the foot of an L.
+    fn inked(&self, img: &GrayImage<'_>, x: u32, rows: std::ops::Range<u32>) -> bool {
+        let min = (rows.len() / 10).max(1);
+        self.in_column(img, x, rows) >= min
     }
 }
 
@@ -718,17 +725,16 @@ fn stands_alone(img: &GrayImage<'_>, r: Rect, inverted: bool) -> bool {
 /// The columns of `r` that hold ink (darker, or lighter when `inverted`, than the middle of the
 /// box's range), if there are any.
 fn trim_to_ink(img: &GrayImage<'_>, r: Rect, inverted: bool) -> Option<Rect> {
-    if r.width < 2 || r.height < 2 || !inside(img, &r) {
-        return None;
-    }
-    let ink = Ink::of(img, r, inverted);
+    trim_with(img, r, &Ink::within(img, r, inverted)?)
+}
+
+/// [`trim_to_ink`] with the ink told by `ink` (of a box inside the image holding `r`).
+fn trim_with(img: &GrayImage<'_>, r: Rect, ink: &Ink) -> Option<Rect> {
     if ink.contrast < 40 {
         return None;
     }
-    // A column holds ink if a tenth of it does: enough for the bar of a T or the foot of an L.
-    let min_ink = (r.height as usize / 10).max(1);
     let inked: Vec<bool> = (r.x..r.x + r.width)
-        .map(|x| ink.in_column(img, x, r.y..r.y + r.height) >= min_ink)
+        .map(|x| ink.inked(img, x, r.y..r.y + r.height))
         .collect();
     let first = inked.iter().position(|&b| b)?;
     let last = inked.iter().rposition(|&b| b)?;
@@ -742,18 +748,10 @@ fn trim_to_ink(img: &GrayImage<'_>, r: Rect, inverted: bool) -> Option<Rect> {
 
 /// Whether ink runs on past a side of `r` where the search `window` cut it off (inside the
 /// free columns `lo..hi`): `r` then holds only part of a glyph.
-fn runs_past(
-    img: &GrayImage<'_>,
-    window: Rect,
-    r: Rect,
-    inverted: bool,
-    (lo, hi): (u32, u32),
-) -> bool {
-    let ink = Ink::of(img, window, inverted);
-    let min_ink = (window.height as usize / 10).max(1);
+fn runs_past(img: &GrayImage<'_>, window: Rect, r: Rect, ink: &Ink, (lo, hi): (u32, u32)) -> bool {
     let rows = window.y..window.y + window.height;
     let right = r.x + r.width;
-    let inked = |x: u32| ink.in_column(img, x, rows.clone()) >= min_ink;
+    let inked = |x: u32| ink.inked(img, x, rows.clone());
     (right == window.x + window.width && right < hi && inked(right))
         || (r.x == window.x && r.x > lo && inked(r.x - 1))
 }

@@ -59,24 +59,19 @@ impl Row {
     }
 
     /// Union of the glyph boxes.
-    pub fn bounds(&self) -> Bounds {
+    pub fn bounds(&self) -> (i32, i32, i32, i32) {
         let x0 = self.blobs.iter().map(|b| b.x).min().unwrap_or(0);
         let y0 = self.blobs.iter().map(|b| b.y).min().unwrap_or(0);
         let x1 = self.blobs.iter().map(Blob::x1).max().unwrap_or(0);
         let y1 = self.blobs.iter().map(Blob::y1).max().unwrap_or(0);
         (x0, y0, x1, y1)
     }
-}
 
-/// A box as `(x0, y0, x1, y1)`.
-type Bounds = (i32, i32, i32, i32);
-
-/// Whether two boxes share a fifth of the smaller one's area.
-fn meets((ax0, ay0, ax1, ay1): Bounds, (bx0, by0, bx1, by1): Bounds) -> bool {
-    let ix = (ax1.min(bx1) - ax0.max(bx0)).max(0);
-    let iy = (ay1.min(by1) - ay0.max(by0)).max(0);
-    let smaller = ((ax1 - ax0) * (ay1 - ay0)).min((bx1 - bx0) * (by1 - by0));
-    5 * ix * iy > smaller
+    /// Union of the glyph boxes as a `Rect`.
+    fn rect(&self) -> Rect {
+        let (x0, y0, x1, y1) = self.bounds();
+        Rect::new(x0 as u32, y0 as u32, (x1 - x0) as u32, (y1 - y0) as u32)
+    }
 }
 
 /// Glyph heights to look for, pixels.
@@ -189,7 +184,7 @@ fn banded_rows(
     bin: &Mat,
     heights: HeightRange,
     dark: bool,
-    found: &[Bounds],
+    found: &[Rect],
 ) -> opencv::Result<Vec<Row>> {
     let (w, h) = (bin.cols() as usize, bin.rows() as usize);
     let ink = bin.data_bytes()?;
@@ -245,8 +240,15 @@ fn banded_rows(
             }
             for (top, bottom) in bands(&runs, w, (x0, x1), (y0, y1), sc) {
                 let band_h = (bottom - top) as f32;
-                let place = (x0 as i32, top as i32, x1 as i32, bottom as i32);
-                if !(0.8 * s..=2.3 * s).contains(&band_h) || found.iter().any(|&f| meets(f, place))
+                let place = Rect::new(
+                    x0 as u32,
+                    top as u32,
+                    (x1 - x0) as u32,
+                    (bottom - top) as u32,
+                );
+                // Text the components found is not searched again.
+                if !(0.8 * s..=2.3 * s).contains(&band_h)
+                    || found.iter().any(|f| super::overlap(f, &place) > 0.2)
                 {
                     continue;
                 }
@@ -640,7 +642,7 @@ pub fn find_rows(img: &GrayImage<'_>, heights: HeightRange) -> opencv::Result<Ve
     // ink is searched: glyphs run into the frame on light plates (light glyphs on dark plates
     // gained nothing on the dev sets, for as much time again).
     if let Some(bin) = fine_dark {
-        let found: Vec<Bounds> = rows.iter().map(Row::bounds).collect();
+        let found: Vec<Rect> = rows.iter().map(Row::rect).collect();
         rows.extend(banded_rows(&bin, heights, true, &found)?);
     }
     Ok(rows)
@@ -723,7 +725,7 @@ mod tests {
             );
         }
         // Where the components already found a row, the band is not searched again.
-        let found = [(15, 5, 180, 45)];
+        let found = [Rect::new(15, 5, 165, 40)];
         assert!(banded_rows(&bin, heights, true, &found).unwrap().is_empty());
     }
 
