@@ -62,26 +62,32 @@ fn dev_photos_read_to_the_exact_plate() {
         ("br", "NYL3614"),
         ("us", "us4"),
         ("br", "NZU2673"),
+        // Its Ws break into confident pieces at one threshold and stay whole at another.
+        ("us", "wts-lg-000144"),
     ] {
         let (frame, truth, plate) = labelled(set, name);
         let events = detect(&frame, 3, &format!(r#"{{"region": "{set}"}}"#));
+        // The event on the labelled plate (a picture may hold other text, a sign, a
+        // dealer's frame).
+        let on_plate = |v: &serde_json::Value| {
+            let b = &v["box"];
+            iou(
+                ["x", "y", "width", "height"].map(|k| b[k].as_f64().unwrap()),
+                truth,
+            )
+        };
         let best = events
             .iter()
-            .max_by(|a, b| {
-                let c = |v: &serde_json::Value| v["confidence"].as_f64().unwrap_or(0.0);
-                c(a).total_cmp(&c(b))
-            })
+            .max_by(|a, b| on_plate(a).total_cmp(&on_plate(b)))
             .unwrap_or_else(|| panic!("{set}/{name}: no plate"));
+        assert!(
+            on_plate(best) > 0.4,
+            "{set}/{name}: no event on the plate {truth:?}: {events:?}"
+        );
         assert_eq!(best["plate"], plate.as_str(), "{set}/{name}: {events:?}");
         let c = best["confidence"].as_f64().unwrap();
         assert!(c > 0.5 && c <= 1.0, "{c}");
         assert_eq!(best["region"], set);
-        let b = &best["box"];
-        let got = ["x", "y", "width", "height"].map(|k| b[k].as_f64().unwrap());
-        assert!(
-            iou(got, truth) > 0.4,
-            "{set}/{name}: box {got:?} vs {truth:?}"
-        );
         assert!(best["frames"].as_u64().unwrap() >= 2);
     }
 }

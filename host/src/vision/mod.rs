@@ -386,7 +386,8 @@ fn best_symbol(p: &decode::Probs) -> f32 {
 /// Reads a group of rows that are the same plate seen at different thresholds: each glyph is
 /// taken from the row that cut it best (height closest to the plate's glyph height, then the
 /// most confident symbol), so a glyph broken or merged at one threshold is read whole from
-/// another.
+/// another. Each threshold's own cut is read as well, and wins when it reads better without
+/// losing a glyph the glyph-by-glyph choice was sure of.
 fn read_group(
     model: &Cnn,
     img: &GrayImage<'_>,
@@ -413,6 +414,30 @@ fn read_group(
             (r, p, fit * 2.0 + best)
         })
         .collect();
+    let score = group.iter().map(|c| c.score).fold(0.0, f32::max);
+    let repaired = |mut chosen: Vec<(Rect, decode::Probs)>| {
+        chosen.sort_by_key(|(r, _)| r.x);
+        if coloured_band_first(img, &chosen.iter().map(|(r, _)| *r).collect::<Vec<_>>()) {
+            chosen.remove(0);
+        }
+        drop_strays(&mut chosen);
+        split_merged(model, img, &mut chosen, inverted);
+        fill_gaps(model, img, &mut chosen, inverted);
+        let chars: Vec<Rect> = chosen.iter().map(|(r, _)| *r).collect();
+        let probs: Vec<decode::Probs> = chosen.iter().map(|(_, p)| *p).collect();
+        read_glyphs(img, &chars, &probs, score, region)
+    };
+    // Each threshold's own cut of the row is read too: a glyph broken into confident pieces
+    // (a `W` into `V` and `I`) wins the glyph-by-glyph choice, but the row it came from
+    // reads worse than the row that kept the glyph whole.
+    let probs_of = |r: &Rect| scored.iter().find(|s| s.0 == *r).map(|s| s.1);
+    let mut reads: Vec<PlateRead> = Vec::new();
+    if group.len() > 1 {
+        for c in group {
+            let own: Option<Vec<_>> = c.chars.iter().map(|r| Some((*r, probs_of(r)?))).collect();
+            reads.extend(own.and_then(&repaired));
+        }
+    }
     scored.sort_by(|a, b| b.2.total_cmp(&a.2));
     let mut chosen: Vec<(Rect, decode::Probs)> = Vec::new();
     for (r, p, _) in scored {
@@ -423,17 +448,36 @@ fn read_group(
             chosen.push((r, p));
         }
     }
-    chosen.sort_by_key(|(r, _)| r.x);
-    if coloured_band_first(img, &chosen.iter().map(|(r, _)| *r).collect::<Vec<_>>()) {
-        chosen.remove(0);
-    }
-    drop_strays(&mut chosen);
-    split_merged(model, img, &mut chosen, inverted);
-    fill_gaps(model, img, &mut chosen, inverted);
-    let chars: Vec<Rect> = chosen.iter().map(|(r, _)| *r).collect();
-    let probs: Vec<decode::Probs> = chosen.iter().map(|(_, p)| *p).collect();
-    let score = group.iter().map(|c| c.score).fold(0.0, f32::max);
-    read_glyphs(img, &chars, &probs, score, region)
+    let greedy = repaired(chosen);
+    let Some(greedy) = greedy else {
+        return reads
+            .into_iter()
+            .max_by(|a, b| a.confidence.total_cmp(&b.confidence));
+    };
+    // A row's own cut wins only when it reads better, keeps every glyph the glyph-by-glyph
+    // choice was fairly sure of (dropping a glyph raises a row's mean confidence) and reads
+    // no narrower part of a chosen glyph as another symbol (a `D` cut short is a sure `U`).
+    let top = |c: &CharRead| c.guesses.first().copied().unwrap_or((' ', 0.0));
+    let agrees = |r: &PlateRead| {
+        greedy.chars.iter().all(|g| {
+            let mut near = r.chars.iter().filter(|c| {
+                x_overlap(&c.bounds, &g.bounds) as f32
+                    > 0.4 * c.bounds.width.min(g.bounds.width) as f32
+            });
+            let part = |c: &&CharRead| {
+                c.bounds.width < g.bounds.width
+                    && within(&c.bounds, &g.bounds)
+                    && top(c).0 != top(g).0
+            };
+            let kept = top(g).1 < 0.7 || near.clone().next().is_some();
+            kept && !near.any(|c| part(&c))
+        })
+    };
+    let best = reads
+        .into_iter()
+        .filter(|r| r.confidence > greedy.confidence && agrees(r))
+        .max_by(|a, b| a.confidence.total_cmp(&b.confidence));
+    Some(best.unwrap_or(greedy))
 }
 
 /// Frame edges, bolts and screws pass for an `I` or a `1` at a row's end, and a state's
@@ -883,6 +927,11 @@ pub fn detect_plates(img: &GrayImage<'_>, opts: &PlateOptions) -> opencv::Result
 /// A non-empty rectangle inside the image.
 fn inside(img: &GrayImage<'_>, r: &Rect) -> bool {
     r.fits(img.width() as u32, img.height() as u32) && r.width > 0
+}
+
+/// Whether `a` lies inside `b`.
+fn within(a: &Rect, b: &Rect) -> bool {
+    a.x >= b.x && a.y >= b.y && a.x + a.width <= b.x + b.width && a.y + a.height <= b.y + b.height
 }
 
 /// How many columns two boxes share.
