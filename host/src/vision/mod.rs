@@ -668,9 +668,25 @@ fn split_merged(
                 (best_symbol(&pl) > 0.75 && best_symbol(&pr) > 0.75)
                     .then_some([(left, pl), (right, pr)])
             });
-        match split {
-            Some(halves) => out.extend(halves),
-            None => out.push((r, p)),
+        // A glyph joined to clutter at one side (an emblem, a sticker, a bolt) is a wide blob
+        // the classifier is unsure of: a glyph's width of it at either side may read clearly.
+        let trimmed = || {
+            if split.is_some() || r.width as f32 <= 1.3 * width || best_symbol(&p) >= 0.6 {
+                return None;
+            }
+            [1.0, 1.15]
+                .into_iter()
+                .map(|k| (k * width).round() as u32)
+                .flat_map(|w| [(r.x, w), (r.x + r.width - w, w)])
+                .filter_map(|(x, w)| trim_to_ink(img, Rect::new(x, r.y, w, r.height), inverted))
+                .map(|g| (g, model.classify(&char_patch(img, g, !inverted))))
+                .filter(|(_, q)| best_symbol(q) > 0.7)
+                .max_by(|a, b| best_symbol(&a.1).total_cmp(&best_symbol(&b.1)))
+        };
+        match (split, trimmed()) {
+            (Some(halves), _) => out.extend(halves),
+            (None, Some(one)) => out.push(one),
+            (None, None) => out.push((r, p)),
         }
     }
     *chosen = out;
@@ -1114,6 +1130,28 @@ mod tests {
             let best = (0..classifier::CLASSES).max_by(|&a, &b| p[a].total_cmp(&p[b]));
             assert_eq!(best, l, "{r:?}");
         }
+    }
+
+    #[test]
+    fn a_glyph_joined_to_clutter_is_read_alone() {
+        let ls: Vec<Rect> = (0..6).map(|i| Rect::new(12 + i * 36, 16, 15, 28)).collect();
+        let mut f = row_of_ls(&ls, |_| true);
+        // A blot (a bolt, a sticker) joined to the end of the fourth L's foot.
+        let blot = Rect::new(ls[3].x + 15, ls[3].y + 18, 6, 10);
+        f.fill_rect(blot, prism_frame::Color::rgb(25, 25, 25));
+        let img = GrayImage::of_frame(&f).unwrap();
+        let model = Cnn::builtin();
+        let boxes = [ls[0], ls[1], ls[2], union(&[ls[3], blot]), ls[4], ls[5]];
+        let mut chosen: Vec<_> = boxes
+            .iter()
+            .map(|r| (*r, model.classify(&char_patch(&img, *r, true))))
+            .collect();
+        let l = classifier::class_of('L').unwrap();
+        assert!(best_symbol(&chosen[3].1) < 0.6, "{:?}", chosen[3].1);
+        split_merged(model, &img, &mut chosen, false);
+        let got: Vec<Rect> = chosen.iter().map(|(r, _)| *r).collect();
+        assert_eq!(got, ls);
+        assert!(chosen[3].1[l] > 0.7, "{:?}", chosen[3].1);
     }
 
     /// A light picture with an L (a 5 px stem, a 15x5 foot) drawn in each box `draw` picks.
