@@ -414,6 +414,29 @@ fn read_group(
             (r, p, fit * 2.0 + best)
         })
         .collect();
+    // A thin box inside a glyph-sized box that reads as a glyph is a piece of it (the stroke
+    // of a `W` or an `N` cut off at one threshold reads as a sure `I`): it ranks below.
+    let gw = median_width(&scored.iter().map(|s| s.0).collect::<Vec<_>>());
+    let pieces: Vec<bool> = scored
+        .iter()
+        .map(|(r, _, _)| {
+            (r.width as f32) < 0.55 * gw
+                && scored.iter().any(|(c, p, _)| {
+                    c.x <= r.x
+                        && c.x + c.width >= r.x + r.width
+                        && c.width as f32 >= 1.5 * r.width as f32
+                        && c.width as f32 <= 1.3 * gw
+                        && c.y <= r.y + r.height / 2
+                        && c.y + c.height >= r.y + r.height / 2
+                        && best_symbol(p) >= 0.5
+                })
+        })
+        .collect();
+    for (s, piece) in scored.iter_mut().zip(pieces) {
+        if piece {
+            s.2 -= 1.0;
+        }
+    }
     let score = group.iter().map(|c| c.score).fold(0.0, f32::max);
     let repaired = |mut chosen: Vec<(Rect, decode::Probs)>| {
         chosen.sort_by_key(|(r, _)| r.x);
