@@ -64,6 +64,8 @@ fn dev_photos_read_to_the_exact_plate() {
         ("br", "NZU2673"),
         // Its Ws break into confident pieces at one threshold and stay whole at another.
         ("us", "wts-lg-000144"),
+        // Glyphs 15 px tall whose N breaks apart: read again from the plate scaled up.
+        ("us", "wts-lg-000053"),
     ] {
         let (frame, truth, plate) = labelled(set, name);
         let events = detect(&frame, 3, &format!(r#"{{"region": "{set}"}}"#));

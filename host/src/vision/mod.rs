@@ -477,30 +477,37 @@ fn read_group(
             .into_iter()
             .max_by(|a, b| a.confidence.total_cmp(&b.confidence));
     };
-    // A row's own cut wins only when it reads better, keeps every glyph the glyph-by-glyph
-    // choice was fairly sure of (dropping a glyph raises a row's mean confidence) and reads
-    // no narrower part of a chosen glyph as another symbol (a `D` cut short is a sure `U`).
-    let top = |c: &CharRead| c.guesses.first().copied().unwrap_or((' ', 0.0));
-    let agrees = |r: &PlateRead| {
-        greedy.chars.iter().all(|g| {
-            let mut near = r.chars.iter().filter(|c| {
-                x_overlap(&c.bounds, &g.bounds) as f32
-                    > 0.4 * c.bounds.width.min(g.bounds.width) as f32
-            });
-            let part = |c: &&CharRead| {
-                c.bounds.width < g.bounds.width
-                    && within(&c.bounds, &g.bounds)
-                    && top(c).0 != top(g).0
-            };
-            let kept = top(g).1 < 0.7 || near.clone().next().is_some();
-            kept && !near.any(|c| part(&c))
-        })
-    };
+    // A row's own cut wins only when it reads better and agrees with the glyph-by-glyph
+    // choice.
     let best = reads
         .into_iter()
-        .filter(|r| r.confidence > greedy.confidence && agrees(r))
+        .filter(|r| r.confidence > greedy.confidence && agrees(&greedy, r))
         .max_by(|a, b| a.confidence.total_cmp(&b.confidence));
     Some(best.unwrap_or(greedy))
+}
+
+/// Whether reading `other` of the same place may replace `base`: it keeps every glyph `base`
+/// was fairly sure of (dropping a glyph raises a row's mean confidence) and reads no narrower
+/// part of one of them as another symbol (a `D` cut short is a sure `U`).
+fn agrees(base: &PlateRead, other: &PlateRead) -> bool {
+    let top = |c: &CharRead| c.guesses.first().copied().unwrap_or((' ', 0.0));
+    base.chars.iter().all(|g| {
+        let mut near = other.chars.iter().filter(|c| {
+            x_overlap(&c.bounds, &g.bounds) as f32 > 0.4 * c.bounds.width.min(g.bounds.width) as f32
+        });
+        // A pixel's slack for boxes mapped back from a scaled picture.
+        let around = Rect::new(
+            g.bounds.x.saturating_sub(1),
+            g.bounds.y.saturating_sub(1),
+            g.bounds.width + 2,
+            g.bounds.height + 2,
+        );
+        let part = |c: &CharRead| {
+            c.bounds.width < g.bounds.width && within(&c.bounds, &around) && top(c).0 != top(g).0
+        };
+        let kept = top(g).1 < 0.7 || near.clone().next().is_some();
+        kept && !near.any(part)
+    })
 }
 
 /// Frame edges, bolts and screws pass for an `I` or a `1` at a row's end, and a state's
@@ -898,6 +905,10 @@ pub fn detect_plates(img: &GrayImage<'_>, opts: &PlateOptions) -> opencv::Result
         .filter(|g| g.iter().all(|c| c.chars.iter().all(|r| inside(img, r))))
         .filter_map(|g| read_group(model, img, g, opts.region))
         .filter(|r| r.confidence >= MIN_REPORTED)
+        .map(|r| match read_closer(model, img, &r, opts.region) {
+            Ok(Some(closer)) => closer,
+            _ => r,
+        })
         .collect();
     // A plate's registration is its largest text: smaller rows stacked right above or below
     // a row of larger glyphs (state names, slogans, dealer frames) are not plates.
@@ -961,6 +972,81 @@ pub fn detect_plates(img: &GrayImage<'_>, opts: &PlateOptions) -> opencv::Result
         }
     }
     Ok(kept)
+}
+
+/// Glyphs shorter than this are read a second time from their plate's area scaled up.
+const SMALL_GLYPH: f32 = 20.0;
+/// The glyph height a second look scales small glyphs to.
+const CLOSER_GLYPH: f32 = 32.0;
+
+/// Small glyphs touch each other and their strokes break at one pixel's difference: the plate's
+/// area, scaled up (bicubic) until its glyphs are [`CLOSER_GLYPH`] tall, is searched and read
+/// again, where thin gaps and strokes are several pixels wide. The closer reading replaces
+/// `read` when it reads better and [`agrees`] with it.
+fn read_closer(
+    model: &Cnn,
+    img: &GrayImage<'_>,
+    read: &PlateRead,
+    region: Region,
+) -> opencv::Result<Option<PlateRead>> {
+    let glyphs: Vec<Rect> = read.chars.iter().map(|c| c.bounds).collect();
+    let gh = median_height(&glyphs);
+    if gh >= SMALL_GLYPH {
+        return Ok(None);
+    }
+    let row = union(&glyphs);
+    let margin = gh as u32;
+    let x = row.x.saturating_sub(margin);
+    let y = row.y.saturating_sub(margin);
+    let area = Rect::new(x, y, row.width + 2 * margin, row.height + 2 * margin)
+        .clip(img.width() as u32, img.height() as u32);
+    let Some(sub) = area.and_then(|a| img.sub(a)) else {
+        return Ok(None);
+    };
+    let k = CLOSER_GLYPH / gh;
+    let mut big = Mat::default();
+    imgproc::resize(
+        &sub.mat()?,
+        &mut big,
+        Size::new(
+            (sub.width() as f32 * k).round() as i32,
+            (sub.height() as f32 * k).round() as i32,
+        ),
+        0.0,
+        0.0,
+        imgproc::INTER_CUBIC,
+    )?;
+    let big = Work::Owned(big);
+    let view = big.view();
+    let opts = PlateOptions {
+        region,
+        ..PlateOptions::default()
+    };
+    let cands = find_candidates(&view, &opts)?;
+    let (w, h) = (img.width() as u32, img.height() as u32);
+    let back = |r: Rect| {
+        let s = scale_rect(r, k);
+        Rect::new(s.x + x, s.y + y, s.width.max(1), s.height.max(1))
+    };
+    let best = group_rows(&cands)
+        .iter()
+        .filter_map(|g| read_group(model, &view, g, region))
+        .map(|mut r| {
+            for c in &mut r.chars {
+                c.bounds = back(c.bounds);
+            }
+            let glyphs: Vec<Rect> = r.chars.iter().map(|c| c.bounds).collect();
+            r.bounds = plate_bounds(&glyphs, r.region, w, h);
+            r
+        })
+        .filter(|r| {
+            let glyphs: Vec<Rect> = r.chars.iter().map(|c| c.bounds).collect();
+            r.confidence > read.confidence
+                && overlap(&union(&glyphs), &row) > 0.5
+                && agrees(read, r)
+        })
+        .max_by(|a, b| a.confidence.total_cmp(&b.confidence));
+    Ok(best)
 }
 
 /// A non-empty rectangle inside the image.
