@@ -671,6 +671,8 @@ fn fill_gaps(
 /// Two glyphs touching each other (blur, a low-resolution camera) are one blob about twice as
 /// wide as the row's glyphs: such a blob that the classifier is not sure of is cut at its
 /// faintest column near the middle, and the halves replace it when both are clearly glyphs.
+/// A blob only somewhat wider that the classifier is unsure of is a glyph joined to clutter:
+/// a glyph's width at either side replaces it when it reads clearly.
 fn split_merged(
     model: &Cnn,
     img: &GrayImage<'_>,
