@@ -281,13 +281,26 @@ pub fn find_candidates(img: &GrayImage<'_>, opts: &PlateOptions) -> opencv::Resu
     let Some(range) = heights(&view, opts) else {
         return Ok(Vec::new());
     };
-    let (fw, fh) = (img.width() as u32, img.height() as u32);
-    let mut out: Vec<Candidate> = segment::find_rows(&view, range)?
+    let size = (img.width() as u32, img.height() as u32);
+    candidates_in(&view, range, opts.region, f, (dx, dy), size)
+}
+
+/// The rows of glyphs `range` tall in `view`, a copy of a picture of `(fw, fh)` pixels scaled
+/// by `f` and cut at `(dx, dy)`, in the picture's pixels.
+fn candidates_in(
+    view: &GrayImage<'_>,
+    range: HeightRange,
+    region: Region,
+    f: f32,
+    (dx, dy): (u32, u32),
+    (fw, fh): (u32, u32),
+) -> opencv::Result<Vec<Candidate>> {
+    let mut out: Vec<Candidate> = segment::find_rows(view, range)?
         .iter()
         .map(|row| {
             let local: Vec<Rect> = row.blobs.iter().map(|b| scale_rect(b.rect(), f)).collect();
             let shift = |r: Rect| Rect::new(r.x + dx, r.y + dy, r.width, r.height);
-            let bounds = shift(plate_bounds(&local, opts.region, fw, fh));
+            let bounds = shift(plate_bounds(&local, region, fw, fh));
             let chars = local.into_iter().map(shift).collect();
             Candidate {
                 bounds,
@@ -1020,11 +1033,12 @@ fn read_closer(
     )?;
     let big = Work::Owned(big);
     let view = big.view();
-    let opts = PlateOptions {
-        region,
-        ..PlateOptions::default()
+    let range = HeightRange {
+        min: (0.6 * CLOSER_GLYPH) as i32,
+        max: (1.6 * CLOSER_GLYPH) as i32,
     };
-    let cands = find_candidates(&view, &opts)?;
+    let size = (view.width() as u32, view.height() as u32);
+    let cands = candidates_in(&view, range, region, 1.0, (0, 0), size)?;
     let (w, h) = (img.width() as u32, img.height() as u32);
     let back = |r: Rect| {
         let s = scale_rect(r, k);
