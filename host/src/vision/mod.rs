@@ -993,11 +993,14 @@ pub fn detect_plates(img: &GrayImage<'_>, opts: &PlateOptions) -> opencv::Result
 const SMALL_GLYPH: f32 = 20.0;
 /// The glyph height a second look scales small glyphs to.
 const CLOSER_GLYPH: f32 = 32.0;
+/// Readings this confident get no second look.
+const SURE_READ: f32 = 0.9;
 
 /// Small glyphs touch each other and their strokes break at one pixel's difference: the plate's
 /// area, scaled up (bicubic) until its glyphs are [`CLOSER_GLYPH`] tall, is searched and read
-/// again, where thin gaps and strokes are several pixels wide. The closer reading replaces
-/// `read` when it reads better and [`agrees`] with it.
+/// again (unless it read [`SURE_READ`] already), where thin gaps and strokes are several
+/// pixels wide. The closer reading replaces `read` when it reads better and [`agrees`] with
+/// it.
 fn read_closer(
     model: &Cnn,
     img: &GrayImage<'_>,
@@ -1006,7 +1009,7 @@ fn read_closer(
 ) -> opencv::Result<Option<PlateRead>> {
     let glyphs: Vec<Rect> = read.chars.iter().map(|c| c.bounds).collect();
     let gh = median_height(&glyphs);
-    if gh >= SMALL_GLYPH {
+    if gh >= SMALL_GLYPH || read.confidence >= SURE_READ {
         return Ok(None);
     }
     let row = union(&glyphs);
