@@ -484,8 +484,7 @@ fn read_group(
             chosen.push((r, p));
         }
     }
-    let greedy = repaired(chosen);
-    let Some(greedy) = greedy else {
+    let Some(greedy) = repaired(chosen) else {
         return reads
             .into_iter()
             .max_by(|a, b| a.confidence.total_cmp(&b.confidence));
