@@ -997,8 +997,10 @@ const SURE_READ: f32 = 0.9;
 
 /// Small glyphs touch each other and their strokes break at one pixel's difference: the plate's
 /// area, scaled up (bicubic) until its glyphs are [`CLOSER_GLYPH`] tall, is searched and read
-/// again (unless it read [`SURE_READ`] already), where thin gaps and strokes are several
-/// pixels wide. The closer reading replaces `read` when it reads better and [`agrees`] with
+/// again, where thin gaps and strokes are several pixels wide. Only readings between the
+/// filter's default reporting threshold and [`SURE_READ`] get the second look: a weaker one
+/// is mostly other text (the second look would push some of it over the threshold), a surer
+/// one has nothing to gain. The closer reading replaces `read` when it reads better and [`agrees`] with
 /// it.
 fn read_closer(
     model: &Cnn,
@@ -1008,7 +1010,7 @@ fn read_closer(
 ) -> opencv::Result<Option<PlateRead>> {
     let glyphs: Vec<Rect> = read.chars.iter().map(|c| c.bounds).collect();
     let gh = median_height(&glyphs);
-    if gh >= SMALL_GLYPH || read.confidence >= SURE_READ {
+    if gh >= SMALL_GLYPH || !(DEFAULT_MIN_CONFIDENCE..SURE_READ).contains(&read.confidence) {
         return Ok(None);
     }
     let row = union(&glyphs);
