@@ -372,6 +372,37 @@ fn composite_puts_each_input_in_its_grid_cell() {
 }
 
 #[test]
+fn a_hub_never_has_more_ports_than_its_limit() {
+    let rt = tokio();
+    let _guard = rt.enter();
+    let pipeline = MediaPipeline::new(context(&rt)).unwrap();
+    let hub = pipeline.add_hub(HubKind::Dispatcher).unwrap();
+    // Four threads ask for the limit's worth of ports each, all at once.
+    let added: usize = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    (0..prism::pipeline::MAX_HUB_PORTS)
+                        .filter(|_| pipeline.add_hub_port(hub.id()).is_ok())
+                        .count()
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).sum()
+    });
+    assert_eq!(added, prism::pipeline::MAX_HUB_PORTS);
+    assert_eq!(hub.ports().len(), prism::pipeline::MAX_HUB_PORTS);
+    let err = pipeline.add_hub_port(hub.id()).unwrap_err().to_string();
+    assert!(err.contains("the limit"), "{err}");
+    // Refused ports leave no element behind: the hub and its ports are all there is.
+    assert_eq!(
+        pipeline.elements().len(),
+        prism::pipeline::MAX_HUB_PORTS + 1
+    );
+    pipeline.release();
+}
+
+#[test]
 fn dispatchers_route_one_port_to_others() {
     let _serial = prism_tests::media_lock();
     let dir = tempfile::tempdir().unwrap();

@@ -636,11 +636,11 @@ impl MediaPipeline {
     /// Adds a port to the hub `hub`.
     pub fn add_hub_port(&self, hub: &ElementId) -> Result<Arc<HubPort>, PipelineError> {
         let hub = self.element_as::<Hub>(hub)?;
+        let full = || {
+            PipelineError::InvalidState(format!("{} has {MAX_HUB_PORTS} ports, the limit", hub.id))
+        };
         if hub.shared.ports().len() >= MAX_HUB_PORTS {
-            return Err(PipelineError::InvalidState(format!(
-                "{} has {MAX_HUB_PORTS} ports, the limit",
-                hub.id
-            )));
+            return Err(full());
         }
         let port = self.add("kurento", "HubPort", |id| {
             Ok(Arc::new(HubPort {
@@ -658,6 +658,13 @@ impl MediaPipeline {
             }))
         })?;
         let mut ports = lock(&hub.shared.ports);
+        // Ports added at the same time all passed the check above: the limit is enforced
+        // again where ports are counted, and a port over it is released.
+        if ports.len() >= MAX_HUB_PORTS {
+            drop(ports);
+            let _ = self.release_element(&port.port.id);
+            return Err(full());
+        }
         ports.push(port.port.clone());
         for p in ports.iter() {
             *lock(&p.cell) = None;

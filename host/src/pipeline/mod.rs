@@ -46,7 +46,7 @@ pub use filter::WasmFilter;
 pub use flow::{Direction, FlowMeter, LatencyWindow};
 pub use graph::{AudioSink, EncodedVideoSink, MediaType, Outputs, VideoSink};
 pub use gst_filter::GStreamerFilter;
-pub use hub::{COMPOSITE_DEFAULT, Hub, HubKind, HubPort};
+pub use hub::{COMPOSITE_DEFAULT, Hub, HubKind, HubPort, MAX_HUB_PORTS};
 pub use passthrough::PassThrough;
 pub use player::{PlayerEndpoint, UriState, VideoInfo};
 pub use recorder::{MediaProfile, RecorderEndpoint};
