@@ -4,6 +4,7 @@
 //! and passed down; nothing below `main` reads the environment. Every resource a filter can grow
 //! has a named cap here.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -130,6 +131,10 @@ pub struct MediaConfig {
     /// GStreamer element factories a `GStreamerFilter` command may contain (the operator's
     /// allowlist; anything else is refused).
     pub gstreamer_filter_elements: Vec<String>,
+    /// Directories that local files named by clients (player and recorder `file://` URIs,
+    /// overlay pictures) must lie in, once symlinks and `..` are resolved; empty: any path
+    /// the server's user may open, as in Kurento.
+    pub media_dirs: Vec<PathBuf>,
 }
 
 impl Default for MediaConfig {
@@ -139,6 +144,35 @@ impl Default for MediaConfig {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            media_dirs: Vec::new(),
+        }
+    }
+}
+
+impl MediaConfig {
+    /// Whether a client may have the server open `path` (named by `uri`): anywhere when no
+    /// [`MediaConfig::media_dirs`] are set, else only inside one of them, judged on the
+    /// resolved path (a file not written yet by its resolved directory). The error says why.
+    pub fn check_path(&self, uri: &str, path: &Path) -> Result<(), String> {
+        if self.media_dirs.is_empty() {
+            return Ok(());
+        }
+        let resolved = path.canonicalize().ok().or_else(|| {
+            let name = path.file_name()?;
+            Some(path.parent()?.canonicalize().ok()?.join(name))
+        });
+        let inside = resolved.is_some_and(|p| {
+            self.media_dirs
+                .iter()
+                .any(|d| d.canonicalize().is_ok_and(|d| p.starts_with(d)))
+        });
+        if inside {
+            Ok(())
+        } else {
+            Err(format!(
+                "uri {uri:?}: outside the media directories this server allows \
+                 ([media] media_dirs)"
+            ))
         }
     }
 }
@@ -194,6 +228,40 @@ impl RuntimeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn media_dirs_confine_client_paths() {
+        let root = tempfile::tempdir().unwrap();
+        let allowed = root.path().join("media");
+        let other = root.path().join("other");
+        std::fs::create_dir_all(&allowed).unwrap();
+        std::fs::create_dir_all(&other).unwrap();
+        std::fs::write(allowed.join("clip.webm"), b"x").unwrap();
+        std::fs::write(other.join("secret"), b"x").unwrap();
+        std::os::unix::fs::symlink(other.join("secret"), allowed.join("link")).unwrap();
+        let open = MediaConfig::default();
+        let confined = MediaConfig {
+            media_dirs: vec![allowed.clone()],
+            ..MediaConfig::default()
+        };
+        let check = |c: &MediaConfig, p: PathBuf| c.check_path("u", &p);
+        // Inside: a file, and one a recorder is about to write.
+        assert!(check(&confined, allowed.join("clip.webm")).is_ok());
+        assert!(check(&confined, allowed.join("new.webm")).is_ok());
+        // Outside, by name, by `..` and through a symlink.
+        for p in [
+            other.join("secret"),
+            allowed.join("../other/secret"),
+            allowed.join("link"),
+            allowed.join(".."),
+            PathBuf::from("/etc/passwd"),
+            allowed.join("missing-dir/new.webm"),
+        ] {
+            let err = check(&confined, p.clone()).unwrap_err();
+            assert!(err.contains("media_dirs"), "{p:?}: {err}");
+            assert!(check(&open, p).is_ok());
+        }
+    }
 
     #[test]
     fn defaults_validate_and_unknown_keys_are_rejected() {

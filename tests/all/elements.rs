@@ -372,6 +372,51 @@ fn composite_puts_each_input_in_its_grid_cell() {
 }
 
 #[test]
+fn players_and_recorders_stay_in_the_media_dirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let media = dir.path().join("media");
+    std::fs::create_dir(&media).unwrap();
+    let inside = clip(&media, "red.webm", RED, 1, false);
+    let outside = clip(dir.path(), "blue.webm", BLUE, 1, false);
+    let rt = tokio();
+    let _guard = rt.enter();
+    let mut ctx = context(&rt);
+    ctx.media.media_dirs = vec![media.clone()];
+    let pipeline = MediaPipeline::new(ctx).unwrap();
+    assert!(pipeline.add_player(&file_uri(&inside), None).is_ok());
+    assert!(
+        pipeline
+            .add_recorder(
+                &file_uri(&media.join("out.webm")),
+                MediaProfile::Webm,
+                false
+            )
+            .is_ok()
+    );
+    let escape = media.join("../blue.webm");
+    for uri in [file_uri(&outside), file_uri(&escape)] {
+        let err = pipeline.add_player(&uri, None).unwrap_err().to_string();
+        assert!(err.contains("media_dirs"), "{uri}: {err}");
+    }
+    let err = pipeline
+        .add_recorder(
+            &file_uri(&dir.path().join("out.webm")),
+            MediaProfile::Webm,
+            false,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("media_dirs"), "{err}");
+    // Network sources are not files: the directories do not apply.
+    assert!(
+        pipeline
+            .add_player("http://127.0.0.1:9/a.webm", None)
+            .is_ok()
+    );
+    pipeline.release();
+}
+
+#[test]
 fn a_hub_never_has_more_ports_than_its_limit() {
     let rt = tokio();
     let _guard = rt.enter();

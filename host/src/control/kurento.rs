@@ -1159,7 +1159,8 @@ impl KurentoServer {
                             let f = pipeline
                                 .element_as::<crate::pipeline::WasmFilter>(eid)
                                 .map_err(pipeline_error)?;
-                            invoke_face_overlay(f, operation, &op).await?
+                            let media = &pipeline.context().media;
+                            invoke_face_overlay(f, media, operation, &op).await?
                         }
                         Class::RtpEndpoint => {
                             let ep = pipeline
@@ -1509,6 +1510,7 @@ const FACE_OVERLAY_IMAGE: &str = "overlay";
 /// sizes are fractions of the face box, as in Kurento.
 async fn invoke_face_overlay(
     f: Arc<crate::pipeline::WasmFilter>,
+    media: &crate::config::MediaConfig,
     operation: &str,
     op: &Value,
 ) -> Result<Value, RpcError> {
@@ -1516,6 +1518,9 @@ async fn invoke_face_overlay(
     match operation {
         "setOverlayedImage" => {
             let uri = str_param(op, "uri")?.to_string();
+            if let Some(path) = crate::vision::picture::local_path(&uri) {
+                media.check_path(&uri, &path).map_err(illegal)?;
+            }
             let num = |name: &str| {
                 op.get(name)
                     .and_then(Value::as_f64)

@@ -316,6 +316,14 @@ impl PlayerEndpoint {
         network_cache_ms: Option<u32>,
     ) -> Result<Self, PipelineError> {
         let uri = check_uri(uri, PLAYER_SCHEMES)?;
+        if let Some(path) = uri.strip_prefix("file://") {
+            let path = std::path::PathBuf::from(super::recorder::percent_decode(path));
+            pipeline
+                .context()
+                .media
+                .check_path(&uri, &path)
+                .map_err(PipelineError::InvalidArgument)?;
+        }
         let gst = OwnPipeline::new(&format!("player-{}", id.gst_name()));
         let decode = gst::ElementFactory::make("uridecodebin")
             .property("uri", &uri)

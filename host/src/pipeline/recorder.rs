@@ -236,7 +236,7 @@ struct Shared {
 }
 
 /// `%XX` escapes of a URI path decoded (invalid ones are kept as they are).
-fn percent_decode(path: &str) -> String {
+pub(super) fn percent_decode(path: &str) -> String {
     let bytes = path.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -754,6 +754,11 @@ impl RecorderEndpoint {
     ) -> Result<Self, PipelineError> {
         let uri = check_uri(uri, &["file"])?;
         let path = PathBuf::from(percent_decode(&uri["file://".len()..]));
+        pipeline
+            .context()
+            .media
+            .check_path(&uri, &path)
+            .map_err(PipelineError::InvalidArgument)?;
         let dir_ok = path
             .parent()
             .is_some_and(|d| d.as_os_str().is_empty() || d.is_dir());

@@ -128,6 +128,14 @@ impl RgbaImage {
     }
 }
 
+/// The local file a picture URI names, if it names one (not HTTP).
+pub fn local_path(uri: &str) -> Option<PathBuf> {
+    match parse_uri(uri) {
+        Ok(Source::File(p)) => Some(p),
+        _ => None,
+    }
+}
+
 /// Where a URI points.
 #[derive(Debug, PartialEq)]
 enum Source {
