@@ -998,9 +998,9 @@ const SURE_READ: f32 = 0.9;
 /// Small glyphs touch each other and their strokes break at one pixel's difference: the plate's
 /// area, scaled up (bicubic) until its glyphs are [`CLOSER_GLYPH`] tall, is searched and read
 /// again, where thin gaps and strokes are several pixels wide. Only readings between the
-/// filter's default reporting threshold and [`SURE_READ`] get the second look (it costs about
-/// 3 ms): a weaker one is mostly other text, a surer one has nothing to gain. The closer reading replaces `read` when it reads better and [`agrees`] with
-/// it.
+/// filter's default reporting threshold and [`SURE_READ`] get the second look: a weaker one
+/// is mostly other text, a surer one has nothing to gain. The closer reading replaces `read`
+/// when it reads better and [`agrees`] with it.
 fn read_closer(
     model: &Cnn,
     img: &GrayImage<'_>,
