@@ -14,6 +14,9 @@ pub type Probs = [f32; CLASSES];
 /// A glyph this likely to be "not a character" is dropped.
 const NOISE_DROP: f32 = 0.5;
 
+/// A glyph inside a row may be passed over when its likeliest symbol is less likely than this.
+const SKIP_BELOW: f32 = 0.7;
+
 /// Plate formats per region. `eu` and `us` vary by country and state, so they are length
 /// bounds over any symbols; `br` has the national (LLLNNNN) and Mercosur (LLLNLNN) formats.
 fn formats(region: Region) -> &'static [&'static str] {
@@ -118,9 +121,25 @@ pub fn decode(glyphs: &[Probs], region: Region) -> Option<Decoded> {
             if kept.len() < n {
                 continue;
             }
-            // Every run of `n` consecutive kept glyphs is a reading of this format.
-            for start in 0..=kept.len() - n {
-                let window = &kept[start..start + n];
+            // Every run of `n` consecutive kept glyphs is a reading of this format, and so is
+            // every run of `n + 1` without one glyph inside it (an emblem between a plate's
+            // groups that passed for a glyph).
+            let mut runs: Vec<Vec<usize>> = (0..=kept.len() - n)
+                .map(|start| kept[start..start + n].to_vec())
+                .collect();
+            if kept.len() > n {
+                for start in 0..kept.len() - n {
+                    for skip in 1..n {
+                        if super::best_symbol(&glyphs[kept[start + skip]]) >= SKIP_BELOW {
+                            continue;
+                        }
+                        let mut run = kept[start..start + n + 1].to_vec();
+                        run.remove(skip);
+                        runs.push(run);
+                    }
+                }
+            }
+            for window in runs {
                 let log: f32 = window
                     .iter()
                     .zip(fmt.bytes())
@@ -133,7 +152,7 @@ pub fn decode(glyphs: &[Probs], region: Region) -> Option<Decoded> {
                 let score = mean + 0.08 * n as f32 - 0.25 * unused;
                 let score = score + prior(r, fmt);
                 if best.as_ref().is_none_or(|b| score > b.0) {
-                    best = Some((score, fmt, window.to_vec(), r));
+                    best = Some((score, fmt, window, r));
                 }
             }
         }
@@ -319,6 +338,21 @@ mod tests {
         assert_eq!(d.text, "M5XSX");
         assert_eq!(d.glyphs, [0, 2, 3, 4, 5]);
         assert_eq!(d.guesses[0][0], ('M', 1.0));
+    }
+
+    #[test]
+    fn an_unsure_glyph_between_groups_is_passed_over() {
+        // "KTA 001" with an emblem between the groups that the classifier half takes for an
+        // `M`: the plate reads without it (LLLNNN), which costs as much as an unused glyph
+        // at an end.
+        let mut g: Vec<Probs> = "KTA001".chars().map(sure).collect();
+        g.insert(3, glyph('M', 0.6, '#'));
+        let d = decode(&g, Region::Us).unwrap();
+        assert_eq!(d.text, "KTA001");
+        assert_eq!(d.glyphs, [0, 1, 2, 4, 5, 6]);
+        // A glyph the classifier is sure of is never passed over.
+        g[3] = glyph('M', 0.8, '#');
+        assert!(decode(&g, Region::Us).unwrap().glyphs.contains(&3));
     }
 
     #[test]

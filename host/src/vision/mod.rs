@@ -610,11 +610,19 @@ fn fill_gaps(
         // A window that cuts through a glyph holds part of it (an `I` out of an `L`): it
         // gives way to a window that holds the whole glyph.
         let part = runs_past(img, window, r, &ink, (free_left as u32, free_right as u32));
-        if end && !stands_alone(img, r, inverted) {
+        // Beyond an end, a glyph that touches ink above or below it (a sticker, a state's
+        // graphic, lettering) must be whole, glyph-wide and read surely: frame edges, bolts
+        // and the plate's own border pass for thin or partial glyphs there.
+        let alone = end && stands_alone(img, r, inverted);
+        let thin = (r.width as f32) < 0.55 * width;
+        if end && !alone && (thin || part) {
             return None;
         }
         let p = model.classify(&char_patch(img, r, !inverted));
         let best = best_symbol(&p);
+        if end && !alone && best <= END_TOUCHING {
+            return None;
+        }
         // Ranked by confidence, whole glyphs first.
         (best > 0.8).then_some((r, p, best - f32::from(u8::from(part))))
     };
@@ -655,7 +663,8 @@ fn fill_gaps(
         }
     }
     // One pitch beyond each end, where a glyph must also stand clear of what is above and
-    // below it (frame edges, bolts and stickers run on past the glyphs' line).
+    // below it (frame edges, bolts and stickers run on past the glyphs' line) unless it is
+    // clearly a whole glyph.
     let (first, last) = (rects[0], rects[rects.len() - 1]);
     let ends = [
         read_box(
@@ -679,6 +688,9 @@ fn fill_gaps(
     chosen.extend(added);
     chosen.sort_by_key(|(r, _)| r.x);
 }
+
+/// How sure a glyph found beyond a row's end that touches other ink must be.
+const END_TOUCHING: f32 = 0.9;
 
 /// Two glyphs touching each other (blur, a low-resolution camera) are one blob about twice as
 /// wide as the row's glyphs: such a blob that the classifier is not sure of is cut at its
@@ -1178,6 +1190,13 @@ mod tests {
             refill(&GrayImage::of_frame(&f).unwrap(), &ls[..5]),
             &ls[..5]
         );
+        // A last glyph whose top touches a sticker is still read: it is whole and sure.
+        let mut f = row_of_ls(&ls, |_| true);
+        f.fill_rect(
+            Rect::new(ls[5].x + 8, 2, 7, 13),
+            prism_frame::Color::rgb(25, 25, 25),
+        );
+        assert_eq!(refill(&GrayImage::of_frame(&f).unwrap(), &ls[..5]), ls);
     }
 
     #[test]
