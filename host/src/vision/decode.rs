@@ -233,9 +233,14 @@ fn kind_prob(p: &Probs, kind: u8, c: usize) -> f32 {
 /// kind: the kind's probability mass to this power. Brazil's formats are the law there (any
 /// glyph at a letter position is a letter, so the format outweighs the classifier); US and
 /// European formats are only the common ones, so a glyph read clearly as the other kind
-/// costs the format reading much more.
+/// costs the format reading much more. The US formats listed cover fewest plates (DC's
+/// LLNNNN and the NNNNLL of several states were forced into LLLNNN or NNNLLL at 0.5).
 fn mass_weight(region: Region) -> f32 {
-    if region == Region::Br { 0.1 } else { 0.5 }
+    match region {
+        Region::Br => 0.1,
+        Region::Us => 0.6,
+        _ => 0.5,
+    }
 }
 
 /// The most likely symbol of a kind, and its confidence: its share of the kind's probability,
@@ -353,6 +358,18 @@ mod tests {
         // A glyph the classifier is sure of is never passed over.
         g[3] = glyph('M', 0.8, '#');
         assert!(decode(&g, Region::Us).unwrap().glyphs.contains(&3));
+    }
+
+    #[test]
+    fn a_clear_digit_is_not_forced_into_a_us_format() {
+        // Washington DC's "BR 1932" (LLNNNN, not a listed format): LLLNNN would read the
+        // clear `1` as a `T`.
+        let mut g: Vec<Probs> = "BR1932".chars().map(sure).collect();
+        g[2] = glyph('1', 0.97, 'T');
+        assert_eq!(decode(&g, Region::Us).unwrap().text, "BR1932");
+        // A glyph the classifier is unsure of still takes the format's kind.
+        g[2] = glyph('1', 0.6, 'T');
+        assert_eq!(decode(&g, Region::Us).unwrap().text, "BRT932");
     }
 
     #[test]
