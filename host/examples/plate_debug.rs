@@ -15,8 +15,14 @@ fn main() -> anyhow::Result<()> {
     let mut d = Decoder::open(path.as_ref(), PixelFormat::Gray8)?;
     let f = d.next_frame()?.expect("a picture");
     let img = GrayImage::of_frame(&f.buf).expect("gray");
+    // `MAX=N` reports up to N plates (default 4, as the filter).
+    let max_results = std::env::var("MAX")
+        .ok()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(PlateOptions::default().max_results);
     let opts = PlateOptions {
         region,
+        max_results,
         ..PlateOptions::default()
     };
     for c in vision::find_candidates(&img, &opts)? {

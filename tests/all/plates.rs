@@ -66,6 +66,8 @@ fn dev_photos_read_to_the_exact_plate() {
         ("us", "wts-lg-000144"),
         // Glyphs 15 px tall whose N breaks apart: read again from the plate scaled up.
         ("us", "wts-lg-000053"),
+        // Below a shop's window: ten lines of its lettering read more surely than the plate.
+        ("us", "car3"),
     ] {
         let (frame, truth, plate) = labelled(set, name);
         let events = detect(&frame, 3, &format!(r#"{{"region": "{set}"}}"#));

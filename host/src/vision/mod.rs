@@ -979,17 +979,37 @@ pub fn detect_plates(img: &GrayImage<'_>, opts: &PlateOptions) -> opencv::Result
         let horizontal = (a.x as f32) < h || (a.x + a.width) as f32 + h > w;
         vertical && horizontal
     };
+    // A row with a row of glyphs of about its size right above or below it is a line of a
+    // paragraph (a shop sign, a poster, a truck's lettering), not a single-line plate: it
+    // ranks after the rows that stand alone.
+    let in_paragraph = |i: usize| {
+        let (a, ha) = rows[i];
+        rows.iter().enumerate().any(|(j, &(b, hb))| {
+            let gap = if a.y > b.y {
+                a.y as i64 - (b.y + b.height) as i64
+            } else {
+                b.y as i64 - (a.y + a.height) as i64
+            };
+            j != i
+                && (0.75..=1.33).contains(&(hb / ha))
+                && x_overlap(&a, &b) as f32 > 0.5 * a.width.min(b.width) as f32
+                && gap >= 0
+                && (gap as f32) < ha.max(hb)
+        })
+    };
     let keep: Vec<bool> = (0..reads.len())
         .map(|i| !stacked_under_larger(i) && !at_frame_edge(i))
         .collect();
-    let mut reads: Vec<PlateRead> = reads
+    let paragraph: Vec<bool> = (0..reads.len()).map(in_paragraph).collect();
+    let mut reads: Vec<(bool, PlateRead)> = reads
         .into_iter()
         .zip(keep)
-        .filter_map(|(r, k)| k.then_some(r))
+        .zip(paragraph)
+        .filter_map(|((r, k), p)| k.then_some((p, r)))
         .collect();
-    reads.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+    reads.sort_by(|(pa, a), (pb, b)| pa.cmp(pb).then(b.confidence.total_cmp(&a.confidence)));
     let mut kept: Vec<PlateRead> = Vec::new();
-    for r in reads {
+    for (_, r) in reads {
         if kept.iter().all(|k| overlap(&k.bounds, &r.bounds) < 0.3) {
             kept.push(r);
         }
