@@ -158,10 +158,11 @@ pub fn decode(glyphs: &[Probs], region: Region) -> Option<Decoded> {
         }
     }
     let (_, fmt, used, r) = best?;
+    let kinds = in_context(glyphs, &used, fmt);
     let mut text = String::new();
     let mut probs = Vec::new();
     let mut guesses = Vec::new();
-    for (&g, kind) in used.iter().zip(fmt.bytes()) {
+    for (&g, kind) in used.iter().zip(kinds) {
         let (class, p) = best_of_kind(&glyphs[g], kind, r);
         text.push(SYMBOLS[class] as char);
         probs.push(p);
@@ -180,6 +181,76 @@ pub fn decode(glyphs: &[Probs], region: Region) -> Option<Decoded> {
         region,
     })
 }
+
+/// The kind each position of a reading takes. Where the format leaves it free, a glyph read
+/// as one of a look-alike pair (`1`/`I`, `0`/`O`, `8`/`B` ...) whose other half is also fairly
+/// likely takes the kind its two nearest neighbours are sure of: plates group their letters
+/// and their digits, so a bar between digits is a `1`.
+fn in_context(glyphs: &[Probs], used: &[usize], fmt: &str) -> Vec<u8> {
+    let top = |g: usize| {
+        (0..SYMBOLS.len())
+            .max_by(|&a, &b| glyphs[g][a].total_cmp(&glyphs[g][b]))
+            .unwrap_or(0)
+    };
+    let kind_of = |c: usize| {
+        if SYMBOLS[c].is_ascii_digit() {
+            b'N'
+        } else {
+            b'L'
+        }
+    };
+    let sure_kind = |i: usize| {
+        let c = top(used[i]);
+        (glyphs[used[i]][c] > CONTEXT_SURE).then(|| kind_of(c))
+    };
+    let n = used.len();
+    fmt.bytes()
+        .enumerate()
+        .map(|(i, kind)| {
+            if kind != b'A' || n < 3 {
+                return kind;
+            }
+            let g = used[i];
+            let c = top(g);
+            // Vanity plates spell words with a `0` for an `O`, and several states print the
+            // two alike: their pair is left to the classifier.
+            if b"0ODQ".contains(&SYMBOLS[c]) {
+                return kind;
+            }
+            let own = kind_of(c);
+            let (a, b) = match i {
+                0 => (1, 2),
+                _ if i == n - 1 => (n - 2, n - 3),
+                _ => (i - 1, i + 1),
+            };
+            let other = if own == b'N' { b'L' } else { b'N' };
+            let alike =
+                LOOK_ALIKES
+                    .iter()
+                    .find(|(s, _)| *s == SYMBOLS[c])
+                    .map_or(0.0, |(_, alikes)| {
+                        alikes
+                            .iter()
+                            .filter_map(|a| SYMBOLS.iter().position(|s| s == a))
+                            .map(|k| glyphs[g][k])
+                            .fold(0.0, f32::max)
+                    });
+            if sure_kind(a) == Some(other)
+                && sure_kind(b) == Some(other)
+                && alike >= CONTEXT_ALIKE * glyphs[g][c]
+            {
+                other
+            } else {
+                kind
+            }
+        })
+        .collect()
+}
+
+/// A neighbour whose likeliest symbol is this likely tells the kind of its context.
+const CONTEXT_SURE: f32 = 0.8;
+/// A look-alike this likely relative to a glyph's likeliest symbol may replace it in context.
+const CONTEXT_ALIKE: f32 = 0.2;
 
 /// Letters and digits that look alike on plates: when a format wants the other kind, a glyph
 /// read as one lends part of its probability to its look-alikes.
@@ -370,6 +441,22 @@ mod tests {
         // A glyph the classifier is unsure of still takes the format's kind.
         g[2] = glyph('1', 0.6, 'T');
         assert_eq!(decode(&g, Region::Us).unwrap().text, "BRT932");
+    }
+
+    #[test]
+    fn a_bar_between_digits_is_a_one() {
+        // New Hampshire's plain `1` reads as an `I` more often than not; among digits it is a
+        // `1`, among letters an `I`.
+        let mut g: Vec<Probs> = "2470410".chars().map(sure).collect();
+        g[5] = glyph('I', 0.6, '1');
+        assert_eq!(decode(&g, Region::Us).unwrap().text, "2470410");
+        let mut g: Vec<Probs> = "PLIMTH".chars().map(sure).collect();
+        g[2] = glyph('1', 0.6, 'I');
+        assert_eq!(decode(&g, Region::Us).unwrap().text, "PLIMTH");
+        // A vanity word's `0` stays a `0`.
+        let mut g: Vec<Probs> = "BL0GGER".chars().map(sure).collect();
+        g[2] = glyph('0', 0.7, 'O');
+        assert_eq!(decode(&g, Region::Us).unwrap().text, "BL0GGER");
     }
 
     #[test]
