@@ -684,13 +684,51 @@ fn fill_gaps(
             true,
         ),
     ];
-    added.extend(ends.into_iter().flatten().map(|(r, p, _)| (r, p)));
+    // An end glyph joined to clutter beside it (a state's graphic, the frame) runs on past
+    // any window about its place: a glyph's width of it next to the row, a usual gap away,
+    // may still read clearly.
+    let gap = median(
+        rects
+            .windows(2)
+            .map(|w| w[1].x.saturating_sub(w[0].x + w[0].width)),
+    );
+    let joined = |end: Rect, before: bool| {
+        [1.0, 1.15]
+            .into_iter()
+            .filter_map(|k| {
+                let w = (k * width).round();
+                let x = if before {
+                    end.x as f32 - gap - w
+                } else {
+                    (end.x + end.width) as f32 + gap
+                };
+                if x < 0.0 {
+                    return None;
+                }
+                let window = Rect::new(x.round() as u32, end.y, w as u32, end.height);
+                let r = trim_to_ink(img, window, inverted)?;
+                if (r.width as f32) < 0.55 * width || stands_alone(img, r, inverted) {
+                    return None;
+                }
+                let p = model.classify(&char_patch(img, r, !inverted));
+                (best_symbol(&p) > END_JOINED).then_some((r, p))
+            })
+            .max_by(|a, b| best_symbol(&a.1).total_cmp(&best_symbol(&b.1)))
+    };
+    let [left, right] = ends;
+    let left = left.map(|(r, p, _)| (r, p)).or_else(|| joined(first, true));
+    let right = right
+        .map(|(r, p, _)| (r, p))
+        .or_else(|| joined(last, false));
+    added.extend(left.into_iter().chain(right));
     chosen.extend(added);
     chosen.sort_by_key(|(r, _)| r.x);
 }
 
 /// How sure a glyph found beyond a row's end that touches other ink must be.
 const END_TOUCHING: f32 = 0.9;
+/// How sure a glyph cut from clutter beyond a row's end must be.
+const END_JOINED: f32 = 0.95;
 
 /// Two glyphs touching each other (blur, a low-resolution camera) are one blob about twice as
 /// wide as the row's glyphs: such a blob that the classifier is not sure of is cut at its
