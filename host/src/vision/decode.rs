@@ -183,9 +183,9 @@ pub fn decode(glyphs: &[Probs], region: Region) -> Option<Decoded> {
 }
 
 /// The kind each position of a reading takes. Where the format leaves it free, a glyph read
-/// as one of a look-alike pair (`1`/`I`, `0`/`O`, `8`/`B` ...) whose other half is also fairly
-/// likely takes the kind its two nearest neighbours are sure of: plates group their letters
-/// and their digits, so a bar between digits is a `1`.
+/// as one of a look-alike pair (`1`/`I`, `8`/`B`, `5`/`S` ..., not `0`/`O`) whose other half is
+/// also fairly likely takes the kind its two nearest neighbours are sure of: plates group
+/// their letters and their digits, so a bar between digits is a `1`.
 fn in_context(glyphs: &[Probs], used: &[usize], fmt: &str) -> Vec<u8> {
     let top = |g: usize| {
         (0..SYMBOLS.len())
@@ -224,17 +224,7 @@ fn in_context(glyphs: &[Probs], used: &[usize], fmt: &str) -> Vec<u8> {
                 _ => (i - 1, i + 1),
             };
             let other = if own == b'N' { b'L' } else { b'N' };
-            let alike =
-                LOOK_ALIKES
-                    .iter()
-                    .find(|(s, _)| *s == SYMBOLS[c])
-                    .map_or(0.0, |(_, alikes)| {
-                        alikes
-                            .iter()
-                            .filter_map(|a| SYMBOLS.iter().position(|s| s == a))
-                            .map(|k| glyphs[g][k])
-                            .fold(0.0, f32::max)
-                    });
+            let alike = look_alikes(c).map(|k| glyphs[g][k]).fold(0.0, f32::max);
             if sure_kind(a) == Some(other)
                 && sure_kind(b) == Some(other)
                 && alike >= CONTEXT_ALIKE * glyphs[g][c]
@@ -286,18 +276,18 @@ fn kind_prob(p: &Probs, kind: u8, c: usize) -> f32 {
     if kind == b'A' {
         return own;
     }
-    let lent: f32 = LOOK_ALIKES
-        .iter()
-        .find(|(s, _)| *s == SYMBOLS[c])
-        .map(|(_, alikes)| {
-            alikes
-                .iter()
-                .filter_map(|a| SYMBOLS.iter().position(|s| s == a))
-                .map(|i| p[i])
-                .sum()
-        })
-        .unwrap_or(0.0);
+    let lent: f32 = look_alikes(c).map(|i| p[i]).sum();
     own + LOOK_ALIKE_SHARE * lent
+}
+
+/// The classes that look like class `c` and are of the other kind.
+fn look_alikes(c: usize) -> impl Iterator<Item = usize> {
+    LOOK_ALIKES
+        .iter()
+        .find(move |(s, _)| *s == SYMBOLS[c])
+        .into_iter()
+        .flat_map(|(_, alikes)| alikes.iter())
+        .filter_map(|a| SYMBOLS.iter().position(|s| s == a))
 }
 
 /// How much a symbol of the kind a format wants loses when the glyph looked like the other

@@ -960,7 +960,8 @@ fn stripe_penalty(glyphs: &[Rect]) -> f32 {
     if thin * 2 > glyphs.len() { 0.4 } else { 1.0 }
 }
 
-/// Finds and reads plates: the most confident reading of each place, best first.
+/// Finds and reads plates: the most confident reading of each place, best first (rows that
+/// stand alone before the lines of a paragraph).
 pub fn detect_plates(img: &GrayImage<'_>, opts: &PlateOptions) -> opencv::Result<Vec<PlateRead>> {
     let model = Cnn::builtin();
     let cands = find_candidates(img, opts)?;
