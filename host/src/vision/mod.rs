@@ -612,10 +612,11 @@ fn fill_gaps(
         let part = runs_past(img, window, r, &ink, (free_left as u32, free_right as u32));
         // Beyond an end, a glyph that touches ink above or below it (a sticker, a state's
         // graphic, lettering) must be whole, glyph-wide and read surely: frame edges, bolts
-        // and the plate's own border pass for thin or partial glyphs there.
+        // and the plate's own border pass for thin or partial glyphs there. A thin stroke
+        // whose ink runs on sideways is the edge of something dark beside the row.
         let alone = end && stands_alone(img, r, inverted);
         let thin = (r.width as f32) < 0.55 * width;
-        if end && !alone && (thin || part) {
+        if end && (thin && part || !alone && (thin || part)) {
             return None;
         }
         let p = model.classify(&char_patch(img, r, !inverted));
@@ -1243,6 +1244,17 @@ mod tests {
         let mut f = row_of_ls(&ls, |i| i != 5);
         f.fill_rect(
             Rect::new(160, 2, 5, 56),
+            prism_frame::Color::rgb(25, 25, 25),
+        );
+        assert_eq!(
+            refill(&GrayImage::of_frame(&f).unwrap(), &ls[..5]),
+            &ls[..5]
+        );
+        // Nor is the edge of something dark beside the row (a bumper, the car body behind a
+        // light plate): its ink runs on past the glyph's place.
+        let mut f = row_of_ls(&ls, |i| i != 5);
+        f.fill_rect(
+            Rect::new(172, 16, 68, 28),
             prism_frame::Color::rgb(25, 25, 25),
         );
         assert_eq!(
