@@ -666,25 +666,6 @@ fn fill_gaps(
     // One pitch beyond each end, where a glyph must also stand clear of what is above and
     // below it (frame edges, bolts and stickers run on past the glyphs' line) unless it is
     // clearly a whole glyph.
-    let (first, last) = (rects[0], rects[rects.len() - 1]);
-    let ends = [
-        read_box(
-            centre(&first) - pitch,
-            0.0,
-            first.x as f32,
-            first.y,
-            first.height,
-            true,
-        ),
-        read_box(
-            centre(&last) + pitch,
-            (last.x + last.width) as f32,
-            img.width() as f32,
-            last.y,
-            last.height,
-            true,
-        ),
-    ];
     // An end glyph joined to clutter beside it (a state's graphic, the frame) runs on past
     // any window about its place: a glyph's width of it next to the row, a usual gap away,
     // may still read clearly.
@@ -716,16 +697,33 @@ fn fill_gaps(
             })
             .max_by(|a, b| best_symbol(&a.1).total_cmp(&best_symbol(&b.1)))
     };
-    let [left, right] = ends;
-    let left = left.map(|(r, p, _)| (r, p)).or_else(|| joined(first, true));
-    let right = right
-        .map(|(r, p, _)| (r, p))
-        .or_else(|| joined(last, false));
-    added.extend(left.into_iter().chain(right));
+    let beyond = |end: Rect, before: bool| {
+        let (c, free_left, free_right) = if before {
+            (centre(&end) - pitch, 0.0, end.x as f32)
+        } else {
+            let free_left = (end.x + end.width) as f32;
+            (centre(&end) + pitch, free_left, img.width() as f32)
+        };
+        read_box(c, free_left, free_right, end.y, end.height, true)
+            .map(|(r, p, _)| (r, p))
+            .or_else(|| joined(end, before))
+    };
+    // A glyph found beyond an end may have another beyond it.
+    for (mut end, before) in [(rects[0], true), (rects[rects.len() - 1], false)] {
+        for _ in 0..END_GLYPHS {
+            let Some((r, p)) = beyond(end, before) else {
+                break;
+            };
+            added.push((r, p));
+            end = r;
+        }
+    }
     chosen.extend(added);
     chosen.sort_by_key(|(r, _)| r.x);
 }
 
+/// Most glyphs found beyond each end of a row.
+const END_GLYPHS: usize = 2;
 /// How sure a glyph found beyond a row's end that touches other ink must be.
 const END_TOUCHING: f32 = 0.9;
 /// How sure a glyph cut from clutter beyond a row's end must be.
@@ -1240,6 +1238,9 @@ mod tests {
             let f = row_of_ls(&ls, |i| i != missed);
             assert_eq!(refill(&GrayImage::of_frame(&f).unwrap(), &cut), cut);
         }
+        // Two glyphs missed at an end are both read.
+        let f = row_of_ls(&ls, |_| true);
+        assert_eq!(refill(&GrayImage::of_frame(&f).unwrap(), &ls[..4]), ls);
         // A frame edge beyond the last glyph runs on above and below the row: not a glyph.
         let mut f = row_of_ls(&ls, |i| i != 5);
         f.fill_rect(
