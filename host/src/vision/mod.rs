@@ -612,11 +612,12 @@ fn fill_gaps(
         let part = runs_past(img, window, r, &ink, (free_left as u32, free_right as u32));
         // Beyond an end, a glyph that touches ink above or below it (a sticker, a state's
         // graphic, lettering) must be whole, glyph-wide and read surely: frame edges, bolts
-        // and the plate's own border pass for thin or partial glyphs there. A thin stroke
-        // whose ink runs on sideways is the edge of something dark beside the row.
+        // and the plate's own border pass for thin, partial or small glyphs there. A thin
+        // stroke whose ink runs on sideways is the edge of something dark beside the row.
         let alone = end && stands_alone(img, r, inverted);
+        let legible = r.height as f32 >= LEGIBLE_GLYPH;
         let thin = (r.width as f32) < 0.55 * width;
-        if end && (thin && part || !alone && (thin || part)) {
+        if end && (thin && part || !alone && (thin || part || !legible)) {
             return None;
         }
         let p = model.classify(&char_patch(img, r, !inverted));
@@ -675,6 +676,9 @@ fn fill_gaps(
             .map(|w| w[1].x.saturating_sub(w[0].x + w[0].width)),
     );
     let joined = |end: Rect, before: bool| {
+        if (end.height as f32) < LEGIBLE_GLYPH {
+            return None;
+        }
         [1.0, 1.15]
             .into_iter()
             .filter_map(|k| {
@@ -722,6 +726,9 @@ fn fill_gaps(
     chosen.sort_by_key(|(r, _)| r.x);
 }
 
+/// Glyphs shorter than this are too few pixels to tell a glyph touching clutter beyond a
+/// row's end from a bit of the clutter (a frame's corner reads as an `L`, a bolt as a `1`).
+const LEGIBLE_GLYPH: f32 = 16.0;
 /// Most glyphs found beyond each end of a row.
 const END_GLYPHS: usize = 2;
 /// How sure a glyph found beyond a row's end that touches other ink must be.
