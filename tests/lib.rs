@@ -51,7 +51,12 @@ pub fn prism_bin() -> PathBuf {
 
 /// A runtime with test-friendly limits: small memory cap, short deadline, no back-off.
 pub fn test_runtime() -> Arc<FilterRuntime> {
-    FilterRuntime::new(RuntimeConfig {
+    FilterRuntime::new(test_config()).expect("runtime")
+}
+
+/// The configuration of [`test_runtime`]: small memory cap, short deadlines, no back-off.
+pub fn test_config() -> RuntimeConfig {
+    RuntimeConfig {
         filter_memory_bytes: 32 * 1024 * 1024,
         process_deadline_ms: 50,
         control_deadline_ms: 500,
@@ -59,8 +64,7 @@ pub fn test_runtime() -> Arc<FilterRuntime> {
         backoff_max_ms: 0,
         max_instances: 64,
         ..RuntimeConfig::default()
-    })
-    .expect("runtime")
+    }
 }
 
 /// Loads a guest component by crate name.

@@ -2,19 +2,37 @@
 //! the filter's name and cause, the frame goes on unchanged, and the following frames still
 //! flow through a fresh instance. The host process survives all of it.
 
+use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use prism::config::{OnFailure, RuntimeConfig};
 use prism::runtime::{EventSink, FilterEvent, FilterInstance, FilterRuntime, Verdict};
 use prism_frame::{Color, FrameBuf, PixelFormat};
-use prism_tests::{load, test_runtime, wasm};
+use prism_tests::{load, test_config, test_runtime, wasm};
 
 /// Far above any deadline in these tests: only catches a call that was never interrupted.
 const SANITY: Duration = Duration::from_secs(10);
 
+/// The test runtime with deadlines no call reaches on a loaded machine: faults other than a
+/// timeout must not turn into one when the tests run beside others on two cores.
+fn patient_runtime() -> Arc<FilterRuntime> {
+    FilterRuntime::new(RuntimeConfig {
+        process_deadline_ms: 5_000,
+        control_deadline_ms: 5_000,
+        ..test_config()
+    })
+    .expect("runtime")
+}
+
 fn hostile(config: &str) -> (FilterInstance, Receiver<FilterEvent>) {
-    let runtime = test_runtime();
+    hostile_in(patient_runtime(), config)
+}
+
+fn hostile_in(
+    runtime: Arc<FilterRuntime>,
+    config: &str,
+) -> (FilterInstance, Receiver<FilterEvent>) {
     let filter = load(&runtime, "hostile");
     let (sink, rx) = EventSink::channel(1024);
     let mut instance = runtime.instantiate(&filter, Some(sink)).unwrap();
@@ -34,7 +52,14 @@ fn drain(rx: &Receiver<FilterEvent>) -> Vec<serde_json::Value> {
 
 /// Frame 0 is processed normally, frame 1 triggers `mode`, frames 2 and 3 must flow again.
 fn contained(mode: &str, fault: &str, cause: &str) {
-    let (mut instance, rx) = hostile(&format!(r#"{{"mode": "{mode}", "at": [1]}}"#));
+    // Only a timeout needs the short deadline.
+    let runtime = if fault == "timeout" {
+        test_runtime()
+    } else {
+        patient_runtime()
+    };
+    let config = format!(r#"{{"mode": "{mode}", "at": [1]}}"#);
+    let (mut instance, rx) = hostile_in(runtime, &config);
     let mut f0 = frame();
     assert_eq!(instance.process(&mut f0, 0), Verdict::Forward);
     assert_eq!(f0.data()[0], 200, "{mode}: frame 0 went through the filter");
@@ -240,7 +265,7 @@ fn configure_errors_are_clear_and_keep_the_last_good_config() {
 
 #[test]
 fn many_instances_of_many_filters_coexist() {
-    let runtime = test_runtime();
+    let runtime = patient_runtime();
     let filter = load(&runtime, "hostile");
     let mut instances: Vec<_> = (0..32)
         .map(|_| runtime.instantiate(&filter, None).unwrap())
