@@ -385,6 +385,15 @@ fn median_width(rects: &[Rect]) -> f32 {
     median(rects.iter().map(|r| r.width))
 }
 
+/// The median gap between neighbouring boxes of a row (left to right; overlaps count as 0).
+fn median_gap(rects: &[Rect]) -> f32 {
+    median(
+        rects
+            .windows(2)
+            .map(|w| w[1].x.saturating_sub(w[0].x + w[0].width)),
+    )
+}
+
 fn median(values: impl Iterator<Item = u32>) -> f32 {
     let mut v: Vec<u32> = values.collect();
     v.sort_unstable();
@@ -534,6 +543,7 @@ fn drop_strays(chosen: &mut Vec<(Rect, decode::Probs)>) {
     }
     let rects: Vec<Rect> = chosen.iter().map(|(r, _)| *r).collect();
     let last = rects.len() - 1;
+    let usual = median_gap(&rects);
     let stray = |i: usize| {
         let rest: Vec<Rect> = (0..rects.len())
             .filter(|&j| j != i)
@@ -562,7 +572,6 @@ fn drop_strays(chosen: &mut Vec<(Rect, decode::Probs)>) {
             return true;
         }
         let gap = |a: &Rect, b: &Rect| (b.x as f32 - (a.x + a.width) as f32).max(0.0);
-        let usual = median(rects.windows(2).map(|w| gap(&w[0], &w[1]) as u32));
         let apart = match i {
             0 => gap(&r, &rects[1]),
             _ if i == last => gap(&rects[i - 1], &r),
@@ -664,42 +673,26 @@ fn fill_gaps(
             }
         }
     }
-    // One pitch beyond each end, where a glyph must also stand clear of what is above and
-    // below it (frame edges, bolts and stickers run on past the glyphs' line) unless it is
-    // clearly a whole glyph.
-    // An end glyph joined to clutter beside it (a state's graphic, the frame) runs on past
-    // any window about its place: a glyph's width of it next to the row, a usual gap away,
-    // may still read clearly.
-    let gap = median(
-        rects
-            .windows(2)
-            .map(|w| w[1].x.saturating_sub(w[0].x + w[0].width)),
-    );
+    // Beyond each end, a pitch on (see `read_box` for a glyph that touches other ink). An end
+    // glyph joined to clutter beside it (a state's graphic, the frame) runs on past any
+    // window about its place: a glyph's width of it next to the row, a usual gap away, may
+    // still read clearly.
+    let gap = median_gap(&rects);
     let joined = |end: Rect, before: bool| {
         if (end.height as f32) < LEGIBLE_GLYPH {
             return None;
         }
-        [1.0, 1.15]
-            .into_iter()
-            .filter_map(|k| {
-                let w = (k * width).round();
-                let x = if before {
-                    end.x as f32 - gap - w
-                } else {
-                    (end.x + end.width) as f32 + gap
-                };
-                if x < 0.0 {
-                    return None;
-                }
-                let window = Rect::new(x.round() as u32, end.y, w as u32, end.height);
-                let r = trim_to_ink(img, window, inverted)?;
-                if (r.width as f32) < 0.55 * width || stands_alone(img, r, inverted) {
-                    return None;
-                }
-                let p = model.classify(&char_patch(img, r, !inverted));
-                (best_symbol(&p) > END_JOINED).then_some((r, p))
-            })
-            .max_by(|a, b| best_symbol(&a.1).total_cmp(&best_symbol(&b.1)))
+        let windows = [1.0, 1.15].into_iter().filter_map(|k| {
+            let w = (k * width).round();
+            let x = if before {
+                end.x as f32 - gap - w
+            } else {
+                (end.x + end.width) as f32 + gap
+            };
+            (x >= 0.0).then(|| Rect::new(x.round() as u32, end.y, w as u32, end.height))
+        });
+        let fits = |r: Rect| (r.width as f32) >= 0.55 * width && !stands_alone(img, r, inverted);
+        clearest(model, img, inverted, windows, fits, END_JOINED)
     };
     let beyond = |end: Rect, before: bool| {
         let (c, free_left, free_right) = if before {
@@ -774,14 +767,12 @@ fn split_merged(
             if split.is_some() || r.width as f32 <= 1.3 * width || best_symbol(&p) >= 0.6 {
                 return None;
             }
-            [1.0, 1.15]
+            let windows = [1.0, 1.15]
                 .into_iter()
                 .map(|k| (k * width).round() as u32)
                 .flat_map(|w| [(r.x, w), (r.x + r.width - w, w)])
-                .filter_map(|(x, w)| trim_to_ink(img, Rect::new(x, r.y, w, r.height), inverted))
-                .map(|g| (g, model.classify(&char_patch(img, g, !inverted))))
-                .filter(|(_, q)| best_symbol(q) > 0.7)
-                .max_by(|a, b| best_symbol(&a.1).total_cmp(&best_symbol(&b.1)))
+                .map(|(x, w)| Rect::new(x, r.y, w, r.height));
+            clearest(model, img, inverted, windows, |_| true, 0.7)
         };
         match (split, trimmed()) {
             (Some(halves), _) => out.extend(halves),
@@ -790,6 +781,24 @@ fn split_merged(
         }
     }
     *chosen = out;
+}
+
+/// Of some windows, each trimmed to its ink and kept when `fits` it, the one whose glyph the
+/// classifier reads most surely, if more surely than `above`.
+fn clearest(
+    model: &Cnn,
+    img: &GrayImage<'_>,
+    inverted: bool,
+    windows: impl Iterator<Item = Rect>,
+    fits: impl Fn(Rect) -> bool,
+    above: f32,
+) -> Option<(Rect, decode::Probs)> {
+    windows
+        .filter_map(|w| trim_to_ink(img, w, inverted))
+        .filter(|&r| fits(r))
+        .map(|r| (r, model.classify(&char_patch(img, r, !inverted))))
+        .filter(|(_, p)| best_symbol(p) > above)
+        .max_by(|a, b| best_symbol(&a.1).total_cmp(&best_symbol(&b.1)))
 }
 
 /// Tells ink from background around a glyph: darker (lighter when `inverted`) than the middle
@@ -996,11 +1005,7 @@ pub fn detect_plates(img: &GrayImage<'_>, opts: &PlateOptions) -> opencv::Result
         let (a, ha) = rows[i];
         rows.iter().zip(&reads).any(|(&(b, hb), larger)| {
             let ix = x_overlap(&a, &b);
-            let gap = if a.y > b.y {
-                a.y.saturating_sub(b.y + b.height)
-            } else {
-                b.y.saturating_sub(a.y + a.height)
-            };
+            let gap = y_gap(&a, &b).max(0);
             // Much larger glyphs (a plate's, over its state name or dealer's lettering) win
             // unless they read far worse; glyphs only a little larger must read better.
             let wins = if hb > 1.6 * ha {
@@ -1030,11 +1035,7 @@ pub fn detect_plates(img: &GrayImage<'_>, opts: &PlateOptions) -> opencv::Result
     let in_paragraph = |i: usize| {
         let (a, ha) = rows[i];
         rows.iter().enumerate().any(|(j, &(b, hb))| {
-            let gap = if a.y > b.y {
-                a.y as i64 - (b.y + b.height) as i64
-            } else {
-                b.y as i64 - (a.y + a.height) as i64
-            };
+            let gap = y_gap(&a, &b);
             j != i
                 && (0.75..=1.33).contains(&(hb / ha))
                 && x_overlap(&a, &b) as f32 > 0.5 * a.width.min(b.width) as f32
@@ -1127,19 +1128,16 @@ fn read_closer(
     let best = group_rows(&cands)
         .iter()
         .filter_map(|g| read_group(model, &view, g, region))
-        .map(|mut r| {
+        .filter_map(|mut r| {
             for c in &mut r.chars {
                 c.bounds = back(c.bounds);
             }
             let glyphs: Vec<Rect> = r.chars.iter().map(|c| c.bounds).collect();
             r.bounds = plate_bounds(&glyphs, r.region, w, h);
-            r
-        })
-        .filter(|r| {
-            let glyphs: Vec<Rect> = r.chars.iter().map(|c| c.bounds).collect();
-            r.confidence > read.confidence
+            (r.confidence > read.confidence
                 && overlap(&union(&glyphs), &row) > 0.5
-                && agrees(read, r)
+                && agrees(read, &r))
+            .then_some(r)
         })
         .max_by(|a, b| a.confidence.total_cmp(&b.confidence));
     Ok(best)
@@ -1153,6 +1151,15 @@ fn inside(img: &GrayImage<'_>, r: &Rect) -> bool {
 /// Whether `a` lies inside `b`.
 fn within(a: &Rect, b: &Rect) -> bool {
     a.x >= b.x && a.y >= b.y && a.x + a.width <= b.x + b.width && a.y + a.height <= b.y + b.height
+}
+
+/// The rows between two boxes, one above the other (negative when they overlap).
+fn y_gap(a: &Rect, b: &Rect) -> i64 {
+    if a.y > b.y {
+        a.y as i64 - (b.y + b.height) as i64
+    } else {
+        b.y as i64 - (a.y + a.height) as i64
+    }
 }
 
 /// How many columns two boxes share.
