@@ -56,10 +56,20 @@ fn prior(region: Region, fmt: &str) -> f32 {
         0.27
     } else if region == Region::Us {
         0.3
+    } else if region == Region::Eu && !EU_COMMON.contains(&fmt) {
+        0.3
     } else {
         0.45
     }
 }
+
+/// The European formats of the most plates on the road (France and Italy LLNNNLL, Spain
+/// NNNNLLL, the UK LLNNLLL, Poland LLLNNNN and LLNNNNN, Czechia NLNNNNN): where a glyph could
+/// be either kind (`0`/`O`, `1`/`I`, `8`/`B`), a reading in one of them beats one in a rarer
+/// format that differs only there.
+const EU_COMMON: &[&str] = &[
+    "LLNNNLL", "NNNNLLL", "LLNNLLL", "LLLNNNN", "LLNNNNN", "NLNNNNN",
+];
 
 /// How much a free US reading of `n` glyphs is preferred: a tenth of the log of its length's
 /// share among the 751 labelled US plates of the training crops (4: 33, 5: 70, 6: 430, 7: 198,
@@ -447,6 +457,19 @@ mod tests {
         let mut g: Vec<Probs> = "BL0GGER".chars().map(sure).collect();
         g[2] = glyph('0', 0.7, 'O');
         assert_eq!(decode(&g, Region::Us).unwrap().text, "BL0GGER");
+    }
+
+    #[test]
+    fn a_glyph_of_either_kind_takes_the_commoner_european_format() {
+        // France's "BA 302 OZ" with the `O` read more like a `0`: LLNNNNL (Croatia) fits the
+        // classifier better, the far commoner LLNNNLL wins.
+        let mut g: Vec<Probs> = "BA302OZ".chars().map(sure).collect();
+        g[5] = glyph('0', 0.78, 'O');
+        assert_eq!(decode(&g, Region::Eu).unwrap().text, "BA302OZ");
+        // A clear letter there is a rarer format's, not forced into the common one.
+        let mut g: Vec<Probs> = "ZG1234A".chars().map(sure).collect();
+        g[5] = glyph('4', 0.95, 'A');
+        assert_eq!(decode(&g, Region::Eu).unwrap().text, "ZG1234A");
     }
 
     #[test]
