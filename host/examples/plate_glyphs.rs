@@ -336,7 +336,7 @@ fn cut(c: &Canvas, t: Rect, dark: bool) -> Option<[f32; PATCH_LEN]> {
     };
     let src = view_mat(&view)?;
     let block = ((gh as f32 * 1.2) as i32).max(9);
-    let bin = segment::binarise(&src, block, dark).ok()?;
+    let bin = segment::binarise(&src, block, dark, segment::CONTRAST).ok()?;
     let blobs = segment::glyph_blobs(&bin, heights).ok()?;
     let (tcx, tcy) = (
         t.x as i32 + t.width as i32 / 2,
@@ -565,6 +565,7 @@ fn real(dir: &Path, rng: &mut Rng, hold_out: bool) -> anyhow::Result<(Vec<Sample
                 min: (h / 5).max(6),
                 max: h * 9 / 10,
             },
+            segment::CONTRAST,
         )?;
         // The tallest row with exactly as many glyphs as the plate has characters; failing
         // that (held-out crops excepted), the row with up to three blobs more whose best

@@ -273,6 +273,15 @@ fn plate_bounds(chars: &[Rect], region: Region, w: u32, h: u32) -> Rect {
 
 /// Rows of glyphs that may be plates, most regular first.
 pub fn find_candidates(img: &GrayImage<'_>, opts: &PlateOptions) -> opencv::Result<Vec<Candidate>> {
+    candidates_at(img, opts, segment::CONTRAST)
+}
+
+/// [`find_candidates`] with ink `contrast` gray levels from its surroundings.
+fn candidates_at(
+    img: &GrayImage<'_>,
+    opts: &PlateOptions,
+    contrast: f64,
+) -> opencv::Result<Vec<Candidate>> {
     let Some((img, dx, dy)) = sub_image(img, opts.area) else {
         return Ok(Vec::new());
     };
@@ -282,7 +291,7 @@ pub fn find_candidates(img: &GrayImage<'_>, opts: &PlateOptions) -> opencv::Resu
         return Ok(Vec::new());
     };
     let size = (img.width() as u32, img.height() as u32);
-    candidates_in(&view, range, opts.region, f, (dx, dy), size)
+    candidates_in(&view, range, opts.region, f, (dx, dy), size, contrast)
 }
 
 /// The rows of glyphs `range` tall in `view`, a copy of a picture of `(fw, fh)` pixels scaled
@@ -294,8 +303,9 @@ fn candidates_in(
     f: f32,
     (dx, dy): (u32, u32),
     (fw, fh): (u32, u32),
+    contrast: f64,
 ) -> opencv::Result<Vec<Candidate>> {
-    let mut out: Vec<Candidate> = segment::find_rows(view, range)?
+    let mut out: Vec<Candidate> = segment::find_rows(view, range, contrast)?
         .iter()
         .map(|row| {
             let local: Vec<Rect> = row.blobs.iter().map(|b| scale_rect(b.rect(), f)).collect();
@@ -976,10 +986,36 @@ fn stripe_penalty(glyphs: &[Rect]) -> f32 {
 }
 
 /// Finds and reads plates: the most confident reading of each place, best first (rows that
-/// stand alone before the lines of a paragraph).
+/// stand alone before the lines of a paragraph). Where nothing reads well enough to report
+/// ([`DEFAULT_MIN_CONFIDENCE`]), the picture is searched again for fainter ink (a plate in
+/// shade, at dusk, behind a dirty lens), and the better readings of both searches are kept.
 pub fn detect_plates(img: &GrayImage<'_>, opts: &PlateOptions) -> opencv::Result<Vec<PlateRead>> {
+    let found = plates_at(img, opts, segment::CONTRAST)?;
+    if found.iter().any(|r| r.confidence >= DEFAULT_MIN_CONFIDENCE) {
+        return Ok(found);
+    }
+    let mut all = found;
+    all.extend(plates_at(img, opts, segment::FAINT)?);
+    all.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+    let mut kept: Vec<PlateRead> = Vec::new();
+    for r in all {
+        if kept.len() < opts.max_results.max(1)
+            && kept.iter().all(|k| overlap(&k.bounds, &r.bounds) < 0.3)
+        {
+            kept.push(r);
+        }
+    }
+    Ok(kept)
+}
+
+/// [`detect_plates`] with one search, for ink `contrast` gray levels from its surroundings.
+fn plates_at(
+    img: &GrayImage<'_>,
+    opts: &PlateOptions,
+    contrast: f64,
+) -> opencv::Result<Vec<PlateRead>> {
     let model = Cnn::builtin();
-    let cands = find_candidates(img, opts)?;
+    let cands = candidates_at(img, opts, contrast)?;
     let reads: Vec<PlateRead> = group_rows(&cands)
         .iter()
         .filter(|g| g.iter().all(|c| c.chars.iter().all(|r| inside(img, r))))
@@ -1119,7 +1155,7 @@ fn read_closer(
         max: (1.6 * CLOSER_GLYPH) as i32,
     };
     let size = (view.width() as u32, view.height() as u32);
-    let cands = candidates_in(&view, range, region, 1.0, (0, 0), size)?;
+    let cands = candidates_in(&view, range, region, 1.0, (0, 0), size, segment::CONTRAST)?;
     let (w, h) = (img.width() as u32, img.height() as u32);
     let back = |r: Rect| {
         let s = scale_rect(r, k);

@@ -86,15 +86,20 @@ pub const MIN_GLYPHS: usize = 4;
 /// Most glyphs a row keeps (longer rows are text, not plates).
 pub const MAX_GLYPHS: usize = 12;
 
-/// Binary image of `img`: ink = 255. `block` is the odd neighbourhood size.
-pub fn binarise(src: &Mat, block: i32, dark: bool) -> opencv::Result<Mat> {
+/// Gray levels by which ink must differ from its neighbourhood's mean.
+pub const CONTRAST: f64 = 8.0;
+/// The same for plates in shade, at dusk or behind a dirty lens, whose strokes break apart at
+/// [`CONTRAST`]; it finds more clutter too, so it is for a second search.
+pub const FAINT: f64 = 4.0;
+
+/// Binary image of `img`: ink = 255. `block` is the odd neighbourhood size; ink differs from
+/// its neighbourhood's mean by more than `contrast` gray levels.
+pub fn binarise(src: &Mat, block: i32, dark: bool, contrast: f64) -> opencv::Result<Mat> {
     let mut bin = Mat::default();
-    // Ink must differ from the neighbourhood mean by this many gray levels.
-    const CONTRAST: f64 = 8.0;
     let (kind, c) = if dark {
-        (imgproc::THRESH_BINARY_INV, CONTRAST)
+        (imgproc::THRESH_BINARY_INV, contrast)
     } else {
-        (imgproc::THRESH_BINARY, -CONTRAST)
+        (imgproc::THRESH_BINARY, -contrast)
     };
     imgproc::adaptive_threshold(
         src,
@@ -614,8 +619,13 @@ fn split_long(chain: Vec<Blob>) -> Vec<Vec<Blob>> {
         .collect()
 }
 
-/// Candidate rows of `img` over the given glyph heights.
-pub fn find_rows(img: &GrayImage<'_>, heights: HeightRange) -> opencv::Result<Vec<Row>> {
+/// Candidate rows of `img` over the given glyph heights, binarised at `contrast` (see
+/// [`binarise`]).
+pub fn find_rows(
+    img: &GrayImage<'_>,
+    heights: HeightRange,
+    contrast: f64,
+) -> opencv::Result<Vec<Row>> {
     let src = img.mat()?;
     let mut rows = Vec::new();
     // Neighbourhoods about one and several glyph heights wide: the first separates glyphs
@@ -630,7 +640,7 @@ pub fn find_rows(img: &GrayImage<'_>, heights: HeightRange) -> opencv::Result<Ve
     let mut fine_dark = None;
     for block in blocks {
         for dark in [true, false] {
-            let bin = binarise(&src, block, dark)?;
+            let bin = binarise(&src, block, dark, contrast)?;
             let blobs = glyph_blobs(&bin, heights)?;
             rows.extend(rows_of(blobs, dark));
             if block == small && dark {
