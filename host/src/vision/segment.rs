@@ -89,7 +89,8 @@ pub const MAX_GLYPHS: usize = 12;
 /// Gray levels by which ink must differ from its neighbourhood's mean.
 pub const CONTRAST: f64 = 8.0;
 /// The same for plates in shade, at dusk or behind a dirty lens, whose strokes break apart at
-/// [`CONTRAST`]; it finds more clutter too, so it is for a second search.
+/// [`CONTRAST`]; it finds more clutter too, so it is for a second search (dark ink only, see
+/// [`find_rows`]).
 pub const FAINT: f64 = 4.0;
 
 /// Binary image of `img`: ink = 255. `block` is the odd neighbourhood size; ink differs from
@@ -637,9 +638,16 @@ pub fn find_rows(
     if heights.max >= 4 * large && src.rows() >= 720 {
         blocks.push(large * 2);
     }
+    // A search for faint ink looks for dark glyphs only (most plates; light glyphs on dark
+    // plates gained nothing there, for as much time again).
+    let polarities: &[bool] = if contrast < CONTRAST {
+        &[true]
+    } else {
+        &[true, false]
+    };
     let mut fine_dark = None;
     for block in blocks {
-        for dark in [true, false] {
+        for &dark in polarities {
             let bin = binarise(&src, block, dark, contrast)?;
             let blobs = glyph_blobs(&bin, heights)?;
             rows.extend(rows_of(blobs, dark));
