@@ -614,7 +614,9 @@ fn fill_gaps(
         .map(|w| centre(&w[1]) - centre(&w[0]))
         .collect();
     pitches.sort_by(f32::total_cmp);
-    let pitch = pitches[pitches.len() / 2];
+    // The lower median: where glyphs are missing or a space parts the groups, as many pitches
+    // may span two glyphs as one.
+    let pitch = pitches[(pitches.len() - 1) / 2];
     if pitch < 2.0 {
         return;
     }
@@ -1335,6 +1337,20 @@ mod tests {
         assert_eq!(refill(&GrayImage::of_frame(&f).unwrap(), &cut), ls);
         let f = row_of_ls(&ls, |i| i != 3);
         assert_eq!(refill(&GrayImage::of_frame(&f).unwrap(), &cut), cut);
+    }
+
+    #[test]
+    fn a_glyph_missed_in_a_row_with_a_wide_space_is_read() {
+        // Missouri's "AB1 CD2": three glyphs, an emblem's width of space, three glyphs; the
+        // second was not cut. Half the pitches left are two glyphs wide, yet the place is a
+        // glyph's pitch on from its neighbours.
+        let ls: Vec<Rect> = [40, 64, 88, 136, 160, 184]
+            .into_iter()
+            .map(|x| Rect::new(x, 16, 15, 28))
+            .collect();
+        let cut: Vec<Rect> = [0, 2, 3, 4, 5].into_iter().map(|i| ls[i]).collect();
+        let f = row_of_ls(&ls, |_| true);
+        assert_eq!(refill(&GrayImage::of_frame(&f).unwrap(), &cut), ls);
     }
 
     #[test]
