@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Trains the plate reader's convolutional glyph classifier (`host/models/plate-glyphs.bin`).
 
-The examples come from the Rust data recipe (`train_plate_reader.rs --dump`), cut by the
-run-time segmenter and normalised by the run-time `char_patch`, so this script only learns:
+The examples come from the Rust data recipe (`plate_glyphs.rs`), cut by the run-time
+segmenter and normalised by the run-time `char_patch`, so this script only learns:
 
-    cargo run --release -p prism --example train_plate_reader -- \\
-        --ocr-us ../shared/data/alpr/ocr-us --dump /tmp/glyphs.bin
+    cargo run --release -p prism --example plate_glyphs -- \\
+        --ocr-us ../shared/data/alpr/ocr-us --out /tmp/glyphs.bin
     python3 -m venv /tmp/jax && /tmp/jax/bin/pip install jax
     /tmp/jax/bin/python host/examples/train_plate_cnn.py /tmp/glyphs.bin host/models/plate-glyphs.bin
 
@@ -18,6 +18,7 @@ File: `PRISMCN1`, u32 LE C1, C2, C3, H, classes, then the tensors as f32 LE in o
 conv1 w [C1,1,3,3], b; conv2 w [C2,C1,3,3], b; conv3 w [C3,C2,3,3], b; dense1 w [H, C3*7*5]
 (inputs in channel, row, column order), b; dense2 w [classes, H], b.
 """
+import os
 import struct
 import sys
 import time
@@ -28,11 +29,13 @@ import numpy as np
 
 PATCH_W, PATCH_H = 20, 28
 CLASSES = 37
-C1, C2, C3, HIDDEN = 16, 32, 48, 128
-EPOCHS = 24
+# The network's sizes, the epochs and the seed may be changed for an experiment through the
+# environment (PRISM_CNN="C1,C2,C3,H", PRISM_EPOCHS, PRISM_SEED); the defaults are the shipped run.
+C1, C2, C3, HIDDEN = (int(v) for v in os.environ.get("PRISM_CNN", "16,32,48,128").split(","))
+EPOCHS = int(os.environ.get("PRISM_EPOCHS", "24"))
 BATCH = 128
 LR = 2e-3
-SEED = 7
+SEED = int(os.environ.get("PRISM_SEED", "7"))
 
 
 def load(path):
