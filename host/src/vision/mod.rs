@@ -999,15 +999,21 @@ pub fn detect_plates(img: &GrayImage<'_>, opts: &PlateOptions) -> opencv::Result
     let mut all = found;
     all.extend(plates_at(img, opts, segment::FAINT)?);
     all.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+    Ok(apart(all, opts.max_results))
+}
+
+/// The first `max` (at least one) of `ranked` that do not overlap one ranked before them.
+fn apart(ranked: impl IntoIterator<Item = PlateRead>, max: usize) -> Vec<PlateRead> {
     let mut kept: Vec<PlateRead> = Vec::new();
-    for r in all {
-        if kept.len() < opts.max_results.max(1)
-            && kept.iter().all(|k| overlap(&k.bounds, &r.bounds) < 0.3)
-        {
+    for r in ranked {
+        if kept.iter().all(|k| overlap(&k.bounds, &r.bounds) < 0.3) {
             kept.push(r);
         }
+        if kept.len() >= max.max(1) {
+            break;
+        }
     }
-    Ok(kept)
+    kept
 }
 
 /// [`detect_plates`] with one search, for ink `contrast` gray levels from its surroundings.
@@ -1092,16 +1098,7 @@ fn plates_at(
         .filter_map(|((r, k), p)| k.then_some((p, r)))
         .collect();
     reads.sort_by(|(pa, a), (pb, b)| pa.cmp(pb).then(b.confidence.total_cmp(&a.confidence)));
-    let mut kept: Vec<PlateRead> = Vec::new();
-    for (_, r) in reads {
-        if kept.iter().all(|k| overlap(&k.bounds, &r.bounds) < 0.3) {
-            kept.push(r);
-        }
-        if kept.len() >= opts.max_results.max(1) {
-            break;
-        }
-    }
-    Ok(kept)
+    Ok(apart(reads.into_iter().map(|(_, r)| r), opts.max_results))
 }
 
 /// Glyphs shorter than this are read a second time from their plate's area scaled up.
