@@ -370,7 +370,7 @@ fn read_glyphs(
                 guesses: g,
             })
             .collect(),
-        confidence: d.confidence * (0.5 + 0.5 * score) * stripe_penalty(&used),
+        confidence: d.confidence * (0.5 + 0.5 * score) * stripe_penalty(&used, &d.text),
         text: d.text,
         region: d.region,
         bounds,
@@ -979,12 +979,17 @@ fn group_rows(cands: &[Candidate]) -> Vec<Vec<&Candidate>> {
 
 /// Rows made mostly of thin strokes are railings, grilles and window edges far more often than
 /// plates (a plate of mostly `1`s and `I`s is rare): they keep a fraction of their confidence.
-fn stripe_penalty(glyphs: &[Rect]) -> f32 {
+/// So do rows read two thirds or more as bars (`1`, `I`, `T`, `7`: posts, window frames and
+/// railings whose strokes are not thin); one real plate in 160 reads so.
+fn stripe_penalty(glyphs: &[Rect], text: &str) -> f32 {
     let thin = glyphs
         .iter()
         .filter(|r| (r.width as f32) < 0.3 * r.height as f32)
         .count();
-    if thin * 2 > glyphs.len() { 0.4 } else { 1.0 }
+    let bars = text.chars().filter(|c| "1IT7".contains(*c)).count();
+    let shape = if thin * 2 > glyphs.len() { 0.4 } else { 1.0 };
+    let reading = if bars * 3 >= text.len() * 2 { 0.6 } else { 1.0 };
+    shape * reading
 }
 
 /// Finds and reads plates: the most confident reading of each place, best first (rows that
@@ -1334,6 +1339,18 @@ mod tests {
         assert_eq!(refill(&GrayImage::of_frame(&f).unwrap(), &cut), ls);
         let f = row_of_ls(&ls, |i| i != 3);
         assert_eq!(refill(&GrayImage::of_frame(&f).unwrap(), &cut), cut);
+    }
+
+    #[test]
+    fn rows_of_bars_keep_a_fraction_of_their_confidence() {
+        let wide: Vec<Rect> = (0..6).map(|i| Rect::new(i * 20, 0, 12, 24)).collect();
+        let thin: Vec<Rect> = (0..6).map(|i| Rect::new(i * 20, 0, 5, 24)).collect();
+        assert_eq!(stripe_penalty(&wide, "AB123C"), 1.0);
+        // Window posts read as 1s and Is, a railing as 7s and Ts.
+        assert_eq!(stripe_penalty(&wide, "11UJ11"), 0.6);
+        assert_eq!(stripe_penalty(&wide[..5], "T17IT"), 0.6);
+        assert_eq!(stripe_penalty(&wide[..5], "MX117"), 1.0);
+        assert!((stripe_penalty(&thin, "1I1I1I") - 0.24).abs() < 1e-6);
     }
 
     #[test]
