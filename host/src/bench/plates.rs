@@ -527,7 +527,7 @@ pub fn measure(
         let mut photo = decoder.next_frame()?.context("a picture")?.buf;
         let config = config_for(config, set);
         video = Some(video_case(&reader, &photo, &config)?);
-        // The plate and half its size around it painted over in the photo's gray.
+        // The plate and half its size around it painted over in mid gray.
         let t = samples[0].truth;
         let around = prism_frame::Rect::new(
             (t.x - t.w / 2.0).max(0.0) as u32,
