@@ -42,7 +42,8 @@ fn formats(region: Region) -> &'static [&'static str] {
 
 /// How much a format is preferred over free text: a region's own formats win even against
 /// a stray glyph beside the plate (a band, a bolt) that free text would swallow. US plates
-/// are often vanity or of unlisted states (a weaker prior); Brazil's Mercosur format is newer
+/// are often vanity or of unlisted states (a weaker prior), as are Europe's rarer formats
+/// ([`EU_COMMON`]); Brazil's Mercosur format is newer
 /// and rarer on the road than the national one, so it wins only when its fifth glyph is
 /// clearly a letter.
 fn prior(region: Region, fmt: &str) -> f32 {
@@ -54,9 +55,8 @@ fn prior(region: Region, fmt: &str) -> f32 {
         }
     } else if fmt == MERCOSUR {
         0.27
-    } else if region == Region::Us {
-        0.3
-    } else if region == Region::Eu && !EU_COMMON.contains(&fmt) {
+    } else if region == Region::Us || region == Region::Eu && !EU_COMMON.contains(&fmt) {
+        // US formats and Europe's rarer ones.
         0.3
     } else {
         0.45
