@@ -274,6 +274,9 @@ pub struct PlatesBench {
     /// and where the reader searches hardest (nothing reads well enough to stop at the first
     /// search).
     pub video_no_plate: Option<VideoReport>,
+    /// The glyph classifier alone: microseconds per glyph, over the glyphs the reader cuts
+    /// from the first photo (one core).
+    pub classifier_us_per_glyph: Option<f64>,
 }
 
 /// Frames per second on a 640x480 stream, one core.
@@ -521,12 +524,13 @@ pub fn measure(
         }
         reports.insert(set.clone(), report(&scores, &times));
     }
-    let (mut video, mut video_no_plate) = (None, None);
+    let (mut video, mut video_no_plate, mut classifier_us_per_glyph) = (None, None, None);
     if let Some((set, samples)) = sets.iter().next() {
         let mut decoder = Decoder::open(&samples[0].image, reader.format())?;
         let mut photo = decoder.next_frame()?.context("a picture")?.buf;
         let config = config_for(config, set);
         video = Some(video_case(&reader, &photo, &config)?);
+        classifier_us_per_glyph = glyph_time(&photo)?;
         // The plate and half its size around it painted over in mid gray.
         let t = samples[0].truth;
         let around = prism_frame::Rect::new(
@@ -546,7 +550,37 @@ pub fn measure(
         sets: reports,
         video,
         video_no_plate,
+        classifier_us_per_glyph,
     })
+}
+
+/// Microseconds the glyph classifier takes per glyph, over every glyph the reader's
+/// candidates cut from `photo` (each classified 20 times), if it has any.
+fn glyph_time(photo: &FrameBuf) -> anyhow::Result<Option<f64>> {
+    let img = vision::GrayImage::of_frame(photo).context("a frame with a luma plane")?;
+    let patches: Vec<_> = vision::find_candidates(&img, &vision::PlateOptions::default())?
+        .iter()
+        .flat_map(|c| {
+            c.chars
+                .iter()
+                .map(|r| vision::char_patch(&img, *r, !c.inverted))
+        })
+        .collect();
+    if patches.is_empty() {
+        return Ok(None);
+    }
+    let model = vision::classifier::Cnn::builtin();
+    let t = Instant::now();
+    let mut sink = 0.0;
+    for _ in 0..20 {
+        for p in &patches {
+            sink += model.classify(p)[0];
+        }
+    }
+    std::hint::black_box(sink);
+    Ok(Some(
+        t.elapsed().as_secs_f64() * 1e6 / (20 * patches.len()) as f64,
+    ))
 }
 
 /// Frames per second of a 640x480 camera panning across `photo`, on one core.
@@ -592,6 +626,9 @@ fn print_table(b: &PlatesBench) {
             r.ms_p50,
             r.ms_p99
         );
+    }
+    if let Some(us) = b.classifier_us_per_glyph {
+        println!("  glyph classifier (one core): {us:.0} µs per glyph");
     }
     for (case, v) in [("", &b.video), (", no plate", &b.video_no_plate)] {
         if let Some(v) = v {
