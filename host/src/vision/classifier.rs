@@ -71,6 +71,7 @@ impl Conv {
     }
 
     /// `input` is `h x w x cin` (channels last); returns `h x w x cout`.
+    #[inline(always)]
     fn apply(&self, input: &[f32], w: usize, h: usize) -> Vec<f32> {
         let (cin, cout) = (self.cin, self.cout);
         let pw = w + 2;
@@ -83,15 +84,26 @@ impl Conv {
         for (i, acc) in out.chunks_exact_mut(cout).enumerate() {
             let (y, x) = (i / w, i % w);
             acc.copy_from_slice(&self.b);
-            for k in 0..9 {
-                let src = &padded[((y + k / 3) * pw + x + k % 3) * cin..][..cin];
-                for (ci, &v) in src.iter().enumerate() {
-                    if v == 0.0 {
-                        continue;
-                    }
-                    let wk = &self.taps[(k * cin + ci) * cout..][..cout];
-                    for (a, &wv) in acc.iter_mut().zip(wk) {
-                        *a += v * wv;
+            let inputs = |k: usize| &padded[((y + k / 3) * pw + x + k % 3) * cin..][..cin];
+            // Output channels in blocks whose sums stay in registers while the 3x3xcin inputs
+            // stream past (each block skips the zero inputs on its own), the rest one by one.
+            let mut co = 0;
+            while co + 32 <= cout {
+                self.sum_block::<32>(acc, co, inputs);
+                co += 32;
+            }
+            while co + 16 <= cout {
+                self.sum_block::<16>(acc, co, inputs);
+                co += 16;
+            }
+            while co + 8 <= cout {
+                self.sum_block::<8>(acc, co, inputs);
+                co += 8;
+            }
+            for (c, a) in acc.iter_mut().enumerate().skip(co) {
+                for k in 0..9 {
+                    for (ci, &v) in inputs(k).iter().enumerate() {
+                        *a += v * self.taps[(k * cin + ci) * cout + c];
                     }
                 }
             }
@@ -99,9 +111,35 @@ impl Conv {
         }
         out
     }
+
+    /// Adds to `acc[co..co + L]` the contributions of the 3x3 neighbourhood `inputs(tap)`.
+    #[inline(always)]
+    fn sum_block<'a, const L: usize>(
+        &self,
+        acc: &mut [f32],
+        co: usize,
+        inputs: impl Fn(usize) -> &'a [f32],
+    ) {
+        let (cin, cout) = (self.cin, self.cout);
+        let mut sum = [0f32; L];
+        sum.copy_from_slice(&acc[co..co + L]);
+        for k in 0..9 {
+            for (ci, &v) in inputs(k).iter().enumerate() {
+                if v == 0.0 {
+                    continue;
+                }
+                let wk = &self.taps[(k * cin + ci) * cout + co..][..L];
+                for (a, &wv) in sum.iter_mut().zip(wk) {
+                    *a += v * wv;
+                }
+            }
+        }
+        acc[co..co + L].copy_from_slice(&sum);
+    }
 }
 
 /// 2x2 max-pooling of an `h x w x c` activation (even sizes).
+#[inline(always)]
 fn pool(input: &[f32], c: usize, w: usize, h: usize) -> Vec<f32> {
     let (ow, oh) = (w / 2, h / 2);
     let mut out = vec![0f32; oh * ow * c];
@@ -148,6 +186,26 @@ impl Cnn {
 
     /// Class probabilities of one patch.
     pub fn classify(&self, patch: &[f32; PATCH_LEN]) -> [f32; CLASSES] {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked right above.
+            return unsafe { self.classify_avx2(patch) };
+        }
+        self.classify_any(patch)
+    }
+
+    /// [`Cnn::classify`] compiled for AVX2: the loops over channels run eight lanes wide
+    /// instead of the baseline's four. The same operations in the same order per output, so
+    /// the same probabilities to the bit.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn classify_avx2(&self, patch: &[f32; PATCH_LEN]) -> [f32; CLASSES] {
+        self.classify_any(patch)
+    }
+
+    /// The network, inlined into each instruction-set variant of [`Cnn::classify`].
+    #[inline(always)]
+    fn classify_any(&self, patch: &[f32; PATCH_LEN]) -> [f32; CLASSES] {
         let (w, h) = (PATCH_W, PATCH_H);
         let a = self.convs[0].apply(patch, w, h);
         let a = pool(&a, self.convs[0].cout, w, h);
