@@ -86,7 +86,7 @@ impl Conv {
             acc.copy_from_slice(&self.b);
             let inputs = |k: usize| &padded[((y + k / 3) * pw + x + k % 3) * cin..][..cin];
             // Output channels in blocks whose sums stay in registers while the 3x3xcin inputs
-            // stream past (each block skips the zero inputs on its own), the rest one by one.
+            // stream past (each block skips the zero inputs on its own), the last ones singly.
             let mut co = 0;
             while co + 32 <= cout {
                 self.sum_block::<32>(acc, co, inputs);
@@ -100,12 +100,9 @@ impl Conv {
                 self.sum_block::<8>(acc, co, inputs);
                 co += 8;
             }
-            for (c, a) in acc.iter_mut().enumerate().skip(co) {
-                for k in 0..9 {
-                    for (ci, &v) in inputs(k).iter().enumerate() {
-                        *a += v * self.taps[(k * cin + ci) * cout + c];
-                    }
-                }
+            while co < cout {
+                self.sum_block::<1>(acc, co, inputs);
+                co += 1;
             }
             acc.iter_mut().for_each(|v| *v = v.max(0.0));
         }
