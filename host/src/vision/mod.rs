@@ -705,6 +705,7 @@ fn fill_gaps(
         });
         let fits = |r: Rect| (r.width as f32) >= 0.55 * width && !stands_alone(img, r, inverted);
         clearest(model, img, inverted, windows, fits, END_JOINED)
+            .filter(|(_, p)| !is_bar(p) || best_symbol(p) > END_JOINED_BAR)
     };
     let beyond = |end: Rect, before: bool| {
         let (c, free_left, free_right) = if before {
@@ -739,7 +740,20 @@ const END_GLYPHS: usize = 2;
 /// How sure a glyph found beyond a row's end that touches other ink must be.
 const END_TOUCHING: f32 = 0.9;
 /// How sure a glyph cut from clutter beyond a row's end must be.
-const END_JOINED: f32 = 0.95;
+const END_JOINED: f32 = 0.9;
+/// ... when it reads as a bar-like symbol ([`is_bar`]): a frame's edge or corner, a bolt or a
+/// post of the clutter itself reads as one.
+const END_JOINED_BAR: f32 = 0.95;
+
+/// Whether a glyph's likeliest symbol is one a straight stroke passes for (`1 I J L T 7`).
+fn is_bar(p: &decode::Probs) -> bool {
+    let (i, _) = p[..classifier::NOISE]
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .unwrap_or((0, &0.0));
+    b"1IJLT7".contains(&classifier::SYMBOLS[i])
+}
 
 /// Two glyphs touching each other (blur, a low-resolution camera) are one blob about twice as
 /// wide as the row's glyphs: such a blob that the classifier is not sure of is cut at its
