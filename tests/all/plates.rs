@@ -229,6 +229,35 @@ fn bad_configuration_is_refused_with_a_reason() {
 }
 
 #[test]
+fn without_a_region_plates_of_every_region_are_read() {
+    // An Italian plate that Brazil's format would force into RKZ5541, a Brazilian one whose 1
+    // looks like an I, an American one of a format only American plates have (NNNLLL).
+    for (set, name, region) in [
+        ("eu", "test_002", "eu"),
+        ("br", "OUP1442", "auto"),
+        ("us", "us4", "us"),
+    ] {
+        let (frame, truth, plate) = labelled(set, name);
+        let events = detect(&frame, 3, "{}");
+        let on_plate = |v: &serde_json::Value| {
+            let b = &v["box"];
+            iou(
+                ["x", "y", "width", "height"].map(|k| b[k].as_f64().unwrap()),
+                truth,
+            )
+        };
+        let best = events
+            .iter()
+            .max_by(|a, b| on_plate(a).total_cmp(&on_plate(b)))
+            .unwrap_or_else(|| panic!("{set}/{name}: no plate"));
+        assert!(on_plate(best) > 0.4, "{set}/{name}: {events:?}");
+        assert_eq!(best["plate"], plate.as_str(), "{set}/{name}: {events:?}");
+        // The region a format tells (LLLNNNN is Brazilian, Polish and American alike).
+        assert_eq!(best["region"], region, "{set}/{name}: {events:?}");
+    }
+}
+
+#[test]
 fn cli_prints_the_plate_of_a_photo() {
     let photo = alpr().join("eu/eu1.jpg");
     let out = std::process::Command::new(prism_bin())

@@ -36,6 +36,7 @@ fn formats(region: Region) -> &'static [&'static str] {
             "NLLLNNN", "LLLNNNN", "LLLNNN", "NNNLLL", "AAAA", "AAAAA", "AAAAAA", "AAAAAAA",
             "AAAAAAAA",
         ],
+        // Free text; `decode` reads for an unknown country with every region's formats.
         Region::Auto => &["AAAA", "AAAAA", "AAAAAA", "AAAAAAA", "AAAAAAAA"],
     }
 }
@@ -113,15 +114,21 @@ pub struct Decoded {
     pub region: Region,
 }
 
-/// Decodes `glyphs` (left to right) for `region`; `Auto` tries Brazil's strict formats before
-/// the free ones.
+/// The regions whose formats `Auto` tries: all of them, each format with its region's prior,
+/// but every one weighed as [`Region::Auto`] weighs a glyph of the other kind (no region's
+/// formats are the law when the country is unknown: Brazil's would force a European
+/// `RK 755 AJ` into `RKZ5541`).
+const AUTO_REGIONS: [Region; 3] = [Region::Br, Region::Eu, Region::Us];
+
+/// Decodes `glyphs` (left to right) for `region`; `Auto` tries the formats of every region
+/// ([`AUTO_REGIONS`]) and free text.
 pub fn decode(glyphs: &[Probs], region: Region) -> Option<Decoded> {
     let kept: Vec<usize> = (0..glyphs.len())
         .filter(|&i| glyphs[i][NOISE] < NOISE_DROP)
         .collect();
     let mut best: Option<(f32, &str, Vec<usize>, Region)> = None;
     let regions: &[Region] = if region == Region::Auto {
-        &[Region::Br, Region::Auto]
+        &AUTO_REGIONS
     } else {
         std::slice::from_ref(&region)
     };
@@ -153,7 +160,12 @@ pub fn decode(glyphs: &[Probs], region: Region) -> Option<Decoded> {
                 let log: f32 = window
                     .iter()
                     .zip(fmt.bytes())
-                    .map(|(&g, kind)| best_of_kind(&glyphs[g], kind, r).1.max(1e-6).ln())
+                    .map(|(&g, kind)| {
+                        best_of_kind(&glyphs[g], kind, mass_weight(r, region))
+                            .1
+                            .max(1e-6)
+                            .ln()
+                    })
                     .sum();
                 // Mean log-probability, with a bonus per glyph so that longer readings are
                 // not beaten by a confident substring; unused glyphs cost.
@@ -173,7 +185,7 @@ pub fn decode(glyphs: &[Probs], region: Region) -> Option<Decoded> {
     let mut probs = Vec::new();
     let mut guesses = Vec::new();
     for (&g, kind) in used.iter().zip(kinds) {
-        let (class, p) = best_of_kind(&glyphs[g], kind, r);
+        let (class, p) = best_of_kind(&glyphs[g], kind, mass_weight(r, region));
         text.push(SYMBOLS[class] as char);
         probs.push(p);
         guesses.push(ranked(&glyphs[g], kind));
@@ -181,7 +193,18 @@ pub fn decode(glyphs: &[Probs], region: Region) -> Option<Decoded> {
     let confidence =
         (probs.iter().map(|p| p.max(1e-6).ln()).sum::<f32>() / probs.len() as f32).exp();
     let alternatives = alternatives(&text, &probs, &guesses, 4);
-    let region = if fmt.contains('A') { region } else { r };
+    // The region of the format read; free text, or (for `Auto`) a format several regions
+    // share, tells nothing.
+    let shared = regions
+        .iter()
+        .filter(|&&o| formats(o).contains(&fmt))
+        .count()
+        > 1;
+    let region = if fmt.contains('A') || shared {
+        region
+    } else {
+        r
+    };
     Some(Decoded {
         text,
         confidence,
@@ -300,14 +323,18 @@ fn look_alikes(c: usize) -> impl Iterator<Item = usize> {
         .filter_map(|a| SYMBOLS.iter().position(|s| s == a))
 }
 
-/// How much a symbol of the kind a format wants loses when the glyph looked like the other
-/// kind: the kind's probability mass to this power. Brazil's formats are the law there (any
-/// glyph at a letter position is a letter, so the format outweighs the classifier); US and
-/// European formats are only the common ones, so a glyph read clearly as the other kind
-/// costs the format reading much more. The US formats listed cover fewest plates (DC's
-/// LLNNNN and the NNNNLL of several states were forced into LLLNNN or NNNLLL at 0.5).
-fn mass_weight(region: Region) -> f32 {
-    match region {
+/// How much a symbol of the kind a format of region `r` wants loses when the glyph looked like
+/// the other kind, reading for region `asked`: the kind's probability mass to this power.
+/// Brazil's formats are the law there (any glyph at a letter position is a letter, so the
+/// format outweighs the classifier); read for an unknown country they are one guess among
+/// others (at 0.1 they would force a European `RK 755 AJ` into `RKZ5541`), though Brazil's
+/// font still makes many a `1` look like an `I`. US and European formats are only the common
+/// ones, so a glyph read clearly as the other kind costs the format reading much more. The US
+/// formats listed cover fewest plates (DC's LLNNNN and the NNNNLL of several states were
+/// forced into LLLNNN or NNNLLL at 0.5).
+fn mass_weight(r: Region, asked: Region) -> f32 {
+    match r {
+        Region::Br if asked == Region::Auto => 0.3,
         Region::Br => 0.1,
         Region::Us => 0.6,
         _ => 0.5,
@@ -315,9 +342,9 @@ fn mass_weight(region: Region) -> f32 {
 }
 
 /// The most likely symbol of a kind, and its confidence: its share of the kind's probability,
-/// lowered by [`mass_weight`] when the glyph looked like the other kind.
-fn best_of_kind(p: &Probs, kind: u8, region: Region) -> (usize, f32) {
-    let weight = mass_weight(region);
+/// lowered (to the power `weight`, see [`mass_weight`]) when the glyph looked like the other
+/// kind.
+fn best_of_kind(p: &Probs, kind: u8, weight: f32) -> (usize, f32) {
     let mass: f32 = (0..SYMBOLS.len())
         .filter(|&c| allowed(kind, c))
         .map(|c| p[c])
@@ -404,6 +431,26 @@ mod tests {
         assert!(d.confidence > 0.5 && d.confidence < 1.0, "{}", d.confidence);
         // Free text (no US format has four glyphs) keeps the classifier's choice.
         assert_eq!(decode(&g[..4], Region::Us).unwrap().text, "AY09");
+    }
+
+    #[test]
+    fn an_unknown_country_tries_every_regions_formats() {
+        // An Italian "RK 755 AJ" read clearly: Brazil's LLLNNNN would force it into
+        // "RKZ5541"; Europe's LLNNNLL fits as read.
+        let g: Vec<Probs> = "RK755AJ".chars().map(sure).collect();
+        let d = decode(&g, Region::Auto).unwrap();
+        assert_eq!((d.text.as_str(), d.region), ("RK755AJ", Region::Eu));
+        // A Brazilian "OUP 1442" whose 1 looks more like an I (Brazil's font) is still read
+        // in the national format, which no other region has alone (LLLNNNN is Polish and
+        // American too, so the region stays unknown).
+        let mut g: Vec<Probs> = "OUP1442".chars().map(sure).collect();
+        g[3] = glyph('I', 0.8, '1');
+        let d = decode(&g, Region::Auto).unwrap();
+        assert_eq!((d.text.as_str(), d.region), ("OUP1442", Region::Auto));
+        // Mercosur's LLLNLNN is Brazil's alone.
+        let g: Vec<Probs> = "BRA2E19".chars().map(sure).collect();
+        let d = decode(&g, Region::Auto).unwrap();
+        assert_eq!((d.text.as_str(), d.region), ("BRA2E19", Region::Br));
     }
 
     #[test]
