@@ -34,6 +34,31 @@ fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
 }
 
 /// Runs `frames` copies of `frame` through a fresh platedetector; its `PlateDetected` payloads.
+/// The event on the labelled plate at `truth` (a picture may hold other text, a sign, a
+/// dealer's frame); fails the test when none overlaps it.
+fn event_on_plate<'a>(
+    events: &'a [serde_json::Value],
+    truth: [f64; 4],
+    what: &str,
+) -> &'a serde_json::Value {
+    let on_plate = |v: &serde_json::Value| {
+        let b = &v["box"];
+        iou(
+            ["x", "y", "width", "height"].map(|k| b[k].as_f64().unwrap()),
+            truth,
+        )
+    };
+    let best = events
+        .iter()
+        .max_by(|a, b| on_plate(a).total_cmp(&on_plate(b)))
+        .unwrap_or_else(|| panic!("{what}: no plate"));
+    assert!(
+        on_plate(best) > 0.4,
+        "{what}: no event on the plate {truth:?}: {events:?}"
+    );
+    best
+}
+
 fn detect(frame: &FrameBuf, frames: u64, config: &str) -> Vec<serde_json::Value> {
     let runtime = test_runtime();
     let filter = load(&runtime, "platedetector");
@@ -113,23 +138,7 @@ fn dev_photos_read_to_the_exact_plate() {
     ] {
         let (frame, truth, plate) = labelled(set, name);
         let events = detect(&frame, 3, &format!(r#"{{"region": "{set}"}}"#));
-        // The event on the labelled plate (a picture may hold other text, a sign, a
-        // dealer's frame).
-        let on_plate = |v: &serde_json::Value| {
-            let b = &v["box"];
-            iou(
-                ["x", "y", "width", "height"].map(|k| b[k].as_f64().unwrap()),
-                truth,
-            )
-        };
-        let best = events
-            .iter()
-            .max_by(|a, b| on_plate(a).total_cmp(&on_plate(b)))
-            .unwrap_or_else(|| panic!("{set}/{name}: no plate"));
-        assert!(
-            on_plate(best) > 0.4,
-            "{set}/{name}: no event on the plate {truth:?}: {events:?}"
-        );
+        let best = event_on_plate(&events, truth, &format!("{set}/{name}"));
         assert_eq!(best["plate"], plate.as_str(), "{set}/{name}: {events:?}");
         let c = best["confidence"].as_f64().unwrap();
         assert!(c > 0.5 && c <= 1.0, "{c}");
@@ -239,18 +248,7 @@ fn without_a_region_plates_of_every_region_are_read() {
     ] {
         let (frame, truth, plate) = labelled(set, name);
         let events = detect(&frame, 3, "{}");
-        let on_plate = |v: &serde_json::Value| {
-            let b = &v["box"];
-            iou(
-                ["x", "y", "width", "height"].map(|k| b[k].as_f64().unwrap()),
-                truth,
-            )
-        };
-        let best = events
-            .iter()
-            .max_by(|a, b| on_plate(a).total_cmp(&on_plate(b)))
-            .unwrap_or_else(|| panic!("{set}/{name}: no plate"));
-        assert!(on_plate(best) > 0.4, "{set}/{name}: {events:?}");
+        let best = event_on_plate(&events, truth, &format!("{set}/{name}"));
         assert_eq!(best["plate"], plate.as_str(), "{set}/{name}: {events:?}");
         // The region a format tells (LLLNNNN is Brazilian, Polish and American alike).
         assert_eq!(best["region"], region, "{set}/{name}: {events:?}");
