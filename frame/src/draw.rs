@@ -119,11 +119,17 @@ impl FrameBuf {
         if t == 0 {
             return;
         }
+        // `t` is at most half the width and height, rounded up: the edges fit inside the box,
+        // and a box too thin for an inside is the top and bottom edges alone.
         let (x, y, w, h) = (area.x, area.y, area.width, area.height);
+        let side = h.saturating_sub(2 * t);
         self.fill_rect(Rect::new(x, y, w, t), colour);
-        self.fill_rect(Rect::new(x, y + h - t, w, t), colour);
-        self.fill_rect(Rect::new(x, y + t, t, h - 2 * t), colour);
-        self.fill_rect(Rect::new(x + w - t, y + t, t, h - 2 * t), colour);
+        self.fill_rect(Rect::new(x, y.saturating_add(h - t), w, t), colour);
+        if side > 0 {
+            let y = y.saturating_add(t);
+            self.fill_rect(Rect::new(x, y, t, side), colour);
+            self.fill_rect(Rect::new(x.saturating_add(w - t), y, t, side), colour);
+        }
     }
 
     /// Draws `text` with an 8x8 bitmap font, each font pixel `scale` x `scale` pixels, top-left
@@ -216,6 +222,25 @@ mod tests {
         assert_eq!(frame.pixel(2, 5), Some(&[255][..]));
         assert_eq!(frame.pixel(3, 3), Some(&[0][..]));
         assert_eq!(frame.pixel(0, 0), Some(&[0][..]));
+    }
+
+    #[test]
+    fn thin_and_far_off_outlines_draw_what_fits() {
+        // One pixel tall, three thick: a line, not a wrapped-around bar down the frame.
+        let mut frame = FrameBuf::zeroed(PixelFormat::Gray8, 10, 10);
+        frame.draw_rect(Rect::new(2, 4, 5, 1), Color::rgb(255, 255, 255), 3);
+        let lit: Vec<(u32, u32)> = (0..10)
+            .flat_map(|y| (0..10).map(move |x| (x, y)))
+            .filter(|&(x, y)| frame.pixel(x, y) == Some(&[255][..]))
+            .collect();
+        assert_eq!(lit, (2..7).map(|x| (x, 4)).collect::<Vec<_>>());
+        // A box beyond u32's end draws nothing and does not overflow.
+        frame.draw_rect(
+            Rect::new(u32::MAX - 2, u32::MAX - 2, 9, 9),
+            Color::rgb(9, 9, 9),
+            2,
+        );
+        assert!(frame.data().iter().all(|&v| v == 0 || v == 255));
     }
 
     #[test]

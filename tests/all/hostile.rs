@@ -153,6 +153,16 @@ fn out_of_bounds_read_is_refused() {
 }
 
 #[test]
+fn a_plate_candidate_of_too_many_glyphs_is_refused() {
+    // Each box would be classified and every run of them decoded: seconds of host time.
+    contained(
+        "huge-plate-candidate",
+        "trap",
+        "10000 glyph boxes (at most 48)",
+    );
+}
+
+#[test]
 fn scribbles_are_rolled_back_on_failure() {
     contained(
         "scribble-then-fail",

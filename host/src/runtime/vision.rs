@@ -20,6 +20,9 @@ use crate::vision::{self, GrayImage, Rect, Region, RgbaImage, faces, ocr};
 
 /// Results a filter may ask for at once.
 const MAX_RESULTS: u32 = 16;
+/// Most glyph boxes a candidate given to `read-plate` may have: four times the most the host's
+/// own candidates have.
+pub const MAX_CANDIDATE_GLYPHS: usize = 4 * vision::segment::MAX_GLYPHS;
 /// Most pictures attached to one filter element at once (each holds up to
 /// [`vision::picture::MAX_IMAGE_PIXELS`] RGBA pixels).
 pub const MAX_ATTACHED_IMAGES: usize = 8;
@@ -270,11 +273,20 @@ impl wit::Host for StoreData {
         options_: PlateOptions,
     ) -> wasmtime::Result<Option<PlateRead>> {
         let opts = options(&options_);
+        // Each box is classified and every run of them decoded: a guest's list is bounded
+        // like the candidates the host finds, so one call cannot hold the thread for long.
+        if candidate.chars.len() > MAX_CANDIDATE_GLYPHS {
+            return Err(wasmtime::Error::msg(format!(
+                "read-plate: a candidate of {} glyph boxes (at most {MAX_CANDIDATE_GLYPHS})",
+                candidate.chars.len()
+            )));
+        }
         let cand = vision::Candidate {
             bounds: candidate.bounds.into(),
             chars: candidate.chars.into_iter().map(Into::into).collect(),
             inverted: candidate.inverted,
-            score: candidate.score.clamp(0.0, 1.0),
+            // `max` and `min` take a NaN score to 0 (`clamp` would keep it).
+            score: candidate.score.max(0.0).min(1.0),
         };
         with_luma(self, &image, |img| {
             vision::read_plate(img, &cand, &opts).map(read_to_wit)

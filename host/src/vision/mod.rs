@@ -178,9 +178,10 @@ fn work_image<'a>(img: &GrayImage<'a>) -> opencv::Result<(Work<'a>, f32)> {
     imgproc::resize(
         &img.mat()?,
         &mut small,
+        // A sliver of a picture (8000x3) keeps a pixel across.
         Size::new(
-            (img.width() as f32 * f) as i32,
-            (img.height() as f32 * f) as i32,
+            ((img.width() as f32 * f) as i32).max(1),
+            ((img.height() as f32 * f) as i32).max(1),
         ),
         0.0,
         0.0,
@@ -212,12 +213,14 @@ fn sub_image<'a>(img: &GrayImage<'a>, area: Option<Rect>) -> Option<(GrayImage<'
     }
 }
 
-fn heights(img: &GrayImage<'_>, opts: &PlateOptions) -> Option<HeightRange> {
+/// The glyph heights to look for in `img`, part of a frame `frame_w` of its pixels wide (the
+/// plate width hint is a share of the whole frame, not of the area searched).
+fn heights(img: &GrayImage<'_>, frame_w: f32, opts: &PlateOptions) -> Option<HeightRange> {
     let h = img.height() as i32;
     // Glyphs are 14-25% of a plate's width tall, depending on the region, and a hint is a
     // rough average (plates nearer or farther are up to twice as wide or narrow); a hint too
     // small to find any glyph is ignored.
-    let plate_w = opts.plate_width_pct.min(100.0) / 100.0 * img.width() as f32;
+    let plate_w = opts.plate_width_pct.min(100.0) / 100.0 * frame_w;
     let (min, max) = if plate_w * 0.5 >= MIN_GLYPH as f32 {
         ((plate_w * 0.06) as i32, (plate_w * 0.5) as i32)
     } else {
@@ -282,12 +285,13 @@ fn candidates_at(
     opts: &PlateOptions,
     contrast: f64,
 ) -> opencv::Result<Vec<Candidate>> {
+    let frame_w = img.width() as f32;
     let Some((img, dx, dy)) = sub_image(img, opts.area) else {
         return Ok(Vec::new());
     };
     let (work, f) = work_image(&img)?;
     let view = work.view();
-    let Some(range) = heights(&view, opts) else {
+    let Some(range) = heights(&view, frame_w * f, opts) else {
         return Ok(Vec::new());
     };
     let size = (img.width() as u32, img.height() as u32);
@@ -1255,7 +1259,8 @@ mod tests {
 
     #[test]
     fn blank_and_tiny_images_have_no_plates() {
-        for (w, h) in [(1, 1), (2, 2), (64, 48), (640, 480)] {
+        // Slivers too: shrunk to fit the search, one side stays a pixel.
+        for (w, h) in [(1, 1), (2, 2), (64, 48), (640, 480), (8000, 3), (3, 4000)] {
             for v in [0u8, 128, 255] {
                 let data = vec![v; w * h];
                 let img = GrayImage::new(&data, w, h, w).unwrap();
@@ -1502,5 +1507,21 @@ mod tests {
             ..PlateOptions::default()
         };
         assert!(find_candidates(&img, &opts).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_plate_width_hint_is_a_share_of_the_frame_not_of_the_area() {
+        let data = vec![0u8; 1920 * 1080];
+        let img = GrayImage::new(&data, 1920, 1080, 1920).unwrap();
+        let opts = PlateOptions {
+            plate_width_pct: 20.0,
+            ..PlateOptions::default()
+        };
+        // A plate a fifth of 1920 px wide has glyphs of 23 px and more, searched in a
+        // quarter of the frame or in all of it.
+        let area = img.sub(Rect::new(0, 0, 480, 1080)).unwrap();
+        let range = heights(&area, 1920.0, &opts).unwrap();
+        assert_eq!((range.min, range.max), (23, 192));
+        assert_eq!(heights(&img, 1920.0, &opts), Some(range));
     }
 }

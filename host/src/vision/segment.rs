@@ -75,7 +75,7 @@ impl Row {
 }
 
 /// Glyph heights to look for, pixels.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeightRange {
     pub min: i32,
     pub max: i32,

@@ -7,8 +7,10 @@
 //! Modes: `mark` (only mark), `slow` (40 ms of work, then mark), `loop` (spin forever), `oom` (allocate without end), `panic`,
 //! `flood` (emit events without end, ignoring refusals, then return), `oversized-write`,
 //! `wrong-region-write`, `scribble-then-fail` (draw over the frame, then return an error),
-//! `stack-overflow`, `log-flood`.
+//! `stack-overflow`, `log-flood`, `huge-plate-candidate` (asks the host to read a plate of
+//! 10 000 glyph boxes, with a NaN score).
 
+use prism_filter_sdk::vision;
 use prism_filter_sdk::{
     Color, Filter, FilterInfo, Frame, Level, PixelFormat, Rect, Result, emit, export_filter, log,
     now_us, parse_config,
@@ -123,6 +125,16 @@ impl Filter for Hostile {
                 frame.write(&zeros)?;
                 frame.draw_text("GONE", 0, 0, 2, Color::rgb(255, 255, 255));
                 Err("scribbled, then failed".into())
+            }
+            "huge-plate-candidate" => {
+                let candidate = vision::Candidate {
+                    bounds: frame.bounds(),
+                    chars: vec![Rect::new(0, 0, 4, 8); 10_000],
+                    inverted: false,
+                    score: f32::NAN,
+                };
+                let read = vision::read_plate(frame, &candidate, &vision::PlateOptions::default());
+                Err(format!("the host read it: {read:?}").into())
             }
             "stack-overflow" => {
                 let mut buf = [0u8; 1024];
