@@ -155,7 +155,9 @@ pub fn detection(payload: &Value) -> Option<Detection> {
 
 fn parse_label(txt: &Path, dir: &Path) -> anyhow::Result<Sample> {
     let text = std::fs::read_to_string(txt)?;
-    let fields: Vec<&str> = text.split_whitespace().collect();
+    // One plate per image: the first line that holds anything.
+    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let fields: Vec<&str> = line.split_whitespace().collect();
     if fields.len() < 6 {
         bail!("{}: expected 'NAME X Y W H PLATE'", txt.display());
     }
@@ -821,6 +823,14 @@ mod tests {
         assert_eq!(s.plate, "M5XSX");
         assert_eq!(s.truth.w, 203.0);
         assert_eq!(s.image, eu.join("a.jpg"));
+        // Windows line ends, a blank line first and a second line: the first label counts.
+        std::fs::write(
+            eu.join("c.txt"),
+            "\r\nc.jpg 1 2 3 4 AB 12\r\nc.jpg 5 6 7 8 ZZ9\r\n",
+        )
+        .unwrap();
+        let c = &load_sets(dir.path()).unwrap()["eu"][1];
+        assert_eq!((c.plate.as_str(), c.truth.x), ("AB12", 1.0));
         std::fs::write(eu.join("bad.txt"), "b.jpg 1 2 x 4 P\n").unwrap();
         assert!(load_sets(dir.path()).is_err());
     }
