@@ -5,7 +5,10 @@
 //! `{"plate": "M5XSX", "confidence": 0.93, "box": {"x", "y", "width", "height"}, "region": "eu",
 //!   "frames": 3}`
 //!
-//! It draws the plate's box and text on the picture (`overlay`).
+//! It draws the plate's box and text on the picture (`overlay`). A reading joins the nearest
+//! track less than a box away, one reading per track; a confident reading of a far different
+//! text where a reported plate was starts a new track; a text is not reported again until
+//! [`REPEAT_US`] after it was last seen.
 //!
 //! Configuration (every key optional):
 //! `{"region": "auto|eu|us|br", "plate_width_pct": 0, "min_confidence": 0.5, "overlay": true,
@@ -32,6 +35,9 @@ const REPEAT_US: u64 = 5_000_000;
 const MAX_TRACKS: usize = 16;
 /// Readings below this confidence do not vote.
 const VOTE_FLOOR: f32 = 0.25;
+/// A reading this confident of a text far from a reported plate's, where that plate was, is
+/// another plate.
+const DIFFERENT_PLATE: f32 = 0.5;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -213,24 +219,95 @@ fn overlap(a: &Rect, b: &Rect) -> f32 {
     inter / union.max(1.0)
 }
 
+fn centre(r: &Rect) -> (f32, f32) {
+    (
+        r.x as f32 + r.width as f32 / 2.0,
+        r.y as f32 + r.height as f32 / 2.0,
+    )
+}
+
+/// Edits (insertions, deletions, substitutions) from `a` to `b`.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substituted = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substituted.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
+impl Track {
+    /// How far `read` is from where the track was last seen, in box sizes, if it can be the
+    /// same plate: boxes of about the same size less than a box apart (a car moves between
+    /// detections, more so with `detect_every`), and not a confident reading of another text
+    /// where a reported plate was (the next car of a queue stopping where the last one did).
+    fn distance_to(&self, read: &PlateRead) -> Option<f32> {
+        let (a, b) = (&self.bounds, &read.bounds);
+        let (w, h) = (
+            a.width.max(b.width).max(1) as f32,
+            a.height.max(b.height).max(1) as f32,
+        );
+        let similar = a.width.min(b.width) as f32 * 2.0 >= w;
+        let ((ax, ay), (bx, by)) = (centre(a), centre(b));
+        let (dx, dy) = ((ax - bx).abs() / w, (ay - by).abs() / h);
+        let near = overlap(a, b) > 0.2 || similar && dx <= 1.0 && dy <= 1.0;
+        let other = self.reported.as_ref().is_some_and(|r| {
+            read.confidence >= DIFFERENT_PLATE && 2 * edit_distance(r, &read.text) > r.len()
+        });
+        (near && !other).then_some(dx + dy)
+    }
+}
+
 impl PlateDetector {
+    /// Gives each reading to the nearest track that can be its plate (one reading per track,
+    /// the most confident readings choosing first), or to a new track; a new track beyond
+    /// [`MAX_TRACKS`] replaces the one seen least recently.
     fn update(&mut self, reads: &[PlateRead], now: u64) {
-        for read in reads {
-            let best = self
+        self.tracks
+            .retain(|t| now.saturating_sub(t.last_seen_us) <= TRACK_TIMEOUT_US);
+        let mut order: Vec<&PlateRead> = reads.iter().collect();
+        order.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+        let mut taken = vec![false; self.tracks.len()];
+        let mut fresh = Vec::new();
+        for read in order {
+            let nearest = self
                 .tracks
                 .iter()
                 .enumerate()
-                .map(|(i, t)| (overlap(&t.bounds, &read.bounds), i))
-                .filter(|(o, _)| *o > 0.2)
-                .max_by(|a, b| a.0.total_cmp(&b.0));
-            match best {
-                Some((_, i)) => self.tracks[i].vote(read, now),
-                None if self.tracks.len() < MAX_TRACKS => self.tracks.push(Track::new(read, now)),
-                None => {}
+                .filter(|(i, _)| !taken[*i])
+                .filter_map(|(i, t)| Some((t.distance_to(read)?, i)))
+                .min_by(|a, b| a.0.total_cmp(&b.0));
+            match nearest {
+                Some((_, i)) => {
+                    taken[i] = true;
+                    self.tracks[i].vote(read, now);
+                }
+                None => fresh.push(Track::new(read, now)),
             }
         }
-        self.tracks
-            .retain(|t| now.saturating_sub(t.last_seen_us) <= TRACK_TIMEOUT_US);
+        for track in fresh {
+            if self.tracks.len() >= MAX_TRACKS
+                && let Some(oldest) =
+                    (0..self.tracks.len()).min_by_key(|&i| self.tracks[i].last_seen_us)
+            {
+                self.tracks.remove(oldest);
+            }
+            self.tracks.push(track);
+        }
+        // A reported plate still in view is the same appearance for as long as it stays.
+        for t in self.tracks.iter().filter(|t| t.last_seen_us == now) {
+            if let Some(text) = &t.reported
+                && let Some(seen) = self.recent.iter_mut().find(|(r, _)| r == text)
+            {
+                seen.1 = now;
+            }
+        }
         self.recent
             .retain(|(_, at)| now.saturating_sub(*at) <= REPEAT_US);
     }
@@ -246,11 +323,11 @@ impl PlateDetector {
             if confidence < self.config.min_confidence || readings < self.config.confirm_frames {
                 continue;
             }
-            t.reported = Some(text.clone());
             if self.recent.iter().any(|(r, _)| *r == text) {
+                t.reported = Some(text);
                 continue;
             }
-            self.recent.push((text.clone(), now));
+            // Marked reported once the event is out: a refused event is tried again.
             emit(
                 "PlateDetected",
                 &PlateDetected {
@@ -266,6 +343,8 @@ impl PlateDetector {
                     frames: t.hits,
                 },
             )?;
+            self.recent.push((text.clone(), now));
+            t.reported = Some(text);
         }
         Ok(())
     }
@@ -404,6 +483,110 @@ mod tests {
         f.update(&[read("M5XSX", 0.9, 300)], 3_133_000);
         f.report(3_133_000).unwrap();
         assert_eq!(f.recent.len(), 1);
+    }
+
+    /// Feeds `reads` per detection, 33 ms apart from `start_us`, reporting after each.
+    fn run(f: &mut PlateDetector, start_us: u64, frames: &[Vec<PlateRead>]) {
+        for (i, reads) in frames.iter().enumerate() {
+            let now = start_us + i as u64 * 33_000;
+            f.update(reads, now);
+            f.report(now).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_plate_moving_fast_between_detections_stays_one_track() {
+        // 90 px a detection for a 120 px box: the boxes overlap by less than a fifth.
+        let mut f = PlateDetector::default();
+        let frames: Vec<Vec<PlateRead>> = (0..6)
+            .map(|i| vec![read("M5XSX", 0.9, 10 + 90 * i)])
+            .collect();
+        run(&mut f, 0, &frames);
+        assert_eq!(f.tracks.len(), 1);
+        assert_eq!(f.tracks[0].hits, 6);
+        assert_eq!(f.recent.len(), 1);
+    }
+
+    #[test]
+    fn two_plates_side_by_side_keep_their_tracks() {
+        let mut f = PlateDetector::default();
+        let frames: Vec<Vec<PlateRead>> = (0..4)
+            .map(|i| {
+                vec![
+                    read("AB123", 0.9, 10 + 4 * i),
+                    read("XY789", 0.8, 140 + 4 * i),
+                ]
+            })
+            .collect();
+        run(&mut f, 0, &frames);
+        let mut reported: Vec<_> = f.tracks.iter().filter_map(|t| t.reported.clone()).collect();
+        reported.sort();
+        assert_eq!(reported, ["AB123", "XY789"]);
+    }
+
+    #[test]
+    fn another_plate_where_a_reported_one_was_is_reported_too() {
+        let mut f = PlateDetector::default();
+        run(
+            &mut f,
+            0,
+            &[vec![read("AB123", 0.9, 10)], vec![read("AB123", 0.9, 10)]],
+        );
+        // The next car of a queue, read where the first one stopped.
+        run(
+            &mut f,
+            100_000,
+            &[vec![read("XY789", 0.9, 12)], vec![read("XY789", 0.9, 12)]],
+        );
+        let texts: Vec<_> = f.recent.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(texts, ["AB123", "XY789"]);
+        // A misread glyph of the same plate is the same plate.
+        let before = f.tracks.len();
+        run(&mut f, 200_000, &[vec![read("XY780", 0.9, 12)]]);
+        assert_eq!(f.tracks.len(), before);
+    }
+
+    #[test]
+    fn a_plate_hidden_for_a_while_during_a_long_stay_is_one_event() {
+        let mut f = PlateDetector::default();
+        // Seen for 8 s (one detection a second), hidden for 2 s (its track times out), seen
+        // again: the stay is one appearance.
+        let frames: Vec<Vec<PlateRead>> = (0..9).map(|_| vec![read("M5XSX", 0.9, 10)]).collect();
+        for (i, reads) in frames.iter().enumerate() {
+            let now = i as u64 * 1_000_000;
+            f.update(reads, now);
+            f.report(now).unwrap();
+        }
+        f.update(&[], 10_000_000);
+        assert!(f.tracks.is_empty());
+        run(
+            &mut f,
+            10_100_000,
+            &[vec![read("M5XSX", 0.9, 10)], vec![read("M5XSX", 0.9, 10)]],
+        );
+        assert_eq!(f.recent.len(), 1);
+        assert_eq!(f.recent[0].1, 8_000_000, "{:?}", f.recent);
+    }
+
+    #[test]
+    fn a_new_plate_beyond_the_track_limit_replaces_the_stalest_track() {
+        let mut f = PlateDetector::default();
+        for i in 0..MAX_TRACKS as u32 {
+            f.update(&[read("AB123", 0.9, i * 200)], u64::from(i) * 1000);
+        }
+        assert_eq!(f.tracks.len(), MAX_TRACKS);
+        f.update(&[read("XY789", 0.9, 20_000)], 100_000);
+        assert_eq!(f.tracks.len(), MAX_TRACKS);
+        assert!(f.tracks.iter().any(|t| t.bounds.x == 20_000));
+        assert!(!f.tracks.iter().any(|t| t.bounds.x == 0));
+    }
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("M5XSX", "M5XSX"), 0);
+        assert_eq!(edit_distance("M5XSX", "BM5DXSX"), 2);
+        assert_eq!(edit_distance("AB123", "XY789"), 5);
+        assert_eq!(edit_distance("", "AB"), 2);
     }
 
     #[test]
