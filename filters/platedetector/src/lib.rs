@@ -16,7 +16,10 @@
 //! * `plate_width_pct`: expected plate width as a percentage of the frame width (Kurento's
 //!   `setPlateWidthPercentage`), 0 = any size;
 //! * `detect_every`: run detection on one frame in N (tracks carry the boxes in between);
-//! * `confirm_frames`: readings of a plate needed before it is reported.
+//! * `confirm_frames`: readings of a plate needed before it is reported;
+//! * `min_confidence`: how sure a plate must be to be reported (its readings' mean confidence
+//!   times how far they agree); readings under 0.25 never vote, so a threshold under 0.25
+//!   acts as 0.25.
 
 use std::collections::BTreeMap;
 
@@ -100,8 +103,11 @@ impl Config {
 struct Track {
     bounds: Rect,
     region: Region,
-    /// Per text length, per position: symbol -> summed confidence.
+    /// Per text length, per position: symbol -> summed confidence of every ranked guess.
     votes: BTreeMap<usize, Vec<BTreeMap<char, f32>>>,
+    /// Per text length, per position: symbol -> summed confidence of the readings that read
+    /// it (how far the frames agree).
+    tops: BTreeMap<usize, Vec<BTreeMap<char, f32>>>,
     /// Per text length: (summed reading confidence, readings).
     lengths: BTreeMap<usize, (f32, u32)>,
     /// Readings that voted.
@@ -117,6 +123,7 @@ impl Track {
             bounds: read.bounds,
             region: read.region,
             votes: BTreeMap::new(),
+            tops: BTreeMap::new(),
             lengths: BTreeMap::new(),
             hits: 0,
             confidence_sum: 0.0,
@@ -156,22 +163,31 @@ impl Track {
                 *slot.entry(symbol).or_insert(0.0) += read.confidence;
             }
         }
+        let tops = self
+            .tops
+            .entry(n)
+            .or_insert_with(|| vec![BTreeMap::new(); n]);
+        for (slot, symbol) in tops.iter_mut().zip(read.text.chars()) {
+            *slot.entry(symbol).or_insert(0.0) += read.confidence;
+        }
     }
 
-    /// The text the votes agree on, how strongly (0..1), and how many readings had its length.
+    /// The text the votes agree on, how sure it is (0..1: the readings' mean confidence times
+    /// the share of them that read each of its symbols), and how many readings had its length.
     /// The length is chosen by the readings' summed confidence (a longer misreading, with a
     /// stray glyph, does not outweigh shorter ones for having more glyphs), then each position
     /// by its votes.
     fn consensus(&self) -> Option<(String, f32, u32)> {
         let (&n, &(_, readings)) = self.lengths.iter().max_by(|a, b| a.1.0.total_cmp(&b.1.0))?;
         let slots = self.votes.get(&n)?;
+        let tops = self.tops.get(&n)?;
         let mut text = String::new();
         let mut agreement = 0.0;
-        for slot in slots {
-            let total: f32 = slot.values().sum();
-            let (&c, &v) = slot.iter().max_by(|a, b| a.1.total_cmp(b.1))?;
+        for (slot, top) in slots.iter().zip(tops) {
+            let (&c, _) = slot.iter().max_by(|a, b| a.1.total_cmp(b.1))?;
             text.push(c);
-            agreement += v / total.max(1e-6);
+            let total: f32 = top.values().sum();
+            agreement += top.get(&c).copied().unwrap_or(0.0) / total.max(1e-6);
         }
         let agreement = agreement / slots.len().max(1) as f32;
         let mean = self.confidence_sum / self.hits.max(1) as f32;
@@ -456,6 +472,20 @@ mod tests {
         assert!(conf > 0.5 && conf < 0.9, "{conf}");
         assert_eq!(t.hits, 3);
         assert_eq!(t.bounds.x, 14);
+    }
+
+    #[test]
+    fn readings_that_agree_keep_their_confidence() {
+        // Every reading at 0.55 with one glyph nearly a tie (0 or O): the frames agree, so the
+        // plate is as sure as its readings and passes a 0.5 threshold.
+        let mut r = read("AB10CDE", 0.55, 10);
+        r.chars[3].guesses = vec![('0', 0.5), ('O', 0.45)];
+        let mut f = PlateDetector::default();
+        run(&mut f, 0, &[vec![r.clone()], vec![r]]);
+        let (text, conf, _) = f.tracks[0].consensus().unwrap();
+        assert_eq!(text, "AB10CDE");
+        assert!((conf - 0.55).abs() < 1e-6, "{conf}");
+        assert_eq!(f.tracks[0].reported.as_deref(), Some("AB10CDE"));
     }
 
     #[test]
