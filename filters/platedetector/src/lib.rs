@@ -221,6 +221,8 @@ pub struct PlateDetector {
     /// Texts reported recently, with when.
     recent: Vec<(String, u64)>,
     frames: u64,
+    /// The last frame's time.
+    last_us: u64,
 }
 
 fn overlap(a: &Rect, b: &Rect) -> f32 {
@@ -418,6 +420,13 @@ impl Filter for PlateDetector {
 
     fn process(&mut self, frame: &mut Frame<'_>) -> Result<()> {
         let now = frame.pts_us();
+        // Time going back is a new stream (a looped or restarted source): what was in view
+        // and what was reported belong to the old one.
+        if now < self.last_us {
+            self.tracks.clear();
+            self.recent.clear();
+        }
+        self.last_us = now;
         if self.frames.is_multiple_of(self.config.detect_every as u64) {
             let opts = PlateOptions {
                 region: self.config.region,
@@ -609,6 +618,22 @@ mod tests {
         assert_eq!(f.tracks.len(), MAX_TRACKS);
         assert!(f.tracks.iter().any(|t| t.bounds.x == 20_000));
         assert!(!f.tracks.iter().any(|t| t.bounds.x == 0));
+    }
+
+    #[test]
+    fn time_going_back_starts_afresh() {
+        let mut f = PlateDetector::default();
+        let mut buf = prism_filter_sdk::FrameBuf::zeroed(PixelFormat::I420, 64, 48);
+        f.process(&mut Frame::local(&mut buf, 5_000_000)).unwrap();
+        run(
+            &mut f,
+            5_033_000,
+            &[vec![read("M5XSX", 0.9, 10)], vec![read("M5XSX", 0.9, 10)]],
+        );
+        assert_eq!((f.tracks.len(), f.recent.len()), (1, 1));
+        // The source loops: its plates are seen anew.
+        f.process(&mut Frame::local(&mut buf, 0)).unwrap();
+        assert_eq!((f.tracks.len(), f.recent.len()), (0, 0));
     }
 
     #[test]
