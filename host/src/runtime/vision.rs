@@ -285,8 +285,12 @@ impl wit::Host for StoreData {
             bounds: candidate.bounds.into(),
             chars: candidate.chars.into_iter().map(Into::into).collect(),
             inverted: candidate.inverted,
-            // `max` and `min` take a NaN score to 0 (`clamp` would keep it).
-            score: candidate.score.max(0.0).min(1.0),
+            // A NaN score is no score (`clamp` would keep it NaN).
+            score: if candidate.score.is_nan() {
+                0.0
+            } else {
+                candidate.score.clamp(0.0, 1.0)
+            },
         };
         with_luma(self, &image, |img| {
             vision::read_plate(img, &cand, &opts).map(read_to_wit)
