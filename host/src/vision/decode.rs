@@ -114,10 +114,9 @@ pub struct Decoded {
     pub region: Region,
 }
 
-/// The regions whose formats `Auto` tries: all of them, each format with its region's prior,
-/// but every one weighed as [`Region::Auto`] weighs a glyph of the other kind (no region's
-/// formats are the law when the country is unknown: Brazil's would force a European
-/// `RK 755 AJ` into `RKZ5541`).
+/// The regions whose formats `Auto` tries: all of them, each format with its region's prior
+/// and weighed as its region weighs a glyph of the other kind, except that Brazil's are not
+/// the law when the country is unknown ([`mass_weight`]).
 const AUTO_REGIONS: [Region; 3] = [Region::Br, Region::Eu, Region::Us];
 
 /// Decodes `glyphs` (left to right) for `region`; `Auto` tries the formats of every region
