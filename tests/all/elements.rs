@@ -56,7 +56,8 @@ fn file_uri(path: &Path) -> String {
     format!("file://{}", path.display())
 }
 
-/// The elementary stream types in a file (`video/x-vp8`, `audio/x-opus`, ...).
+/// The elementary stream types in a file (`video/x-vp8`, `audio/x-opus`, ...): the file is
+/// parsed to its end, so every stream has shown itself whatever the parser's pace.
 fn tracks(path: &Path) -> Vec<String> {
     gst::init().unwrap();
     let pipeline = gst::parse::launch(&format!(
@@ -68,33 +69,34 @@ fn tracks(path: &Path) -> Vec<String> {
     .unwrap();
     let parse = pipeline.by_name("p").unwrap();
     let found = Arc::new(Mutex::new(Vec::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
     let f = found.clone();
+    let weak = pipeline.downgrade();
     parse.connect_pad_added(move |_, pad| {
-        if let Some(caps) = pad.current_caps() {
-            f.lock()
-                .unwrap()
-                .push(caps.structure(0).unwrap().name().to_string());
+        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+        if let Some(s) = caps.structure(0) {
+            f.lock().unwrap().push(s.name().to_string());
         }
+        // A queue per stream, or the first sink to preroll would hold the demuxer's thread.
+        let Some(pipeline) = weak.upgrade() else {
+            return;
+        };
+        let sink = gst::parse::bin_from_description("queue ! fakesink sync=false", true).unwrap();
+        pipeline.add(&sink).unwrap();
+        sink.sync_state_with_parent().unwrap();
+        pad.link(&sink.static_pad("sink").unwrap()).unwrap();
     });
-    parse.connect_no_more_pads(move |_| {
-        let _ = tx.send(());
-    });
-    let _ = pipeline.set_state(gst::State::Paused);
-    // Until the parser says it found every stream, or (MP4's parser may not say so) no new one
-    // came for half a second.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let (mut seen, mut stable_since) = (0, Instant::now());
-    while rx.try_recv().is_err() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-        let now_seen = found.lock().unwrap().len();
-        if now_seen != seen {
-            (seen, stable_since) = (now_seen, Instant::now());
-        } else if seen > 0 && stable_since.elapsed() > Duration::from_millis(500) {
-            break;
-        }
-    }
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let bus = pipeline.bus().unwrap();
+    let end = bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(20),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
     let _ = pipeline.set_state(gst::State::Null);
+    match end.as_ref().map(|m| m.view()) {
+        Some(gst::MessageView::Eos(_)) => {}
+        Some(gst::MessageView::Error(e)) => panic!("{}: {}", path.display(), e.error()),
+        _ => panic!("{}: not parsed to its end within 20 s", path.display()),
+    }
     let mut v = found.lock().unwrap().clone();
     v.sort();
     v
@@ -654,7 +656,8 @@ fn kurento_player_recorder_hubs_and_their_errors() {
         assert_eq!(c.ok("invoke", invoke(&player, "getState", json!({}))).await["value"], "START");
         c.event("EndOfStream", Duration::from_secs(10)).await;
         c.event("Stopped", Duration::from_secs(10)).await;
-        assert_eq!(tracks(&output), vec!["audio/x-opus", "video/x-h264"]);
+        let stats = c.ok("invoke", invoke(&recorder, "getStats", json!({}))).await["value"].clone();
+        assert_eq!(tracks(&output), vec!["audio/x-opus", "video/x-h264"], "{stats}");
         let (_, message) = c.err("invoke", invoke(&recorder, "record", json!({}))).await;
         assert!(message.contains("stopped"), "{message}");
         let (_, message) = c

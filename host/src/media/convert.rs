@@ -202,8 +202,10 @@ impl FrameConverter {
     }
 }
 
-/// The next frame of a raw-video appsink and its timestamp: `Ok(None)` for a sample without
-/// one (or that cannot be read, logged), an error when the caps are not a format Prism uses.
+/// The next frame of a raw-video appsink and its running time (its timestamp in the sample's
+/// segment, so a seek or a segment not starting at 0 keeps frames in time): `Ok(None)` for a
+/// sample without one (or that cannot be read, logged), an error when the caps are not a
+/// format Prism uses.
 pub fn pull_frame(
     sink: &gstreamer_app::AppSink,
 ) -> Result<Option<(FrameBuf, Option<gst::ClockTime>)>, gst::FlowError> {
@@ -214,7 +216,16 @@ pub fn pull_frame(
     let info = gst_video::VideoInfo::from_caps(caps).map_err(|_| gst::FlowError::NotNegotiated)?;
     let format = pixel_format(info.format()).ok_or(gst::FlowError::NotNegotiated)?;
     match buffer_to_frame(buffer, &info, format) {
-        Ok(buf) => Ok(Some((buf, buffer.pts()))),
+        Ok(buf) => {
+            let running = buffer.pts().map(|pts| {
+                sample
+                    .segment()
+                    .and_then(|s| s.downcast_ref::<gst::ClockTime>())
+                    .and_then(|s| s.to_running_time(pts))
+                    .unwrap_or(pts)
+            });
+            Ok(Some((buf, running)))
+        }
         Err(e) => {
             tracing::warn!("dropping an unreadable frame: {e}");
             Ok(None)

@@ -166,15 +166,11 @@ impl Shared {
     }
 
     fn push_video(&self, sink: &gst_app::AppSink) -> Result<gst::FlowSuccess, gst::FlowError> {
-        if let Some((buf, _)) = pull_frame(sink)? {
+        if let Some((buf, running)) = pull_frame(sink)? {
             self.frames.fetch_add(1, Ordering::Relaxed);
-            // Stamped when it leaves, in the media pipeline's time (like a frame arriving).
-            let pts_us = running_time(&self.clock_of)
-                .map(|t| t.useconds())
-                .unwrap_or(0);
             if self.outputs.push_video(VideoFrame {
                 buf,
-                pts_us,
+                pts_us: self.media_time(sink, running),
                 decoded_at: Instant::now(),
             }) > 0
             {
@@ -182,6 +178,22 @@ impl Shared {
             }
         }
         Ok(gst::FlowSuccess::Ok)
+    }
+
+    /// The media pipeline's time, µs, at which a frame of `running` time in the player is due:
+    /// the time it leaves when the player keeps pace, and still its due time when the player
+    /// fell behind (a busy machine) and lets frames out in a burst, so they keep their spacing.
+    /// When the two pipelines do not share a clock, the time it leaves.
+    fn media_time(&self, sink: &gst_app::AppSink, running: Option<gst::ClockTime>) -> u64 {
+        let due = || {
+            let same_clock = sink.clock()? == self.clock_of.clock()?;
+            let at = sink.base_time()? + running?;
+            same_clock.then(|| at.checked_sub(self.clock_of.base_time()?))?
+        };
+        due()
+            .or_else(|| running_time(&self.clock_of))
+            .map(|t| t.useconds())
+            .unwrap_or(0)
     }
 
     fn push_audio(&self, sink: &gst_app::AppSink) -> Result<gst::FlowSuccess, gst::FlowError> {
@@ -394,11 +406,18 @@ impl PlayerEndpoint {
             // drop its pads and the branches built for them would be left behind).
             self.rewind();
         }
-        let changed = self.gst.set_state(gst::State::Playing);
-        let result = match changed {
-            Ok(gst::StateChangeSuccess::Async) => self.wait_open(),
-            other => other,
+        // Opened (prerolled) in PAUSED first: a branch added for a decoded pad while the
+        // pipeline was on its way to PLAYING would be set playing before the pipeline has a
+        // clock, and would let its media out unsynchronised, as fast as it decodes.
+        let opened = if self.gst.current_state() < gst::State::Paused {
+            match self.gst.set_state(gst::State::Paused) {
+                Ok(gst::StateChangeSuccess::Async) => self.wait_open(),
+                other => other,
+            }
+        } else {
+            Ok(gst::StateChangeSuccess::Success)
         };
+        let result = opened.and_then(|_| self.gst.set_state(gst::State::Playing));
         // Not held across the state change below: the streaming thread that reports errors
         // takes this lock, and going to NULL waits for that thread.
         let error = lock(&self.shared.last_error).clone();

@@ -13,7 +13,8 @@
 //! [`TRACK_WAIT`] of the first buffer (a muxer waits for every track it was given, so a track
 //! that never comes would hold the file back).
 //!
-//! Timestamps are the media pipeline's running time of each frame or packet, shifted so the
+//! Timestamps are the media pipeline's running time of each frame (for audio, of the packet
+//! that anchored its RTP clock, plus the RTP time since; see [`AudioAnchor`]), shifted so the
 //! file starts at 0 and with paused intervals taken out.
 
 use std::collections::VecDeque;
@@ -53,6 +54,8 @@ const QUEUE_BUFFERS: u64 = 64;
 /// RTP payload types the recorder's depayloaders are set up for.
 const OPUS_PT: u8 = 111;
 const VIDEO_PT: u8 = 96;
+/// Opus's RTP clock rate.
+const OPUS_CLOCK_RATE: u32 = 48_000;
 /// Buffers held while the tracks are being decided.
 const HELD_MAX: usize = 256;
 
@@ -212,6 +215,40 @@ struct Clock {
     paused_at: Option<u64>,
 }
 
+/// Where the audio's RTP clock stands in the media pipeline's time: the packets of a source
+/// are stamped by their RTP timestamps from the packet that set the anchor, so a burst (a busy
+/// source letting several out at once) keeps its spacing in the file.
+#[derive(Debug, Clone, Copy)]
+struct AudioAnchor {
+    ssrc: u32,
+    rtp: u32,
+    at_us: u64,
+}
+
+/// An RTP-derived audio time further than this from the arrival time re-anchors (another
+/// source, a paused one, a clock jump).
+const AUDIO_RESYNC_US: i64 = 1_000_000;
+
+impl AudioAnchor {
+    /// The time of a packet arriving at `arrival_us`, and the anchor from then on.
+    fn place(anchor: Option<Self>, ssrc: u32, rtp: u32, arrival_us: u64) -> (u64, Self) {
+        if let Some(a) = anchor.filter(|a| a.ssrc == ssrc) {
+            // Wrapping: a difference of less than half the RTP clock's range, either way.
+            let ticks = rtp.wrapping_sub(a.rtp) as i32 as i64;
+            let at = a.at_us as i64 + ticks * 1_000_000 / i64::from(OPUS_CLOCK_RATE);
+            if at >= 0 && (at - arrival_us as i64).abs() <= AUDIO_RESYNC_US {
+                return (at as u64, a);
+            }
+        }
+        let anchor = Self {
+            ssrc,
+            rtp,
+            at_us: arrival_us,
+        };
+        (arrival_us, anchor)
+    }
+}
+
 struct Shared {
     id: ElementId,
     path: PathBuf,
@@ -223,6 +260,7 @@ struct Shared {
     phase: Mutex<Phase>,
     clock: Mutex<Clock>,
     state: UriStateCell,
+    audio_anchor: Mutex<Option<AudioAnchor>>,
     frames: AtomicU64,
     /// Video RTP packets written as they arrived.
     packets: AtomicU64,
@@ -407,6 +445,12 @@ impl Shared {
             Container::Mkv => "matroskamux",
             Container::Mp4 => "mp4mux",
         })?;
+        if mux.find_property("latency").is_some() {
+            // An aggregating muxer (mp4mux) in a live pipeline gives up waiting for a track
+            // after its latency and starts the file without it: a track whose first buffer
+            // lags (an encoder starting on a busy machine) would be left out of the file.
+            mux.set_property("latency", TRACK_WAIT.as_nanos() as u64);
+        }
         let sink = element("filesink")?;
         sink.set_property("location", self.path.to_string_lossy().as_ref());
         sink.set_property("sync", false);
@@ -489,7 +533,7 @@ impl Shared {
             src.set_caps(Some(
                 &gst::Caps::builder("application/x-rtp")
                     .field("media", "audio")
-                    .field("clock-rate", 48_000i32)
+                    .field("clock-rate", OPUS_CLOCK_RATE as i32)
                     .field("encoding-name", "OPUS")
                     .field("encoding-params", "2")
                     .field("payload", OPUS_PT as i32)
@@ -722,7 +766,17 @@ impl AudioSink for Shared {
         let mut packet = packet.clone();
         packet.header.payload_type = OPUS_PT;
         if let Ok(bytes) = packet.marshal() {
-            let at = self.now_us();
+            let at = {
+                let mut anchor = lock(&self.audio_anchor);
+                let (at, placed) = AudioAnchor::place(
+                    *anchor,
+                    packet.header.ssrc,
+                    packet.header.timestamp,
+                    self.now_us(),
+                );
+                *anchor = Some(placed);
+                at
+            };
             self.take(Held::Audio(bytes.to_vec(), at));
         }
     }
@@ -784,6 +838,7 @@ impl RecorderEndpoint {
                     paused_at: None,
                 }),
                 state: UriStateCell::new(),
+                audio_anchor: Mutex::new(None),
                 frames: AtomicU64::new(0),
                 packets: AtomicU64::new(0),
                 encoded_seen: AtomicBool::new(false),
@@ -976,6 +1031,22 @@ mod tests {
         assert_eq!(percent_decode("/tmp/a%20b.webm"), "/tmp/a b.webm");
         assert_eq!(percent_decode("/tmp/100%.webm"), "/tmp/100%.webm");
         assert_eq!(percent_decode("/tmp/%zz%4"), "/tmp/%zz%4");
+    }
+
+    #[test]
+    fn audio_keeps_its_rtp_spacing_through_a_burst_and_resyncs_on_a_jump() {
+        let place = |anchor, ssrc, rtp, arrival| AudioAnchor::place(anchor, ssrc, rtp, arrival);
+        let (at, a) = place(None, 7, u32::MAX - 479, 5_000_000);
+        assert_eq!(at, 5_000_000);
+        // Three packets of 20 ms arriving together, across the RTP timestamp's wrap.
+        let (at1, a) = place(Some(a), 7, 480, 5_000_100);
+        let (at2, a) = place(Some(a), 7, 1440, 5_000_200);
+        assert_eq!((at1, at2), (5_020_000, 5_040_000));
+        // A packet from another source, or far from its arrival, starts a new anchor.
+        assert_eq!(place(Some(a), 8, 1440, 6_000_000).0, 6_000_000);
+        assert_eq!(place(Some(a), 7, 2400, 9_000_000).0, 9_000_000);
+        // Late (a stall) but within the resync window: still by its timestamp.
+        assert_eq!(place(Some(a), 7, 2400, 5_500_000).0, 5_060_000);
     }
 
     #[test]
