@@ -445,12 +445,6 @@ impl Shared {
             Container::Mkv => "matroskamux",
             Container::Mp4 => "mp4mux",
         })?;
-        if mux.find_property("latency").is_some() {
-            // An aggregating muxer (mp4mux) in a live pipeline gives up waiting for a track
-            // after its latency and starts the file without it: a track whose first buffer
-            // lags (an encoder starting on a busy machine) would be left out of the file.
-            mux.set_property("latency", TRACK_WAIT.as_nanos() as u64);
-        }
         let sink = element("filesink")?;
         sink.set_property("location", self.path.to_string_lossy().as_ref());
         sink.set_property("sync", false);
