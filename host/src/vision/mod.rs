@@ -1114,7 +1114,11 @@ fn plates_at(
     let keep: Vec<bool> = (0..reads.len())
         .map(|i| !stacked_under_larger(i) && !at_frame_edge(i))
         .collect();
-    let paragraph: Vec<bool> = (0..reads.len()).map(in_paragraph).collect();
+    // Rows of glyphs that rank after the others: lines of a paragraph, and a plate's own
+    // printed words (a state's name, a slogan) that are not its registration.
+    let paragraph: Vec<bool> = (0..reads.len())
+        .map(|i| in_paragraph(i) || is_plate_word(&reads[i].text))
+        .collect();
     let mut reads: Vec<(bool, PlateRead)> = reads
         .into_iter()
         .zip(keep)
@@ -1123,6 +1127,110 @@ fn plates_at(
         .collect();
     reads.sort_by(|(pa, a), (pb, b)| pa.cmp(pb).then(b.confidence.total_cmp(&a.confidence)));
     Ok(apart(reads.into_iter().map(|(_, r)| r), opts.max_results))
+}
+
+/// Words printed on plates besides the registration, run together (US states, types of
+/// plate, Brazil's Mercosur header, common state slogans).
+const PLATE_WORDS: &[&str] = &[
+    "ALABAMA",
+    "ALASKA",
+    "ARIZONA",
+    "ARKANSAS",
+    "CALIFORNIA",
+    "COLORADO",
+    "CONNECTICUT",
+    "DELAWARE",
+    "FLORIDA",
+    "GEORGIA",
+    "HAWAII",
+    "IDAHO",
+    "ILLINOIS",
+    "INDIANA",
+    "IOWA",
+    "KANSAS",
+    "KENTUCKY",
+    "LOUISIANA",
+    "MAINE",
+    "MARYLAND",
+    "MASSACHUSETTS",
+    "MICHIGAN",
+    "MINNESOTA",
+    "MISSISSIPPI",
+    "MISSOURI",
+    "MONTANA",
+    "NEBRASKA",
+    "NEVADA",
+    "NEWHAMPSHIRE",
+    "NEWJERSEY",
+    "NEWMEXICO",
+    "NEWYORK",
+    "NORTHCAROLINA",
+    "NORTHDAKOTA",
+    "OHIO",
+    "OKLAHOMA",
+    "OREGON",
+    "PENNSYLVANIA",
+    "RHODEISLAND",
+    "SOUTHCAROLINA",
+    "SOUTHDAKOTA",
+    "TENNESSEE",
+    "TEXAS",
+    "UTAH",
+    "VERMONT",
+    "VIRGINIA",
+    "WASHINGTON",
+    "WESTVIRGINIA",
+    "WISCONSIN",
+    "WYOMING",
+    "DISTRICTOFCOLUMBIA",
+    "PUERTORICO",
+    "TRUCK",
+    "TRAILER",
+    "DEALER",
+    "COMMERCIAL",
+    "MOTORCYCLE",
+    "PASSENGER",
+    "FIREFIGHTER",
+    "VETERAN",
+    "EXEMPT",
+    "GOVERNMENT",
+    "OFFICIAL",
+    "APPORTIONED",
+    "TEMPORARY",
+    "BRASIL",
+    "MERCOSUL",
+    "SUNSHINESTATE",
+    "EMPIRESTATE",
+    "LANDOFLINCOLN",
+    "LONESTARSTATE",
+    "GARDENSTATE",
+    "LIVEFREEORDIE",
+    "GRANDCANYONSTATE",
+    "PEACHSTATE",
+    "VACATIONLAND",
+    "FAMOUSPOTATOES",
+    "THEFIRSTSTATE",
+    "GREATLAKESSTATE",
+];
+
+/// Whether `text` (four symbols or more) is one of [`PLATE_WORDS`] or a piece of one, read
+/// with a letter's usual digit look-alikes.
+fn is_plate_word(text: &str) -> bool {
+    let letters = |s: &str| -> String {
+        s.chars()
+            .map(|c| match c {
+                '0' => 'O',
+                '1' => 'I',
+                '2' => 'Z',
+                '5' => 'S',
+                '6' => 'G',
+                '8' => 'B',
+                c => c,
+            })
+            .collect()
+    };
+    let text = letters(text);
+    text.len() >= 4 && PLATE_WORDS.iter().any(|w| letters(w).contains(&text))
 }
 
 /// Glyphs shorter than this are read a second time from their plate's area scaled up.
@@ -1242,6 +1350,18 @@ fn overlap(a: &Rect, b: &Rect) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plates_printed_words_are_told_from_registrations() {
+        for word in [
+            "ALASKA", "SHINGTO", "REFIGHT", "5UNSH1NE", "TEXA5", "BRASIL",
+        ] {
+            assert!(is_plate_word(word), "{word}");
+        }
+        for plate in ["AKS4329", "FHG521", "OHI", "TEXAS1", "ABC1D23"] {
+            assert!(!is_plate_word(plate), "{plate}");
+        }
+    }
 
     #[test]
     fn regions_parse_and_print() {
