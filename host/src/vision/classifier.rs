@@ -43,7 +43,15 @@ pub struct Cnn {
     /// The class layer's weights by input: `hidden x CLASSES` (the file: `CLASSES x hidden`).
     d2_cols: Vec<f32>,
     e2: Vec<f32>,
+    /// Networks of the same recipe trained from other seeds, asked when this one is unsure
+    /// ([`Cnn::classify`]).
+    peers: Vec<Cnn>,
 }
+
+/// A glyph the first network gives a class at least this likely is not shown to its peers.
+const PEERS_UNLESS_SURE: f32 = 0.95;
+/// ... nor one it takes for "not a character" at least this likely (most blobs of a frame).
+const PEERS_UNLESS_NOISE: f32 = 0.5;
 
 /// A 3x3 zero-padded convolution followed by a ReLU.
 #[derive(Debug, Clone, PartialEq)]
@@ -181,8 +189,27 @@ impl Cnn {
         })
     }
 
-    /// Class probabilities of one patch.
+    /// Class probabilities of one patch: the first network's, or, where it is unsure of a
+    /// symbol (no class [`PEERS_UNLESS_SURE`] and not likely noise), the mean of every
+    /// network's. Networks trained alike from other seeds err on different glyphs, and their
+    /// mean errs less than any one of them; asked only then, they cost little time.
     pub fn classify(&self, patch: &[f32; PATCH_LEN]) -> [f32; CLASSES] {
+        let mut p = self.classify_alone(patch);
+        let unsure = p.iter().copied().fold(0.0, f32::max) < PEERS_UNLESS_SURE
+            && p[NOISE] < PEERS_UNLESS_NOISE;
+        if unsure && !self.peers.is_empty() {
+            for peer in &self.peers {
+                let q = peer.classify_alone(patch);
+                p.iter_mut().zip(q).for_each(|(a, b)| *a += b);
+            }
+            let n = (self.peers.len() + 1) as f32;
+            p.iter_mut().for_each(|a| *a /= n);
+        }
+        p
+    }
+
+    /// This network's class probabilities of one patch, without its peers.
+    pub fn classify_alone(&self, patch: &[f32; PATCH_LEN]) -> [f32; CLASSES] {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2, checked right above.
@@ -191,7 +218,7 @@ impl Cnn {
         self.classify_any(patch)
     }
 
-    /// [`Cnn::classify`] compiled for AVX2: the loops over channels run eight lanes wide
+    /// [`Cnn::classify_alone`] compiled for AVX2: the loops over channels run eight lanes wide
     /// instead of the baseline's four. The same operations in the same order per output, so
     /// the same probabilities to the bit.
     #[cfg(target_arch = "x86_64")]
@@ -200,7 +227,7 @@ impl Cnn {
         self.classify_any(patch)
     }
 
-    /// The network, inlined into each instruction-set variant of [`Cnn::classify`].
+    /// The network, inlined into each instruction-set variant of [`Cnn::classify_alone`].
     #[inline(always)]
     fn classify_any(&self, patch: &[f32; PATCH_LEN]) -> [f32; CLASSES] {
         let (w, h) = (PATCH_W, PATCH_H);
@@ -231,8 +258,22 @@ impl Cnn {
         out
     }
 
-    /// Parses the file written by `train_plate_cnn.py`.
-    pub fn from_bytes(b: &[u8]) -> Result<Cnn, String> {
+    /// Parses a model file: one network as written by `train_plate_cnn.py`, or several such
+    /// one after the other (the first, then its peers).
+    pub fn from_bytes(mut b: &[u8]) -> Result<Cnn, String> {
+        let mut nets = Vec::new();
+        while !b.is_empty() || nets.is_empty() {
+            let (net, rest) = Cnn::one_from_bytes(b)?;
+            nets.push(net);
+            b = rest;
+        }
+        let mut first = nets.remove(0);
+        first.peers = nets;
+        Ok(first)
+    }
+
+    /// The network at the start of `b`, and the bytes after it.
+    fn one_from_bytes(b: &[u8]) -> Result<(Cnn, &[u8]), String> {
         let head = b.get(..28).ok_or("model file too short")?;
         if &head[..8] != CNN_MAGIC {
             return Err("not a Prism convolutional character model".into());
@@ -246,13 +287,15 @@ impl Cnn {
             ));
         }
         let sizes = tensor_lens([c1, c2, c3, hidden]);
-        let floats: Vec<f32> = b[28..]
+        let end = 28 + 4 * sizes.iter().sum::<usize>();
+        let (body, rest) = match b.get(28..end) {
+            Some(body) => (body, &b[end..]),
+            None => return Err("model file has the wrong length".into()),
+        };
+        let floats: Vec<f32> = body
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
             .collect();
-        if !b.len().is_multiple_of(4) || floats.len() != sizes.iter().sum::<usize>() {
-            return Err("model file has the wrong length".into());
-        }
         let mut it = floats.into_iter();
         let [w1, b1, w2, b2, w3, b3, d1, e1, d2, e2] =
             sizes.map(|n| it.by_ref().take(n).collect::<Vec<f32>>());
@@ -277,14 +320,16 @@ impl Cnn {
                 d2_cols[j * CLASSES + k] = d2[k * hidden + j];
             }
         }
-        Ok(Cnn {
+        let net = Cnn {
             convs,
             hidden,
             d1_cols,
             e1,
             d2_cols,
             e2,
-        })
+            peers: Vec::new(),
+        };
+        Ok((net, rest))
     }
 }
 
@@ -501,7 +546,7 @@ mod tests {
             patch
                 .iter_mut()
                 .for_each(|v| *v = (*v + rng.range(0.0, 0.1)).min(1.0));
-            let (fast, plain) = (net.classify(&patch), reference(BUILTIN, &patch));
+            let (fast, plain) = (net.classify_alone(&patch), reference(BUILTIN, &patch));
             for (a, b) in fast.iter().zip(&plain) {
                 assert!((a - b).abs() < 1e-4, "{fast:?} vs {plain:?}");
             }
@@ -517,8 +562,19 @@ mod tests {
             sizes,
             &tensors.iter().map(Vec::as_slice).collect::<Vec<_>>(),
         );
-        assert_eq!(rebuilt, BUILTIN);
-        assert_eq!(Cnn::from_bytes(&rebuilt).unwrap(), *m);
+        assert_eq!(rebuilt, BUILTIN[..rebuilt.len()]);
+        let mut alone = m.clone();
+        alone.peers.clear();
+        assert_eq!(Cnn::from_bytes(&rebuilt).unwrap(), alone);
+        // Two peers follow it, each a whole network.
+        assert_eq!(m.peers.len(), 2);
+        let mut rest = &BUILTIN[rebuilt.len()..];
+        for peer in &m.peers {
+            let (net, after) = Cnn::one_from_bytes(rest).unwrap();
+            assert_eq!(&net, peer);
+            rest = after;
+        }
+        assert!(rest.is_empty());
         let p = m.classify(&[0.0; PATCH_LEN]);
         assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-4);
         // A thick vertical bar is a 1 (or an I), not a round glyph.
@@ -533,6 +589,43 @@ mod tests {
     }
 
     #[test]
+    fn peers_are_asked_only_when_the_first_network_is_unsure() {
+        let m = Cnn::builtin();
+        let mut rng = Rng::new(9);
+        let (mut asked, mut not_asked) = (0, 0);
+        for _ in 0..200 {
+            let mut patch = [0f32; PATCH_LEN];
+            for _ in 0..1 + rng.below(4) {
+                let (x0, y0) = (rng.below(16), rng.below(22));
+                for y in y0..y0 + 1 + rng.below(6) {
+                    for x in x0..x0 + 1 + rng.below(4) {
+                        patch[y * PATCH_W + x] = rng.range(0.3, 1.0);
+                    }
+                }
+            }
+            let first = m.classify_alone(&patch);
+            let p = m.classify(&patch);
+            let sure = first.iter().copied().fold(0.0, f32::max) >= PEERS_UNLESS_SURE
+                || first[NOISE] >= PEERS_UNLESS_NOISE;
+            if sure {
+                not_asked += 1;
+                assert_eq!(p, first);
+            } else {
+                asked += 1;
+                let mut mean = first;
+                for peer in &m.peers {
+                    let q = peer.classify_alone(&patch);
+                    mean.iter_mut().zip(q).for_each(|(a, b)| *a += b);
+                }
+                mean.iter_mut().for_each(|a| *a /= 3.0);
+                assert_eq!(p, mean);
+                assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+            }
+        }
+        assert!(asked > 0 && not_asked > 0, "{asked} asked, {not_asked} not");
+    }
+
+    #[test]
     fn bad_model_files_are_refused() {
         assert!(Cnn::from_bytes(b"short").is_err());
         assert!(Cnn::from_bytes(b"NOTAMODEL___________________").is_err());
@@ -541,6 +634,10 @@ mod tests {
         assert!(Cnn::from_bytes(&b).is_err());
         b.truncate(b.len() - 3);
         assert!(Cnn::from_bytes(&b).is_err());
+        // A whole network followed by a piece of another.
+        let one = 28 + 4 * tensor_lens(tensors_of(BUILTIN).0).iter().sum::<usize>();
+        assert!(Cnn::from_bytes(&BUILTIN[..one]).is_ok());
+        assert!(Cnn::from_bytes(&BUILTIN[..one + 40]).is_err());
         let mut huge = BUILTIN.to_vec();
         huge[8..12].copy_from_slice(&5000u32.to_le_bytes());
         assert!(Cnn::from_bytes(&huge).is_err());
