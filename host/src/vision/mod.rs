@@ -1087,16 +1087,8 @@ fn plates_at(
                 && wins
         })
     };
-    // Text tucked into a corner of the frame (less than a glyph's height from a side, and
-    // from the top or bottom) is a camera's on-screen caption (date, time, camera name), or a
-    // plate cut by two sides of the frame: neither is read.
-    let at_frame_edge = |i: usize| {
-        let (a, h) = rows[i];
-        let (w, ht) = (img.width() as f32, img.height() as f32);
-        let vertical = (a.y as f32) < 0.75 * h || (a.y + a.height) as f32 + 0.75 * h > ht;
-        let horizontal = (a.x as f32) < h || (a.x + a.width) as f32 + h > w;
-        vertical && horizontal
-    };
+    let frame = (img.width() as f32, img.height() as f32);
+    let at_frame_edge = |i: usize| is_caption(rows[i].0, rows[i].1, &reads[i].text, frame);
     // A row with a row of glyphs of about its size right above or below it is a line of a
     // paragraph (a shop sign, a poster, a truck's lettering), not a single-line plate: it
     // ranks after the rows that stand alone.
@@ -1127,6 +1119,18 @@ fn plates_at(
         .collect();
     reads.sort_by(|(pa, a), (pb, b)| pa.cmp(pb).then(b.confidence.total_cmp(&a.confidence)));
     Ok(apart(reads.into_iter().map(|(_, r)| r), opts.max_results))
+}
+
+/// Whether a row of glyphs `h` tall at `row`, read as `text`, in a frame of `(w, ht)` pixels
+/// is a camera's on-screen caption (date, time, camera name) rather than a plate: text tucked
+/// into a corner of the frame (less than a glyph's height from a side, and from the top or
+/// bottom), which may also be a plate cut by two sides of the frame, and digits only (a date,
+/// a time) anywhere along the top or bottom.
+fn is_caption(row: Rect, h: f32, text: &str, (w, ht): (f32, f32)) -> bool {
+    let vertical = (row.y as f32) < 0.75 * h || (row.y + row.height) as f32 + 0.75 * h > ht;
+    let horizontal = (row.x as f32) < h || (row.x + row.width) as f32 + h > w;
+    let digits = text.bytes().all(|b| b.is_ascii_digit());
+    vertical && (horizontal || digits)
 }
 
 /// Words printed on plates besides the registration, run together (US states, types of
@@ -1350,6 +1354,39 @@ fn overlap(a: &Rect, b: &Rect) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn captions_are_told_from_plates_by_place_and_text() {
+        let frame = (1280.0, 720.0);
+        // A date along the top, anywhere along it; a name only in a corner.
+        assert!(is_caption(
+            Rect::new(400, 2, 120, 18),
+            18.0,
+            "20240514",
+            frame
+        ));
+        assert!(is_caption(
+            Rect::new(400, 700, 120, 18),
+            18.0,
+            "1230",
+            frame
+        ));
+        assert!(!is_caption(Rect::new(400, 2, 120, 18), 18.0, "CAM2", frame));
+        assert!(is_caption(Rect::new(4, 2, 120, 18), 18.0, "CAM2", frame));
+        // Plates away from the edges, digits or not.
+        assert!(!is_caption(
+            Rect::new(400, 300, 120, 30),
+            30.0,
+            "1049338",
+            frame
+        ));
+        assert!(!is_caption(
+            Rect::new(4, 300, 120, 30),
+            30.0,
+            "ABC123",
+            frame
+        ));
+    }
 
     #[test]
     fn a_plates_printed_words_are_told_from_registrations() {
