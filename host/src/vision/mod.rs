@@ -1220,21 +1220,19 @@ const PLATE_WORDS: &[&str] = &[
 /// Whether `text` (four symbols or more) is one of [`PLATE_WORDS`] or a piece of one, read
 /// with a letter's usual digit look-alikes.
 fn is_plate_word(text: &str) -> bool {
-    let letters = |s: &str| -> String {
-        s.chars()
-            .map(|c| match c {
-                '0' => 'O',
-                '1' => 'I',
-                '2' => 'Z',
-                '5' => 'S',
-                '6' => 'G',
-                '8' => 'B',
-                c => c,
-            })
-            .collect()
-    };
-    let text = letters(text);
-    text.len() >= 4 && PLATE_WORDS.iter().any(|w| letters(w).contains(&text))
+    let letters: String = text
+        .chars()
+        .map(|c| match c {
+            '0' => 'O',
+            '1' => 'I',
+            '2' => 'Z',
+            '5' => 'S',
+            '6' => 'G',
+            '8' => 'B',
+            c => c,
+        })
+        .collect();
+    letters.len() >= 4 && PLATE_WORDS.iter().any(|w| w.contains(&letters))
 }
 
 /// Glyphs shorter than this are read a second time from their plate's area scaled up.
