@@ -1388,6 +1388,12 @@ mod tests {
 
     #[test]
     fn a_plates_printed_words_are_told_from_registrations() {
+        // Letters only: a reading is mapped to letters to be looked up.
+        assert!(
+            PLATE_WORDS
+                .iter()
+                .all(|w| w.bytes().all(|b| b.is_ascii_uppercase()))
+        );
         for word in [
             "ALASKA", "SHINGTO", "REFIGHT", "5UNSH1NE", "TEXA5", "BRASIL",
         ] {
