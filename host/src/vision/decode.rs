@@ -214,16 +214,19 @@ pub fn decode(glyphs: &[Probs], region: Region) -> Option<Decoded> {
     })
 }
 
+/// The class of a glyph's likeliest symbol ("not a character" aside).
+pub(super) fn likeliest(p: &Probs) -> usize {
+    (0..SYMBOLS.len())
+        .max_by(|&a, &b| p[a].total_cmp(&p[b]))
+        .unwrap_or(0)
+}
+
 /// The kind each position of a reading takes. Where the format leaves it free, a glyph read
 /// as one of a look-alike pair (`1`/`I`, `8`/`B`, `5`/`S` ..., not `0`/`O`) whose other half is
 /// also fairly likely takes the kind its two nearest neighbours are sure of: plates group
 /// their letters and their digits, so a bar between digits is a `1`.
 fn in_context(glyphs: &[Probs], used: &[usize], fmt: &str) -> Vec<u8> {
-    let top = |g: usize| {
-        (0..SYMBOLS.len())
-            .max_by(|&a, &b| glyphs[g][a].total_cmp(&glyphs[g][b]))
-            .unwrap_or(0)
-    };
+    let top = |g: usize| likeliest(&glyphs[g]);
     let kind_of = |c: usize| {
         if SYMBOLS[c].is_ascii_digit() {
             b'N'

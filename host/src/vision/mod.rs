@@ -751,12 +751,7 @@ const END_JOINED_BAR: f32 = 0.95;
 
 /// Whether a glyph's likeliest symbol is one a straight stroke passes for (`1 I J L T 7`).
 fn is_bar(p: &decode::Probs) -> bool {
-    let (i, _) = p[..classifier::NOISE]
-        .iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .unwrap_or((0, &0.0));
-    b"1IJLT7".contains(&classifier::SYMBOLS[i])
+    b"1IJLT7".contains(&classifier::SYMBOLS[decode::likeliest(p)])
 }
 
 /// Two glyphs touching each other (blur, a low-resolution camera) are one blob about twice as
