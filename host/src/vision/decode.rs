@@ -46,8 +46,11 @@ fn formats(region: Region) -> &'static [&'static str] {
 /// are often vanity or of unlisted states (a weaker prior), as are Europe's rarer formats
 /// ([`EU_COMMON`]); Brazil's Mercosur format is newer
 /// and rarer on the road than the national one, so it wins only when its fifth glyph is
-/// clearly a letter.
-fn prior(region: Region, fmt: &str) -> f32 {
+/// clearly a letter. Read for an unknown country (`asked` is `Auto`), California's NLLLNNN,
+/// the commonest US serial, weighs as much as Europe's common formats: at the weaker prior a
+/// stray glyph after it (a bolt, a sticker) made a European LLLNNNN of its last six
+/// (`4EEU387` read `EEU3871`).
+fn prior(region: Region, asked: Region, fmt: &str) -> f32 {
     if fmt.contains('A') {
         if region == Region::Us {
             us_length_prior(fmt.len())
@@ -56,7 +59,9 @@ fn prior(region: Region, fmt: &str) -> f32 {
         }
     } else if fmt == MERCOSUR {
         0.27
-    } else if region == Region::Us || region == Region::Eu && !EU_COMMON.contains(&fmt) {
+    } else if region == Region::Us && (asked != Region::Auto || fmt != "NLLLNNN")
+        || region == Region::Eu && !EU_COMMON.contains(&fmt)
+    {
         // US formats and Europe's rarer ones.
         0.3
     } else {
@@ -171,7 +176,7 @@ pub fn decode(glyphs: &[Probs], region: Region) -> Option<Decoded> {
                 let unused = (kept.len() - n) as f32;
                 let mean = log / n as f32;
                 let score = mean + 0.08 * n as f32 - 0.25 * unused;
-                let score = score + prior(r, fmt);
+                let score = score + prior(r, region, fmt);
                 if best.as_ref().is_none_or(|b| score > b.0) {
                     best = Some((score, fmt, window, r));
                 }
@@ -453,6 +458,13 @@ mod tests {
         let g: Vec<Probs> = "BRA2E19".chars().map(sure).collect();
         let d = decode(&g, Region::Auto).unwrap();
         assert_eq!((d.text.as_str(), d.region), ("BRA2E19", Region::Br));
+        // A Californian plate with a bolt read as a doubtful `1` after it is read as it is,
+        // not as a Polish LLLNNNN of its last six glyphs and the bolt (NLLLNNN is Belgian
+        // too, so the region stays unknown).
+        let mut g: Vec<Probs> = "4EEU3871".chars().map(sure).collect();
+        g[7] = glyph('1', 0.6, 'I');
+        let d = decode(&g, Region::Auto).unwrap();
+        assert_eq!((d.text.as_str(), d.region), ("4EEU387", Region::Auto));
     }
 
     #[test]

@@ -1124,7 +1124,15 @@ fn plates_at(
 fn is_caption(row: Rect, h: f32, text: &str, (w, ht): (f32, f32)) -> bool {
     let vertical = (row.y as f32) < 0.75 * h || (row.y + row.height) as f32 + 0.75 * h > ht;
     let horizontal = (row.x as f32) < h || (row.x + row.width) as f32 + h > w;
-    let digits = text.bytes().all(|b| b.is_ascii_digit());
+    // A format may have made a digit of a date its look-alike letter (`4O51405`).
+    let letters = text
+        .bytes()
+        .filter(|b| !b.is_ascii_digit())
+        .collect::<Vec<_>>();
+    let digits = matches!(
+        letters[..],
+        [] | [b'O' | b'D' | b'Q' | b'I' | b'Z' | b'S' | b'B' | b'G']
+    );
     vertical && (horizontal || digits)
 }
 
@@ -1364,7 +1372,20 @@ mod tests {
             "1230",
             frame
         ));
+        // A date a European format read with a letter `O` for a `0`.
+        assert!(is_caption(
+            Rect::new(400, 2, 120, 18),
+            18.0,
+            "4O51405",
+            frame
+        ));
         assert!(!is_caption(Rect::new(400, 2, 120, 18), 18.0, "CAM2", frame));
+        assert!(!is_caption(
+            Rect::new(400, 2, 120, 18),
+            18.0,
+            "4O5B40A",
+            frame
+        ));
         assert!(is_caption(Rect::new(4, 2, 120, 18), 18.0, "CAM2", frame));
         // Plates away from the edges, digits or not.
         assert!(!is_caption(
