@@ -1,4 +1,6 @@
-//! Prints the plate candidates and readings of one image (a development aid).
+//! Prints the plate candidates and readings of one image (a development aid): `CHARS=1`
+//! each reading's glyphs, `RAW=1` each candidate's top classes, `MAX=N` readings, `FIT=WxH`
+//! the picture shrunk as `prism bench plates --max-size` shrinks it.
 use prism::media::Decoder;
 use prism::vision::{self, GrayImage, PlateOptions};
 use prism_frame::PixelFormat;
@@ -13,8 +15,13 @@ fn main() -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)?;
     prism::media::init()?;
     let mut d = Decoder::open(path.as_ref(), PixelFormat::Gray8)?;
-    let f = d.next_frame()?.expect("a picture");
-    let img = GrayImage::of_frame(&f.buf).expect("gray");
+    let mut buf = d.next_frame()?.expect("a picture").buf;
+    // `FIT=640x480` shrinks the picture as `prism bench plates --max-size` does.
+    if let Ok(size) = std::env::var("FIT") {
+        let size = prism::bench::plates::parse_size(&size).map_err(anyhow::Error::msg)?;
+        buf = prism::bench::plates::fit(buf, size)?.0;
+    }
+    let img = GrayImage::of_frame(&buf).expect("gray");
     // `MAX=N` reports up to N plates (default 4, as the filter).
     let max_results = std::env::var("MAX")
         .ok()

@@ -314,6 +314,19 @@ fn pan(photo: &FrameBuf) -> anyhow::Result<Vec<FrameBuf>> {
         .collect()
 }
 
+/// `buf` shrunk to fit `(max_w, max_h)` (even sizes, as a video's), and the factor its width
+/// was scaled by; a picture that fits is returned as it is.
+pub fn fit(buf: FrameBuf, (max_w, max_h): (u32, u32)) -> anyhow::Result<(FrameBuf, f64)> {
+    let f = (max_w as f64 / buf.width() as f64).min(max_h as f64 / buf.height() as f64);
+    if f >= 1.0 {
+        return Ok((buf, 1.0));
+    }
+    let w = ((buf.width() as f64 * f).round() as u32).max(2) & !1;
+    let h = ((buf.height() as f64 * f).round() as u32).max(2) & !1;
+    let fx = w as f64 / buf.width() as f64;
+    Ok((scale_frame(&buf, w, h).map_err(anyhow::Error::msg)?, fx))
+}
+
 /// Parses `640x480`.
 pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
     let (w, h) = s
@@ -483,15 +496,10 @@ pub fn measure(
             };
             let mut buf = first.buf;
             let mut truth = sample.truth;
-            if let Some((mw, mh)) = max_size {
-                let f = (mw as f64 / buf.width() as f64).min(mh as f64 / buf.height() as f64);
-                if f < 1.0 {
-                    let w = ((buf.width() as f64 * f).round() as u32).max(2) & !1;
-                    let h = ((buf.height() as f64 * f).round() as u32).max(2) & !1;
-                    let fx = w as f64 / buf.width() as f64;
-                    buf = scale_frame(&buf, w, h).map_err(anyhow::Error::msg)?;
-                    truth = truth.scaled(fx);
-                }
+            if let Some(max) = max_size {
+                let fx;
+                (buf, fx) = fit(buf, max)?;
+                truth = truth.scaled(fx);
             }
             let (detections, ms) = reader.read(&buf, &config)?;
             times.push(ms);

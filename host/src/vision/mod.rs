@@ -481,6 +481,7 @@ fn read_group(
         }
         drop_strays(&mut chosen);
         split_merged(model, img, &mut chosen, inverted);
+        drop_emblems(&mut chosen);
         fill_gaps(model, img, &mut chosen, inverted);
         let chars: Vec<Rect> = chosen.iter().map(|(r, _)| *r).collect();
         let probs: Vec<decode::Probs> = chosen.iter().map(|(_, p)| *p).collect();
@@ -597,6 +598,43 @@ fn drop_strays(chosen: &mut Vec<(Rect, decode::Probs)>) {
     let mut k = keep.into_iter();
     chosen.retain(|_| k.next().unwrap_or(true));
 }
+
+/// A state's emblem between a plate's groups (New Mexico's Zia, Mississippi's lighthouse)
+/// lines up with the glyphs and may read as some glyph, which a format with one glyph more
+/// then takes in. Inside the row, a blob the classifier is unsure of that is much wider than
+/// the glyphs (and did not split into two, see [`split_merged`]), or one not read surely that
+/// stands apart from both neighbours (a glyph has its group's usual gap on at least one side),
+/// is dropped.
+fn drop_emblems(chosen: &mut Vec<(Rect, decode::Probs)>) {
+    if chosen.len() <= segment::MIN_GLYPHS {
+        return;
+    }
+    let rects: Vec<Rect> = chosen.iter().map(|(r, _)| *r).collect();
+    let (usual, width) = (median_gap(&rects), median_width(&rects));
+    let gap = |a: &Rect, b: &Rect| b.x as f32 - (a.x + a.width) as f32;
+    let emblem = |i: usize| {
+        let (r, best) = (rects[i], best_symbol(&chosen[i].1));
+        let wide = r.width as f32 > EMBLEM_WIDE * width && best < EMBLEM_WIDE_UNSURE;
+        let apart = [gap(&rects[i - 1], &r), gap(&r, &rects[i + 1])]
+            .iter()
+            .all(|&g| g > usual + EMBLEM_APART * width);
+        wide || apart && best < EMBLEM_APART_UNSURE
+    };
+    let keep: Vec<bool> = (0..rects.len())
+        .map(|i| i == 0 || i == rects.len() - 1 || !emblem(i))
+        .collect();
+    let mut k = keep.into_iter();
+    chosen.retain(|_| k.next().unwrap_or(true));
+}
+
+/// An emblem wider than this many glyph widths ...
+const EMBLEM_WIDE: f32 = 1.6;
+/// ... that reads less surely than this is dropped ([`drop_emblems`]).
+const EMBLEM_WIDE_UNSURE: f32 = 0.5;
+/// An emblem with gaps wider than the usual gap and this many glyph widths on both sides ...
+const EMBLEM_APART: f32 = 0.5;
+/// ... that reads less surely than this is dropped.
+const EMBLEM_APART_UNSURE: f32 = 0.9;
 
 /// A glyph the segmenter missed (touching a bolt or the frame, or broken into pieces too small
 /// to count) leaves a gap of a whole glyph pitch in the row, or a glyph's place empty beyond
@@ -1564,13 +1602,16 @@ mod tests {
         assert_eq!(refill(&GrayImage::of_frame(&f).unwrap(), &cut), ls);
     }
 
+    /// Probabilities of a glyph read as class `c` with probability `p`.
+    fn read_as(c: usize, p: f32) -> decode::Probs {
+        let mut probs = [0.0f32; classifier::CLASSES];
+        probs[c] = p;
+        probs
+    }
+
     #[test]
     fn strays_that_do_not_line_up_are_dropped() {
-        let sure = |c: usize| {
-            let mut p = [0.0f32; classifier::CLASSES];
-            p[c] = 0.95;
-            p
-        };
+        let sure = |c: usize| read_as(c, 0.95);
         let unsure = [1.0 / classifier::CLASSES as f32; classifier::CLASSES];
         // Two groups of three glyphs on a row climbing a pixel per glyph (a tilted plate).
         let row: Vec<(Rect, decode::Probs)> = [40, 64, 88, 130, 154, 178]
@@ -1599,6 +1640,36 @@ mod tests {
         // A sure `1` there that lines up with its neighbour stays.
         let one = (Rect::new(197, 14, 5, 28), sure(1));
         assert_eq!(with(vec![one]).len(), 7);
+    }
+
+    #[test]
+    fn emblems_between_groups_are_dropped() {
+        // Three glyphs, a space, three glyphs (15 px wide, 9 px apart).
+        let glyph = |x: u32, c: usize, p: f32| (Rect::new(x, 20, 15, 28), read_as(c, p));
+        let row: Vec<(Rect, decode::Probs)> = [40, 64, 88, 160, 184, 208]
+            .into_iter()
+            .enumerate()
+            .map(|(i, x)| glyph(x, i, 0.95))
+            .collect();
+        let with = |extra: (Rect, decode::Probs)| {
+            let mut chosen = row.clone();
+            chosen.push(extra);
+            chosen.sort_by_key(|(r, _)| r.x);
+            drop_emblems(&mut chosen);
+            chosen.len()
+        };
+        assert_eq!(with(glyph(232, 6, 0.95)), 7);
+        // In the space, well apart from both groups: an emblem unless read surely.
+        assert_eq!(with(glyph(124, 3, 0.8)), 6);
+        assert_eq!(with(glyph(124, 3, 0.95)), 7);
+        // A glyph a usual gap from a group is one of it, however unsure.
+        assert_eq!(with(glyph(112, 3, 0.3)), 7);
+        // Twice a glyph's width and unsure: an emblem, even close to both groups.
+        let wide = (Rect::new(110, 20, 32, 28), read_as(3, 0.3));
+        assert_eq!(with(wide), 6);
+        assert_eq!(with((wide.0, read_as(3, 0.8))), 7);
+        // At an end, [`drop_strays`] decides.
+        assert_eq!(with(glyph(16, 3, 0.3)), 7);
     }
 
     #[test]
