@@ -1305,12 +1305,7 @@ fn read_closer(
         return Ok(None);
     }
     let row = union(&glyphs);
-    let margin = gh as u32;
-    let x = row.x.saturating_sub(margin);
-    let y = row.y.saturating_sub(margin);
-    let area = Rect::new(x, y, row.width + 2 * margin, row.height + 2 * margin)
-        .clip(img.width() as u32, img.height() as u32);
-    let Some(sub) = area.and_then(|a| img.sub(a)) else {
+    let Some((sub, x, y)) = sub_image(img, Some(grown(row, gh as u32))) else {
         return Ok(None);
     };
     let k = CLOSER_GLYPH / gh;
@@ -1380,12 +1375,7 @@ fn read_level(
     };
     let gh = median_height(&glyphs);
     let row = union(&glyphs);
-    let margin = gh as u32;
-    let x = row.x.saturating_sub(margin);
-    let y = row.y.saturating_sub(margin);
-    let area = Rect::new(x, y, row.width + 2 * margin, row.height + 2 * margin)
-        .clip(img.width() as u32, img.height() as u32);
-    let Some(sub) = area.and_then(|a| img.sub(a)) else {
+    let Some((sub, x, y)) = sub_image(img, Some(grown(row, gh as u32))) else {
         return Ok(None);
     };
     let (w, h) = (sub.width() as f32, sub.height() as f32);
@@ -1493,6 +1483,16 @@ fn tilt(glyphs: &[Rect]) -> Option<f32> {
     let sxx: f32 = centres.iter().map(|c| (c.0 - mx).powi(2)).sum();
     let sxy: f32 = centres.iter().map(|c| (c.0 - mx) * (c.1 - my)).sum();
     (sxx > 0.0).then(|| (sxy / sxx).atan().to_degrees())
+}
+
+/// `r` grown by `margin` on every side (short of the picture's top and left).
+fn grown(r: Rect, margin: u32) -> Rect {
+    Rect::new(
+        r.x.saturating_sub(margin),
+        r.y.saturating_sub(margin),
+        r.width + 2 * margin,
+        r.height + 2 * margin,
+    )
 }
 
 /// A non-empty rectangle inside the image.
