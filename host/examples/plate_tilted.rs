@@ -62,7 +62,7 @@ fn tilt(label: &Path, set: &Path, target: &Path, degrees: f32) -> anyhow::Result
         bail!("{}: not `NAME.jpg X Y W H PLATE`", label.display());
     };
     let [x, y, w, h] = [x, y, w, h].map(|v| v.parse::<f32>().unwrap_or(0.0));
-    let photo = imgcodecs::imread(&set.join(file), imgcodecs::IMREAD_COLOR)?;
+    let photo = imgcodecs::imread(set.join(file), imgcodecs::IMREAD_COLOR)?;
     if photo.empty() {
         bail!("cannot read {}", set.join(file).display());
     }
