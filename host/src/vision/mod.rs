@@ -1357,18 +1357,26 @@ fn read_closer(
 /// one look-alike for another (of three dev photos tilted 2.5-3 degrees, one read level took
 /// an `A` and a `1` for a `4` and an `I`).
 const LEVEL_ABOVE: f32 = 4.0;
+/// Readings less confident than this are not read again level: they are mostly other text
+/// (a tilted row of a frame's clutter each video frame), and the tilted dev photos read no
+/// better for them.
+const LEVEL_READ: f32 = 0.4;
 
 /// A tilted plate's glyphs, cut upright, take in their neighbours' corners and reach the
 /// classifier rotated. The row's slope (least squares through the glyph centres) gives its
-/// tilt: past [`LEVEL_ABOVE`] degrees, the area about the row is rotated level, searched and
-/// read again, and the level reading (its glyphs' boxes turned back into the picture)
-/// replaces `read` when it reads better.
+/// tilt: past [`LEVEL_ABOVE`] degrees (for a reading of [`LEVEL_READ`] or more), the area about
+/// the row is rotated level, searched and read again, and the level reading (its glyphs'
+/// boxes turned back into the picture) replaces `read` when it reads better with no fewer
+/// glyphs.
 fn read_level(
     model: &Cnn,
     img: &GrayImage<'_>,
     read: &PlateRead,
     region: Region,
 ) -> opencv::Result<Option<PlateRead>> {
+    if read.confidence < LEVEL_READ {
+        return Ok(None);
+    }
     let glyphs: Vec<Rect> = read.chars.iter().map(|c| c.bounds).collect();
     let Some(angle) = tilt(&glyphs).filter(|a| a.abs() > LEVEL_ABOVE) else {
         return Ok(None);
