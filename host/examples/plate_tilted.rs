@@ -17,6 +17,7 @@ use anyhow::{Context, bail};
 use opencv::core::{BORDER_REPLICATE, Mat, Point2f, Scalar, Vector};
 use opencv::prelude::*;
 use opencv::{imgcodecs, imgproc};
+use prism::vision::Turn;
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -78,27 +79,10 @@ fn tilt(label: &Path, set: &Path, target: &Path, degrees: f32) -> anyhow::Result
         BORDER_REPLICATE,
         Scalar::default(),
     )?;
-    // The plate's corners turned as the picture was (counter-clockwise for positive degrees).
-    let (sin, cos) = degrees.to_radians().sin_cos();
-    let corners = [(x, y), (x + w, y), (x, y + h), (x + w, y + h)].map(|(px, py)| {
-        let (dx, dy) = (px - centre.x, py - centre.y);
-        (
-            centre.x + cos * dx + sin * dy,
-            centre.y - sin * dx + cos * dy,
-        )
-    });
-    let left = corners
-        .iter()
-        .map(|c| c.0)
-        .fold(f32::MAX, f32::min)
-        .max(0.0);
-    let top = corners
-        .iter()
-        .map(|c| c.1)
-        .fold(f32::MAX, f32::min)
-        .max(0.0);
-    let right = corners.iter().map(|c| c.0).fold(0.0, f32::max);
-    let bottom = corners.iter().map(|c| c.1).fold(0.0, f32::max);
+    // The box about the plate turned as the picture was.
+    let size = (photo.cols() as f32, photo.rows() as f32);
+    let [left, top, width, height] =
+        Turn::new((centre.x, centre.y), degrees).bounds([x, y, w, h], size);
     let params = Vector::from_slice(&[imgcodecs::IMWRITE_JPEG_QUALITY, 95]);
     let path = target.join(file);
     if !imgcodecs::imwrite(&path, &turned, &params)? {
@@ -110,8 +94,8 @@ fn tilt(label: &Path, set: &Path, target: &Path, degrees: f32) -> anyhow::Result
             "{file}\t{}\t{}\t{}\t{}\t{plate}\n",
             left.round(),
             top.round(),
-            (right - left).round(),
-            (bottom - top).round()
+            width.round(),
+            height.round()
         ),
     )?;
     Ok(())

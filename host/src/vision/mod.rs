@@ -1408,48 +1408,33 @@ fn read_level(
     };
     let size = (view.width() as u32, view.height() as u32);
     let cands = candidates_in(&view, range, region, 1.0, (0, 0), size, segment::CONTRAST)?;
-    // A point of the level picture back in the picture.
-    let (cos, sin) = (angle.to_radians().cos(), angle.to_radians().sin());
-    let turn_back = |px: f32, py: f32| {
-        let (dx, dy) = (px - centre.x, py - centre.y);
-        (
-            centre.x + cos * dx - sin * dy + x as f32,
-            centre.y + sin * dx + cos * dy + y as f32,
-        )
+    // The level picture's boxes back in the picture (offset by the area's corner).
+    let back = Turn::new((x as f32 + centre.x, y as f32 + centre.y), -angle);
+    let shifted = |r: Rect| {
+        [
+            (r.x + x) as f32,
+            (r.y + y) as f32,
+            r.width as f32,
+            r.height as f32,
+        ]
     };
     // A glyph's box: its centre turned back, its size kept.
     let glyph_back = |r: Rect| {
-        let (cx, cy) = turn_back(
-            r.x as f32 + r.width as f32 / 2.0,
-            r.y as f32 + r.height as f32 / 2.0,
-        );
-        let left = (cx - r.width as f32 / 2.0).round().max(0.0) as u32;
-        let top = (cy - r.height as f32 / 2.0).round().max(0.0) as u32;
+        let [gx, gy, gw, gh] = shifted(r);
+        let (cx, cy) = back.point(gx + gw / 2.0, gy + gh / 2.0);
+        let left = (cx - gw / 2.0).round().max(0.0) as u32;
+        let top = (cy - gh / 2.0).round().max(0.0) as u32;
         Rect::new(left, top, r.width, r.height)
     };
-    // The plate's box: the upright box about its four corners turned back.
-    let (iw, ih) = (img.width() as f32, img.height() as f32);
+    // The plate's box: the upright box about its corners turned back.
+    let size = (img.width() as f32, img.height() as f32);
     let plate_back = |r: Rect| {
-        let (x0, y0) = (r.x as f32, r.y as f32);
-        let (x1, y1) = (x0 + r.width as f32, y0 + r.height as f32);
-        let corners = [(x0, y0), (x1, y0), (x0, y1), (x1, y1)].map(|(px, py)| turn_back(px, py));
-        let left = corners
-            .iter()
-            .map(|c| c.0)
-            .fold(f32::MAX, f32::min)
-            .max(0.0);
-        let top = corners
-            .iter()
-            .map(|c| c.1)
-            .fold(f32::MAX, f32::min)
-            .max(0.0);
-        let right = corners.iter().map(|c| c.0).fold(0.0, f32::max).min(iw);
-        let bottom = corners.iter().map(|c| c.1).fold(0.0, f32::max).min(ih);
+        let [left, top, w, h] = back.bounds(shifted(r), size);
         Rect::new(
             left as u32,
             top as u32,
-            (right - left).max(1.0) as u32,
-            (bottom - top).max(1.0) as u32,
+            w.max(1.0) as u32,
+            h.max(1.0) as u32,
         )
     };
     let best = group_rows(&cands)
@@ -1468,6 +1453,51 @@ fn read_level(
         })
         .max_by(|a, b| a.confidence.total_cmp(&b.confidence));
     Ok(best)
+}
+
+/// A turn of the plane by some degrees about a point, counter-clockwise on a picture (as
+/// OpenCV's `get_rotation_matrix_2d` turns one for a positive angle).
+#[derive(Debug, Clone, Copy)]
+pub struct Turn {
+    centre: (f32, f32),
+    cos: f32,
+    sin: f32,
+}
+
+impl Turn {
+    pub fn new(centre: (f32, f32), degrees: f32) -> Turn {
+        let (sin, cos) = degrees.to_radians().sin_cos();
+        Turn { centre, cos, sin }
+    }
+
+    /// Where the point `(x, y)` goes.
+    pub fn point(&self, x: f32, y: f32) -> (f32, f32) {
+        let (dx, dy) = (x - self.centre.0, y - self.centre.1);
+        (
+            self.centre.0 + self.cos * dx + self.sin * dy,
+            self.centre.1 - self.sin * dx + self.cos * dy,
+        )
+    }
+
+    /// The upright box `[x, y, width, height]` about the corners of `r` (the same) turned,
+    /// cut to a picture of `(width, height)`.
+    pub fn bounds(&self, [x, y, w, h]: [f32; 4], (width, height): (f32, f32)) -> [f32; 4] {
+        let corners =
+            [(x, y), (x + w, y), (x, y + h), (x + w, y + h)].map(|(px, py)| self.point(px, py));
+        let left = corners
+            .iter()
+            .map(|c| c.0)
+            .fold(f32::MAX, f32::min)
+            .max(0.0);
+        let top = corners
+            .iter()
+            .map(|c| c.1)
+            .fold(f32::MAX, f32::min)
+            .max(0.0);
+        let right = corners.iter().map(|c| c.0).fold(0.0, f32::max).min(width);
+        let bottom = corners.iter().map(|c| c.1).fold(0.0, f32::max).min(height);
+        [left, top, right - left, bottom - top]
+    }
 }
 
 /// The tilt of a row of glyphs in degrees (positive when it falls to the right), from the
@@ -1790,6 +1820,31 @@ mod tests {
         // A sure `1` there that lines up with its neighbour stays.
         let one = (Rect::new(197, 14, 5, 28), sure(1));
         assert_eq!(with(vec![one]).len(), 7);
+    }
+
+    #[test]
+    fn a_turn_is_counter_clockwise_on_the_picture() {
+        let close = |(a, b): (f32, f32), (c, d): (f32, f32)| (a - c).abs() + (b - d).abs() < 1e-3;
+        // A point right of the centre goes up (y grows downwards), and back again.
+        let t = Turn::new((5.0, 5.0), 90.0);
+        assert!(close(t.point(15.0, 5.0), (5.0, -5.0)));
+        assert!(close(
+            Turn::new((5.0, 5.0), -90.0).point(5.0, -5.0),
+            (15.0, 5.0)
+        ));
+        // A 10 px square turned 45 degrees about its centre spans its diagonal, cut to the
+        // picture.
+        let [x, y, w, h] =
+            Turn::new((20.0, 20.0), 45.0).bounds([15.0, 15.0, 10.0, 10.0], (100.0, 22.0));
+        let d = 10.0 * std::f32::consts::SQRT_2;
+        assert!(
+            (x - (20.0 - d / 2.0)).abs() < 1e-3 && (w - d).abs() < 1e-3,
+            "{x} {w}"
+        );
+        assert!(
+            (y - (20.0 - d / 2.0)).abs() < 1e-3 && (h - (22.0 - y)).abs() < 1e-3,
+            "{y} {h}"
+        );
     }
 
     #[test]
