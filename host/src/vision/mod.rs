@@ -1465,6 +1465,7 @@ pub struct Turn {
 }
 
 impl Turn {
+    /// A turn by `degrees` about `centre`.
     pub fn new(centre: (f32, f32), degrees: f32) -> Turn {
         let (sin, cos) = degrees.to_radians().sin_cos();
         Turn { centre, cos, sin }
