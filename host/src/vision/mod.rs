@@ -532,12 +532,7 @@ fn agrees(base: &PlateRead, other: &PlateRead) -> bool {
             x_overlap(&c.bounds, &g.bounds) as f32 > 0.4 * c.bounds.width.min(g.bounds.width) as f32
         });
         // A pixel's slack for boxes mapped back from a scaled picture.
-        let around = Rect::new(
-            g.bounds.x.saturating_sub(1),
-            g.bounds.y.saturating_sub(1),
-            g.bounds.width + 2,
-            g.bounds.height + 2,
-        );
+        let around = grown(g.bounds, 1);
         let part = |c: &CharRead| {
             c.bounds.width < g.bounds.width && within(&c.bounds, &around) && top(c).0 != top(g).0
         };
