@@ -336,7 +336,8 @@ fn cut(c: &Canvas, t: Rect, dark: bool) -> Option<[f32; PATCH_LEN]> {
     };
     let src = view_mat(&view)?;
     let block = ((gh as f32 * 1.2) as i32).max(9);
-    let bin = segment::binarise(&src, block, dark, segment::CONTRAST).ok()?;
+    let ink = segment::ink_contrast(&src, gh * 6, segment::CONTRAST).ok()?;
+    let bin = segment::binarise(&src, block, dark, &ink).ok()?;
     let blobs = segment::glyph_blobs(&bin, heights).ok()?;
     let (tcx, tcy) = (
         t.x as i32 + t.width as i32 / 2,

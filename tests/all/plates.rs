@@ -121,6 +121,34 @@ fn a_faint_plate_is_found_by_the_second_search() {
 }
 
 #[test]
+fn a_dim_plate_is_read_by_the_usual_search() {
+    // A US photo darkened as by an underexposed camera (its light at 0.6, its contrast cut to
+    // 0.7): ink a fixed number of gray levels from its surroundings broke the plate's 9 and 8
+    // apart (the row read 0YTB); ink measured against its neighbourhood's spread keeps them.
+    use prism::vision::{self, GrayImage, PlateOptions, Region};
+    let (mut photo, truth, plate) = labelled("us", "car14");
+    let luma = photo.plane_mut(0);
+    let mean = luma.iter().map(|&v| v as f64 * 0.6).sum::<f64>() / luma.len() as f64;
+    for v in luma.iter_mut() {
+        *v = (mean + (*v as f64 * 0.6 - mean) * 0.7).round() as u8;
+    }
+    let img = GrayImage::of_frame(&photo).unwrap();
+    let opts = PlateOptions {
+        region: Region::Us,
+        ..PlateOptions::default()
+    };
+    let usual: Vec<String> = vision::find_candidates(&img, &opts)
+        .unwrap()
+        .iter()
+        .filter_map(|c| vision::read_plate(&img, c, &opts).map(|r| r.text))
+        .collect();
+    assert!(usual.contains(&plate), "{usual:?}");
+    let events = detect(&photo, 3, r#"{"region": "us"}"#);
+    let best = event_on_plate(&events, truth, "us/car14 dimmed");
+    assert_eq!(best["plate"], plate.as_str(), "{events:?}");
+}
+
+#[test]
 fn dev_photos_read_to_the_exact_plate() {
     for (set, name) in [
         ("eu", "eu1"),

@@ -3,15 +3,17 @@
 //! A plate is, whatever the country, a short horizontal row of similar-height glyphs with a
 //! strong, even contrast to their background. The image is binarised with a local (adaptive)
 //! threshold at two neighbourhood sizes and both polarities (dark ink on a light plate and the
-//! reverse); connected components of the right shape become character candidates, and
-//! neighbours of similar height on a common baseline are chained into rows. Each row of 4+
-//! glyphs is a candidate; the reader later decides whether it says anything.
+//! reverse), ink measured against its neighbourhood's spread of gray levels so a dim plate
+//! binarises as a lit one does ([`ink_contrast`]); connected components of the right shape
+//! become character candidates, and neighbours of similar height on a common baseline are
+//! chained into rows. Each row of 4+ glyphs is a candidate; the reader later decides whether
+//! it says anything.
 //!
 //! Glyphs that touch a plate frame's border or lettering never pass as components: where the
 //! components found no text, `banded_rows` finds lines of text from their upright strokes
 //! and cuts the glyphs out of each line's band.
 
-use opencv::core::{CV_32S, Mat, ToInputArray};
+use opencv::core::{BORDER_REPLICATE, CV_8U, CV_32F, CV_32S, Mat, Size, ToInputArray};
 use opencv::imgproc;
 use opencv::prelude::*;
 
@@ -86,31 +88,80 @@ pub const MIN_GLYPHS: usize = 4;
 /// Most glyphs a row keeps (longer rows are text, not plates).
 pub const MAX_GLYPHS: usize = 12;
 
-/// Gray levels by which ink must differ from its neighbourhood's mean.
+/// Gray levels by which ink must differ from its neighbourhood's mean where the picture is
+/// lit ([`ink_contrast`]).
 pub const CONTRAST: f64 = 8.0;
 /// The same for plates in shade, at dusk or behind a dirty lens, whose strokes break apart at
 /// [`CONTRAST`]; it finds more clutter too, so it is for a second search (dark ink only, see
 /// [`find_rows`]).
 pub const FAINT: f64 = 4.0;
 
-/// Binary image of `img`: ink = 255. `block` is the odd neighbourhood size; ink differs from
-/// its neighbourhood's mean by more than `contrast` gray levels.
-pub fn binarise(src: &Mat, block: i32, dark: bool, contrast: f64) -> opencv::Result<Mat> {
-    let mut bin = Mat::default();
-    let (kind, c) = if dark {
-        (imgproc::THRESH_BINARY_INV, contrast)
-    } else {
-        (imgproc::THRESH_BINARY, -contrast)
-    };
-    imgproc::adaptive_threshold(
+/// A neighbourhood whose gray levels spread this much (standard deviation) or more is lit
+/// well enough for the search's full contrast: all but the dimmest tenth of the labelled
+/// plates in `../shared/data/alpr` spread more over a window about them (the middle half
+/// 31-65). Dimmer ones (an underexposed camera, a plate in shade) need less.
+const LIT_SPREAD: f32 = 20.0;
+/// The least share of the search's contrast ink needs, where its neighbourhood hardly spreads.
+const LEAST_SHARE: f32 = 0.4;
+
+/// The gray levels by which ink must differ from its neighbourhood's mean at each pixel of
+/// `src`: `contrast` where the `window`-wide neighbourhood spreads like a lit plate's
+/// ([`LIT_SPREAD`]), in proportion less where it spreads less (a plate in shade, at dusk, an
+/// underexposed camera: the strokes of a dim plate break apart at a daylight plate's
+/// contrast), down to [`LEAST_SHARE`] of it.
+pub fn ink_contrast(src: &Mat, window: i32, contrast: f64) -> opencv::Result<Mat> {
+    let size = Size::new(window | 1, window | 1);
+    let anchor = opencv::core::Point::new(-1, -1);
+    let (mut mean, mut square) = (Mat::default(), Mat::default());
+    imgproc::box_filter(src, &mut mean, CV_32F, size, anchor, true, BORDER_REPLICATE)?;
+    imgproc::sqr_box_filter(
         src,
-        &mut bin,
-        255.0,
-        imgproc::ADAPTIVE_THRESH_MEAN_C,
-        kind,
-        block | 1,
-        c,
+        &mut square,
+        CV_32F,
+        size,
+        anchor,
+        true,
+        BORDER_REPLICATE,
     )?;
+    let (m, q) = (mean.data_typed::<f32>()?, square.data_typed::<f32>()?);
+    let c = contrast as f32;
+    let mut levels = Mat::new_rows_cols_with_default(src.rows(), src.cols(), CV_8U, 0.into())?;
+    for ((l, &m), &q) in levels.data_bytes_mut()?.iter_mut().zip(m).zip(q) {
+        let spread = (q - m * m).max(0.0).sqrt();
+        // Rounded by adding a half (`f32::round` is a call, and the loop would not vectorise).
+        *l = (c * (spread / LIT_SPREAD).clamp(LEAST_SHARE, 1.0) + 0.5) as u8;
+    }
+    Ok(levels)
+}
+
+/// Binary image of `src`: ink = 255. `block` is the odd neighbourhood size; ink differs from
+/// its neighbourhood's mean by at least `contrast` gray levels (one value per pixel, see
+/// [`ink_contrast`]), darker than it for `dark` ink, lighter otherwise.
+pub fn binarise(src: &Mat, block: i32, dark: bool, contrast: &Mat) -> opencv::Result<Mat> {
+    let (w, h) = (src.cols() as usize, src.rows() as usize);
+    let mut mean = Mat::default();
+    let size = Size::new(block | 1, block | 1);
+    let anchor = opencv::core::Point::new(-1, -1);
+    imgproc::box_filter(src, &mut mean, -1, size, anchor, true, BORDER_REPLICATE)?;
+    let mut bin = Mat::new_rows_cols_with_default(h as i32, w as i32, CV_8U, 0.into())?;
+    let means = mean.data_bytes()?;
+    let contrast = contrast.data_bytes()?;
+    let out = bin.data_bytes_mut()?;
+    for y in 0..h {
+        let row = src.at_row::<u8>(y as i32)?;
+        let at = y * w..(y + 1) * w;
+        let (m, c, o) = (&means[at.clone()], &contrast[at.clone()], &mut out[at]);
+        // Branch-free, so the loop vectorises.
+        if dark {
+            for (((o, &v), &m), &c) in o.iter_mut().zip(row).zip(m).zip(c) {
+                *o = 255 * u8::from(u16::from(v) + u16::from(c) <= u16::from(m));
+            }
+        } else {
+            for (((o, &v), &m), &c) in o.iter_mut().zip(row).zip(m).zip(c) {
+                *o = 255 * u8::from(u16::from(v) > u16::from(m) + u16::from(c));
+            }
+        }
+    }
     Ok(bin)
 }
 
@@ -639,16 +690,18 @@ pub fn find_rows(
         blocks.push(large * 2);
     }
     // A search for faint ink looks for dark glyphs only (most plates; light glyphs on dark
-    // plates gained nothing there, for as much time again).
-    let polarities: &[bool] = if contrast < CONTRAST {
-        &[true]
-    } else {
-        &[true, false]
-    };
+    // plates gained nothing there, for as much time again), in the smallest neighbourhood
+    // only (the larger ones gained nothing either, for a tenth of a no-plate frame's time).
+    let faint = contrast < CONTRAST;
+    if faint {
+        blocks.truncate(1);
+    }
+    let polarities: &[bool] = if faint { &[true] } else { &[true, false] };
     let mut fine_dark = None;
+    let ink = ink_contrast(&src, large, contrast)?;
     for block in blocks {
         for &dark in polarities {
-            let bin = binarise(&src, block, dark, contrast)?;
+            let bin = binarise(&src, block, dark, &ink)?;
             let blobs = glyph_blobs(&bin, heights)?;
             rows.extend(rows_of(blobs, dark));
             if block == small && dark {
@@ -669,6 +722,46 @@ pub fn find_rows(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ink_needs_less_contrast_where_the_picture_is_dim() {
+        // Three bands of light vertical stripes 4 px wide on gray 100: 60 gray levels lighter
+        // (lit, a spread of 30), 12 (dim, 6) and 4 (nearly flat, 2).
+        let (w, h) = (60usize, 120usize);
+        let px: Vec<u8> = (0..w * h)
+            .map(|i| {
+                let (x, y) = (i % w, i / w);
+                100 + [60, 12, 4][y / 40] * u8::from(x / 4 % 2 == 0)
+            })
+            .collect();
+        let src = Mat::new_rows_cols_with_data(h as i32, w as i32, &px)
+            .unwrap()
+            .try_clone()
+            .unwrap();
+        let levels = ink_contrast(&src, 15, CONTRAST).unwrap();
+        let level = |y: usize| levels.data_bytes().unwrap()[y * w + w / 2];
+        // Lit: the full 8; dim: 8 x 6 / 20, raised to the least share (0.4 x 8 = 3.2), and the
+        // same for the flat band.
+        assert_eq!((level(20), level(60), level(100)), (8, 3, 3));
+        // The dim band's stripes are ink (6 above their neighbourhood's mean, where a lit
+        // plate's contrast would have lost them), the flat band's are not.
+        let bin = binarise(&src, 9, false, &levels).unwrap();
+        let ink = |y: usize| bin.data_bytes().unwrap()[y * w..(y + 1) * w].to_vec();
+        let stripes: Vec<u8> = (0..w).map(|x| 255 * u8::from(x / 4 % 2 == 0)).collect();
+        // (away from the sides, where the neighbourhood is the border repeated).
+        let inner = 4..w - 4;
+        assert_eq!(ink(20)[inner.clone()], stripes[inner.clone()]);
+        assert_eq!(ink(60)[inner.clone()], stripes[inner]);
+        assert!(ink(100).iter().all(|&v| v == 0));
+        // Middling: 20 lighter, a spread of 10: 8 x 10 / 20 = 4.
+        let px: Vec<u8> = px.iter().map(|&v| if v > 104 { 120 } else { v }).collect();
+        let src = Mat::new_rows_cols_with_data(h as i32, w as i32, &px)
+            .unwrap()
+            .try_clone()
+            .unwrap();
+        let levels = ink_contrast(&src, 15, CONTRAST).unwrap();
+        assert_eq!(levels.data_bytes().unwrap()[60 * w + w / 2], 4);
+    }
 
     fn blob(x: i32, y: i32, w: i32, h: i32) -> Blob {
         Blob {
