@@ -42,7 +42,7 @@ fn main() -> anyhow::Result<()> {
             let mut dim = Mat::default();
             photo.convert_to(&mut dim, -1, light * contrast, m * (1.0 - contrast))?;
             let name = s.image.file_name().context("a photo's name")?;
-            imgcodecs::imwrite(&target.join(name), &dim, &Vector::new())?;
+            imgcodecs::imwrite(target.join(name), &dim, &Vector::new())?;
             let b = s.truth;
             let label = format!(
                 "{}\t{}\t{}\t{}\t{}\t{}\n",
