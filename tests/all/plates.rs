@@ -80,29 +80,43 @@ fn detect(frame: &FrameBuf, frames: u64, config: &str) -> Vec<serde_json::Value>
     events
 }
 
+/// A dev photo darkened: its luma's `light` scaled, then its contrast about the mean cut to
+/// `contrast`.
+fn dimmed(set: &str, name: &str, light: f64, contrast: f64) -> (FrameBuf, [f64; 4], String) {
+    let (mut photo, truth, plate) = labelled(set, name);
+    let luma = photo.plane_mut(0);
+    let mean = luma.iter().map(|&v| v as f64 * light).sum::<f64>() / luma.len() as f64;
+    for v in luma.iter_mut() {
+        *v = (mean + (*v as f64 * light - mean) * contrast).round() as u8;
+    }
+    (photo, truth, plate)
+}
+
+/// The texts the usual search reads in `photo` (candidates read one by one, no second search).
+fn usual_search(photo: &FrameBuf, opts: &prism::vision::PlateOptions) -> Vec<String> {
+    use prism::vision::{self, GrayImage};
+    let img = GrayImage::of_frame(photo).unwrap();
+    vision::find_candidates(&img, opts)
+        .unwrap()
+        .iter()
+        .filter_map(|c| vision::read_plate(&img, c, opts).map(|r| r.text))
+        .collect()
+}
+
 #[test]
 fn a_faint_plate_is_found_by_the_second_search() {
     // The plate of eu1 with the picture's contrast cut to an eighth (dusk, shade, a dirty
     // lens): the usual search finds none of its glyphs, the faint-ink search reads it, through
     // the filter too.
     use prism::vision::{self, GrayImage, PlateOptions, Region};
-    let (mut photo, truth, plate) = labelled("eu", "eu1");
-    let luma = photo.plane_mut(0);
-    let mean = luma.iter().map(|&v| v as f64).sum::<f64>() / luma.len() as f64;
-    for v in luma.iter_mut() {
-        *v = (mean + (*v as f64 - mean) * 0.12).round() as u8;
-    }
-    let img = GrayImage::of_frame(&photo).unwrap();
+    let (photo, truth, plate) = dimmed("eu", "eu1", 1.0, 0.12);
     let opts = PlateOptions {
         region: Region::Eu,
         ..PlateOptions::default()
     };
-    let usual: Vec<String> = vision::find_candidates(&img, &opts)
-        .unwrap()
-        .iter()
-        .filter_map(|c| vision::read_plate(&img, c, &opts).map(|r| r.text))
-        .collect();
+    let usual = usual_search(&photo, &opts);
     assert!(!usual.contains(&plate), "{usual:?}");
+    let img = GrayImage::of_frame(&photo).unwrap();
     let reads = vision::detect_plates(&img, &opts).unwrap();
     let best = &reads[0];
     assert_eq!(best.text, plate, "{reads:?}");
@@ -125,23 +139,13 @@ fn a_dim_plate_is_read_by_the_usual_search() {
     // A US photo darkened as by an underexposed camera (its light at 0.6, its contrast cut to
     // 0.7): ink a fixed number of gray levels from its surroundings broke the plate's 9 and 8
     // apart (the row read 0YTB); ink measured against its neighbourhood's spread keeps them.
-    use prism::vision::{self, GrayImage, PlateOptions, Region};
-    let (mut photo, truth, plate) = labelled("us", "car14");
-    let luma = photo.plane_mut(0);
-    let mean = luma.iter().map(|&v| v as f64 * 0.6).sum::<f64>() / luma.len() as f64;
-    for v in luma.iter_mut() {
-        *v = (mean + (*v as f64 * 0.6 - mean) * 0.7).round() as u8;
-    }
-    let img = GrayImage::of_frame(&photo).unwrap();
+    use prism::vision::{PlateOptions, Region};
+    let (photo, truth, plate) = dimmed("us", "car14", 0.6, 0.7);
     let opts = PlateOptions {
         region: Region::Us,
         ..PlateOptions::default()
     };
-    let usual: Vec<String> = vision::find_candidates(&img, &opts)
-        .unwrap()
-        .iter()
-        .filter_map(|c| vision::read_plate(&img, c, &opts).map(|r| r.text))
-        .collect();
+    let usual = usual_search(&photo, &opts);
     assert!(usual.contains(&plate), "{usual:?}");
     let events = detect(&photo, 3, r#"{"region": "us"}"#);
     let best = event_on_plate(&events, truth, "us/car14 dimmed");
