@@ -139,6 +139,12 @@ pub fn ink_contrast(src: &Mat, window: i32, contrast: f64) -> opencv::Result<Mat
 /// [`ink_contrast`]), darker than it for `dark` ink, lighter otherwise.
 pub fn binarise(src: &Mat, block: i32, dark: bool, contrast: &Mat) -> opencv::Result<Mat> {
     let (w, h) = (src.cols() as usize, src.rows() as usize);
+    if contrast.size()? != src.size()? {
+        return Err(opencv::Error::new(
+            opencv::core::StsBadSize,
+            "one contrast per pixel of the picture",
+        ));
+    }
     let mut mean = Mat::default();
     let size = Size::new(block | 1, block | 1);
     let anchor = opencv::core::Point::new(-1, -1);
