@@ -336,7 +336,9 @@ fn cut(c: &Canvas, t: Rect, dark: bool) -> Option<[f32; PATCH_LEN]> {
     };
     let src = view_mat(&view)?;
     let block = ((gh as f32 * 1.2) as i32).max(9);
-    let ink = segment::ink_contrast(&src, gh * 6, segment::CONTRAST).ok()?;
+    // The spread is measured over the run-time search's larger neighbourhood.
+    let (_, window) = segment::neighbourhoods(heights);
+    let ink = segment::ink_contrast(&src, window, segment::CONTRAST).ok()?;
     let bin = segment::binarise(&src, block, dark, &ink).ok()?;
     let blobs = segment::glyph_blobs(&bin, heights).ok()?;
     let (tcx, tcy) = (

@@ -138,17 +138,28 @@ pub fn ink_contrast(src: &Mat, window: i32, contrast: f64) -> opencv::Result<Mat
 /// its neighbourhood's mean by at least `contrast` gray levels (one value per pixel, see
 /// [`ink_contrast`]), darker than it for `dark` ink, lighter otherwise.
 pub fn binarise(src: &Mat, block: i32, dark: bool, contrast: &Mat) -> opencv::Result<Mat> {
-    let (w, h) = (src.cols() as usize, src.rows() as usize);
-    if contrast.size()? != src.size()? {
-        return Err(opencv::Error::new(
-            opencv::core::StsBadSize,
-            "one contrast per pixel of the picture",
-        ));
-    }
+    threshold(src, &local_mean(src, block)?, dark, contrast)
+}
+
+/// The mean of the `block`-wide (odd) neighbourhood of each pixel of `src`.
+fn local_mean(src: &Mat, block: i32) -> opencv::Result<Mat> {
     let mut mean = Mat::default();
     let size = Size::new(block | 1, block | 1);
     let anchor = opencv::core::Point::new(-1, -1);
     imgproc::box_filter(src, &mut mean, -1, size, anchor, true, BORDER_REPLICATE)?;
+    Ok(mean)
+}
+
+/// [`binarise`] with the neighbourhood's mean given (one [`local_mean`] serves both
+/// polarities).
+fn threshold(src: &Mat, mean: &Mat, dark: bool, contrast: &Mat) -> opencv::Result<Mat> {
+    let (w, h) = (src.cols() as usize, src.rows() as usize);
+    if contrast.size()? != src.size()? || mean.size()? != src.size()? {
+        return Err(opencv::Error::new(
+            opencv::core::StsBadSize,
+            "one mean and one contrast per pixel of the picture",
+        ));
+    }
     let mut bin = Mat::new_rows_cols_with_default(h as i32, w as i32, CV_8U, 0.into())?;
     let means = mean.data_bytes()?;
     let contrast = contrast.data_bytes()?;
@@ -677,6 +688,13 @@ fn split_long(chain: Vec<Blob>) -> Vec<Vec<Blob>> {
         .collect()
 }
 
+/// The neighbourhood sizes [`find_rows`] binarises in for glyphs of `heights`: about one and
+/// several glyph heights wide (the larger one also measures the spread, [`ink_contrast`]).
+pub fn neighbourhoods(heights: HeightRange) -> (i32, i32) {
+    let small = ((heights.min as f32 * 1.2) as i32).max(9);
+    (small, heights.max.min(heights.min * 6).max(small + 10))
+}
+
 /// Candidate rows of `img` over the given glyph heights, binarised at `contrast` (see
 /// [`binarise`]).
 pub fn find_rows(
@@ -688,8 +706,7 @@ pub fn find_rows(
     let mut rows = Vec::new();
     // Neighbourhoods about one and several glyph heights wide: the first separates glyphs
     // that sit close to the plate's border, the others keep thick strokes whole.
-    let small = ((heights.min as f32 * 1.2) as i32).max(9);
-    let large = heights.max.min(heights.min * 6).max(small + 10);
+    let (small, large) = neighbourhoods(heights);
     let mut blocks = vec![small, large];
     // Large pictures hold large plates: a third neighbourhood for glyphs of 60 px and more.
     if heights.max >= 4 * large && src.rows() >= 720 {
@@ -706,8 +723,9 @@ pub fn find_rows(
     let mut fine_dark = None;
     let ink = ink_contrast(&src, large, contrast)?;
     for block in blocks {
+        let mean = local_mean(&src, block)?;
         for &dark in polarities {
-            let bin = binarise(&src, block, dark, &ink)?;
+            let bin = threshold(&src, &mean, dark, &ink)?;
             let blobs = glyph_blobs(&bin, heights)?;
             rows.extend(rows_of(blobs, dark));
             if block == small && dark {
