@@ -153,38 +153,79 @@ pub fn detection(payload: &Value) -> Option<Detection> {
     })
 }
 
-fn parse_label(txt: &Path, dir: &Path) -> anyhow::Result<Sample> {
+/// The picture formats a label's image may be in, when its line names no picture that exists.
+const PICTURE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "bmp", "JPG", "JPEG", "PNG", "BMP"];
+
+/// Reads a label: `NAME X Y W H PLATE` on its first line that holds anything. The name may
+/// hold spaces (the box is the first four numbers after it) and the plate spaces or dashes.
+/// `None` when the file is not a label (no picture beside it: notes, a README).
+fn parse_label(txt: &Path, dir: &Path) -> anyhow::Result<Option<Sample>> {
     let text = std::fs::read_to_string(txt)?;
-    // One plate per image: the first line that holds anything.
     let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
     let fields: Vec<&str> = line.split_whitespace().collect();
-    if fields.len() < 6 {
-        bail!("{}: expected 'NAME X Y W H PLATE'", txt.display());
-    }
-    let n = |i: usize| -> anyhow::Result<f64> {
-        fields[i]
-            .parse()
-            .with_context(|| format!("{}: field {} is not a number", txt.display(), i + 1))
+    let number = |f: &str| f.parse::<f64>().ok().filter(|v| v.is_finite());
+    let at = (1..=fields.len().saturating_sub(4))
+        .find(|&i| fields[i..i + 4].iter().all(|f| number(f).is_some()));
+    let image = at
+        .map(|i| dir.join(fields[..i].join(" ")))
+        .filter(|p| p.is_file())
+        .or_else(|| {
+            // A line naming its picture otherwise (another folder, a typo): the picture beside
+            // the label, of the same name.
+            let stem = txt.file_stem()?;
+            PICTURE_EXTENSIONS
+                .iter()
+                .map(|e| {
+                    let mut name = stem.to_os_string();
+                    name.push(".");
+                    name.push(e);
+                    dir.join(name)
+                })
+                .find(|p| p.is_file())
+        });
+    let Some(image) = image else {
+        if at.is_some() {
+            bail!("{}: no picture named by it or beside it", txt.display());
+        }
+        return Ok(None);
     };
-    Ok(Sample {
-        image: dir.join(fields[0]),
+    let Some(i) = at else {
+        bail!("{}: expected 'NAME X Y W H PLATE'", txt.display());
+    };
+    let n = |k: usize| number(fields[i + k]).unwrap_or_default();
+    let plate = fields[i + 4..].concat();
+    if plate.is_empty() {
+        bail!("{}: no plate text after the box", txt.display());
+    }
+    Ok(Some(Sample {
+        image,
         truth: BBox {
-            x: n(1)?,
-            y: n(2)?,
-            w: n(3)?,
-            h: n(4)?,
+            x: n(0),
+            y: n(1),
+            w: n(2),
+            h: n(3),
         },
-        plate: fields[5..].concat(),
-    })
+        plate,
+    }))
 }
 
 fn samples_in(dir: &Path) -> anyhow::Result<Vec<Sample>> {
     let mut txts: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+        .filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("txt")))
         .collect();
     txts.sort();
-    txts.iter().map(|t| parse_label(t, dir)).collect()
+    let mut samples = Vec::new();
+    for t in &txts {
+        match parse_label(t, dir)? {
+            Some(s) => samples.push(s),
+            None => eprintln!(
+                "{}: not a label (no picture beside it), skipped",
+                t.display()
+            ),
+        }
+    }
+    Ok(samples)
 }
 
 /// The sets under `dir`: each subfolder with labels, or `dir` itself.
@@ -350,14 +391,13 @@ enum Reader {
     Native,
 }
 
-/// The configuration given, else `{"region": SET}` for a set named `eu`, `us` or `br`, else
-/// `{"region": "auto"}`.
+/// The configuration given, else `{"region": SET}` for a set named `eu`, `us` or `br` (any
+/// case), else `{"region": "auto"}`.
 fn config_for(config: Option<&str>, set: &str) -> String {
-    let region = if ["eu", "us", "br"].contains(&set) {
-        set
-    } else {
-        "auto"
-    };
+    let region = set
+        .parse::<vision::Region>()
+        .unwrap_or(vision::Region::Auto)
+        .name();
     config
         .map(str::to_string)
         .unwrap_or_else(|| serde_json::json!({ "region": region }).to_string())
@@ -747,6 +787,39 @@ mod tests {
     }
 
     #[test]
+    fn labels_name_their_pictures_loosely() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = dir.path().join("EU");
+        std::fs::create_dir(&set).unwrap();
+        let write = |name: &str, text: &str| std::fs::write(set.join(name), text).unwrap();
+        // A line naming a picture that is not there: the one beside the label, of its name.
+        write("b.v2.png", "");
+        write("b.v2.txt", "elsewhere/b.jpg\t1\t2\t3\t4\tAB123\n");
+        // A name with spaces, a plate with a dash.
+        write("car one.jpg", "");
+        write("car one.txt", "car one.jpg  10 20.5 30 40  rk-262ah\n");
+        // Notes beside the labels are no label.
+        write("notes.txt", "taken on 2024-05-01 by camera 3\n");
+        let sets = load_sets(dir.path()).unwrap();
+        let samples = &sets["EU"];
+        assert_eq!(samples.len(), 2);
+        assert_eq!(samples[0].image, set.join("b.v2.png"));
+        assert_eq!(samples[0].plate, "AB123");
+        let s = &samples[1];
+        assert_eq!(
+            (s.image.clone(), s.plate.as_str()),
+            (set.join("car one.jpg"), "rk-262ah")
+        );
+        assert_eq!(
+            (s.truth.x, s.truth.y, s.truth.w, s.truth.h),
+            (10.0, 20.5, 30.0, 40.0)
+        );
+        // A set named after a region is read for it, whatever its case.
+        assert_eq!(config_for(None, "EU"), r#"{"region":"eu"}"#);
+        assert_eq!(config_for(None, "parking"), r#"{"region":"auto"}"#);
+    }
+
+    #[test]
     fn iou_of_boxes() {
         let a = BBox {
             x: 0.0,
@@ -823,6 +896,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let eu = dir.path().join("eu");
         std::fs::create_dir(&eu).unwrap();
+        std::fs::write(eu.join("a.jpg"), "").unwrap();
         std::fs::write(eu.join("a.txt"), "a.jpg\t396\t340\t203\t46\tM5XSX\n").unwrap();
         std::fs::create_dir(dir.path().join("empty")).unwrap();
         let sets = load_sets(dir.path()).unwrap();
@@ -832,6 +906,7 @@ mod tests {
         assert_eq!(s.truth.w, 203.0);
         assert_eq!(s.image, eu.join("a.jpg"));
         // Windows line ends, a blank line first and a second line: the first label counts.
+        std::fs::write(eu.join("c.jpg"), "").unwrap();
         std::fs::write(
             eu.join("c.txt"),
             "\r\nc.jpg 1 2 3 4 AB 12\r\nc.jpg 5 6 7 8 ZZ9\r\n",
@@ -839,7 +914,25 @@ mod tests {
         .unwrap();
         let c = &load_sets(dir.path()).unwrap()["eu"][1];
         assert_eq!((c.plate.as_str(), c.truth.x), ("AB12", 1.0));
-        std::fs::write(eu.join("bad.txt"), "b.jpg 1 2 x 4 P\n").unwrap();
-        assert!(load_sets(dir.path()).is_err());
+        // A box that is not four numbers, or no plate after it, is an error that names the
+        // label, not an image skipped.
+        std::fs::write(eu.join("bad.jpg"), "").unwrap();
+        std::fs::write(eu.join("bad.txt"), "bad.jpg 1 2 x 4 P\n").unwrap();
+        let err = load_sets(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("bad.txt") && err.contains("NAME X Y W H PLATE"),
+            "{err}"
+        );
+        std::fs::write(eu.join("bad.txt"), "bad.jpg 1 2 3 4\n").unwrap();
+        let err = load_sets(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("bad.txt") && err.contains("no plate"), "{err}");
+        // A label whose picture is nowhere.
+        std::fs::remove_file(eu.join("bad.jpg")).unwrap();
+        std::fs::write(eu.join("bad.txt"), "gone.jpg 1 2 3 4 P\n").unwrap();
+        let err = load_sets(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("bad.txt") && err.contains("no picture"),
+            "{err}"
+        );
     }
 }
