@@ -540,7 +540,7 @@ fn augment_real(
 
 /// Labelled glyphs of the real crops, split into (training, held out).
 fn real(dir: &Path, rng: &mut Rng, hold_out: bool) -> anyhow::Result<(Vec<Sample>, Vec<Sample>)> {
-    let held_out = |i: usize| hold_out && i.is_multiple_of(5);
+    let held_out = |i: usize| hold_out && classifier::held_out_crop(i);
     let csv = std::fs::read_to_string(dir.join("groundtruth.csv"))
         .with_context(|| format!("reading {}/groundtruth.csv", dir.display()))?;
     let (mut train, mut held) = (Vec::new(), Vec::new());

@@ -11,8 +11,13 @@
 //!
 //! The 751 crops are of many states and cars other than the photos', so a change to the
 //! reader that holds up here is not fitted to the photos. The classifier was trained on most of
-//! these glyphs, so read rates here are higher than on unseen plates; use the set to compare
-//! readers, not as an accuracy figure.
+//! these glyphs, so read rates over them all compare readers but are no accuracy figure;
+//! `--held-out` writes only the fifth of the crops its training kept out
+//! ([`held_out_crop`]), placed as in the full set: plates the classifier never saw.
+//!
+//! ```text
+//! cargo run --release -p prism --example plate_scenes -- ../shared/data/alpr/ocr-us /tmp/held --held-out
+//! ```
 
 use std::path::PathBuf;
 
@@ -20,7 +25,7 @@ use anyhow::{Context, bail};
 use opencv::core::{Mat, Rect as CvRect, Scalar, Size, Vector};
 use opencv::prelude::*;
 use opencv::{imgcodecs, imgproc};
-use prism::vision::classifier::Rng;
+use prism::vision::classifier::{Rng, held_out_crop};
 
 const WIDTH: i32 = 640;
 const HEIGHT: i32 = 480;
@@ -28,7 +33,12 @@ const HEIGHT: i32 = 480;
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let (Some(dir), Some(out)) = (args.next(), args.next()) else {
-        bail!("usage: plate_scenes CROPS_DIR OUT_DIR");
+        bail!("usage: plate_scenes CROPS_DIR OUT_DIR [--held-out]");
+    };
+    let only_held_out = match args.next().as_deref() {
+        None => false,
+        Some("--held-out") => true,
+        Some(other) => bail!("unknown option {other} (--held-out)"),
     };
     let (dir, out) = (PathBuf::from(dir), PathBuf::from(out).join("us"));
     std::fs::create_dir_all(&out)?;
@@ -36,7 +46,7 @@ fn main() -> anyhow::Result<()> {
         .with_context(|| format!("reading {}/groundtruth.csv", dir.display()))?;
     let mut rng = Rng::new(1);
     let mut n = 0;
-    for line in csv.lines() {
+    for (i, line) in csv.lines().enumerate() {
         let f: Vec<&str> = line.trim().split(',').collect();
         let [file, _state, plate] = f[..] else {
             continue;
@@ -65,6 +75,10 @@ fn main() -> anyhow::Result<()> {
         let mut scene = Mat::new_rows_cols_with_default(HEIGHT, WIDTH, small.typ(), fill)?;
         let x = 20 + rng.below((WIDTH - w - 40) as usize) as i32;
         let y = 100 + rng.below((HEIGHT - h - 140) as usize) as i32;
+        // Every crop draws its place, so the held-out ones sit where they do in the full set.
+        if only_held_out && !held_out_crop(i) {
+            continue;
+        }
         small.copy_to(&mut Mat::roi_mut(&mut scene, CvRect::new(x, y, w, h))?)?;
         let name = file.trim_end_matches(".png");
         let jpg = out.join(format!("{name}.jpg"));
