@@ -1156,20 +1156,15 @@ fn plates_at(
 /// Whether a row of glyphs `h` tall at `row`, read as `text`, in a frame of `(w, ht)` pixels
 /// is a camera's on-screen caption (date, time, camera name) rather than a plate: text tucked
 /// into a corner of the frame (less than a glyph's height from a side, and from the top or
-/// bottom), which may also be a plate cut by two sides of the frame, and digits only (a date,
-/// a time) anywhere along the top or bottom.
+/// bottom), which may also be a plate cut by two sides of the frame, and digits with at most
+/// two letters among them (a date, a time) anywhere along the top or bottom.
 fn is_caption(row: Rect, h: f32, text: &str, (w, ht): (f32, f32)) -> bool {
     let vertical = (row.y as f32) < 0.75 * h || (row.y + row.height) as f32 + 0.75 * h > ht;
     let horizontal = (row.x as f32) < h || (row.x + row.width) as f32 + h > w;
-    // A format may have made a digit of a date its look-alike letter (`4O51405`).
-    let letters = text
-        .bytes()
-        .filter(|b| !b.is_ascii_digit())
-        .collect::<Vec<_>>();
-    let digits = matches!(
-        letters[..],
-        [] | [b'O' | b'D' | b'Q' | b'I' | b'Z' | b'S' | b'B' | b'G']
-    );
+    // A format may have made a digit or two of a date or a time letters (`4O51405`, and
+    // `28 11:08:05` read as `BT10805` where European plates have letters).
+    let letters = text.bytes().filter(|b| !b.is_ascii_digit()).count();
+    let digits = letters <= 2 && 2 * letters < text.len();
     vertical && (horizontal || digits)
 }
 
@@ -1593,7 +1588,22 @@ mod tests {
             "4O51405",
             frame
         ));
+        // A date and time read with letters where European plates have them.
+        assert!(is_caption(Rect::new(55, 2, 66, 15), 15.0, "BT10805", frame));
         assert!(!is_caption(Rect::new(400, 2, 120, 18), 18.0, "CAM2", frame));
+        // As many letters as digits, or more than two, are a plate cut by the frame's top.
+        assert!(!is_caption(
+            Rect::new(400, 2, 120, 18),
+            18.0,
+            "BOB12",
+            frame
+        ));
+        assert!(!is_caption(
+            Rect::new(400, 2, 120, 18),
+            18.0,
+            "ABC1234",
+            frame
+        ));
         assert!(!is_caption(
             Rect::new(400, 2, 120, 18),
             18.0,
