@@ -330,6 +330,8 @@ fn bench_plates_scores_a_folder_as_json() {
             .arg(dir.path());
         if native {
             cmd.arg("--native");
+        } else {
+            cmd.arg("--approach");
         }
         let out = cmd.output().unwrap();
         assert!(
@@ -351,7 +353,30 @@ fn bench_plates_scores_a_folder_as_json() {
         ] {
             assert!(eu[key].is_number(), "{key}: {v}");
         }
+        // Through the filter, each photo is also a clip closing in on its plate: eu1's is
+        // found and, by the end, read exactly.
+        let clips = &v["approach"]["eu"];
+        if native {
+            assert!(clips.is_null(), "{v}");
+            continue;
+        }
+        assert_eq!(clips["clips"], 2, "{v}");
+        assert!(clips["found_pct"].as_f64().unwrap() >= 50.0, "{v}");
+        assert!(clips["last_pct"].as_f64().unwrap() >= 50.0, "{v}");
+        assert!(clips["right_at_px_p50"].as_f64().unwrap() > 0.0, "{v}");
     }
+}
+
+#[test]
+fn bench_plates_clips_need_the_filter() {
+    let out = std::process::Command::new(prism_bin())
+        .args(["bench", "plates", "--native", "--approach", "--data"])
+        .arg(alpr())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--approach runs the filter"), "{stderr}");
 }
 
 #[test]

@@ -5,10 +5,15 @@
 //! `{"plate": "M5XSX", "confidence": 0.93, "box": {"x", "y", "width", "height"}, "region": "eu",
 //!   "frames": 3}`
 //!
+//! A plate first read far away may have lost a glyph too small to read (`627WW` for `627WWI`):
+//! when more readings of it, closer, agree on another text, one more event gives that text
+//! with `"corrects": "627WW"`, at most once per text an appearance was reported as.
+//!
 //! It draws the plate's box and text on the picture (`overlay`). A reading joins the nearest
 //! track less than a box away, one reading per track; a confident reading of a far different
-//! text where a reported plate was starts a new track; a text is not reported again until
-//! [`REPEAT_US`] after it was last seen.
+//! text where a reported plate was starts a new track (a part of the plate's text, or the text
+//! with look-alikes, is not far different: [`part_distance`]); a text is not reported again
+//! until [`REPEAT_US`] after it was last seen.
 //!
 //! Configuration (every key optional):
 //! `{"region": "auto|eu|us|br", "plate_width_pct": 0, "min_confidence": 0.5, "overlay": true,
@@ -41,6 +46,8 @@ const VOTE_FLOOR: f32 = 0.25;
 /// A reading this confident of a text far from a reported plate's, where that plate was, is
 /// another plate.
 const DIFFERENT_PLATE: f32 = 0.5;
+/// How many times more the readings must favour a text over the one reported to correct it.
+const CORRECTION_MARGIN: f32 = 2.0;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -114,7 +121,11 @@ struct Track {
     hits: u32,
     confidence_sum: f32,
     last_seen_us: u64,
+    /// The text last reported for this plate.
     reported: Option<String>,
+    /// Every text reported for this plate, and how sure the last one was.
+    said: Vec<String>,
+    sureness: f32,
 }
 
 impl Track {
@@ -129,6 +140,8 @@ impl Track {
             confidence_sum: 0.0,
             last_seen_us: now,
             reported: None,
+            said: Vec::new(),
+            sureness: 0.0,
         };
         t.vote(read, now);
         t
@@ -193,6 +206,26 @@ impl Track {
         let mean = self.confidence_sum / self.hits.max(1) as f32;
         Some((text, (agreement * mean).clamp(0.0, 1.0), readings))
     }
+
+    /// Whether the readings favour `new` over `old` by [`CORRECTION_MARGIN`]: readings of its
+    /// length over readings of the other's, or, as long, readings of each symbol where they
+    /// differ (a glyph the frames read either way, an `8` or a `0`, corrects nothing).
+    fn outvotes(&self, new: &str, old: &str) -> bool {
+        let (n, o) = (new.chars().count(), old.chars().count());
+        if n != o {
+            let sum = |len| self.lengths.get(&len).map_or(0.0, |l| l.0);
+            return sum(n) >= CORRECTION_MARGIN * sum(o);
+        }
+        let Some(tops) = self.tops.get(&n) else {
+            return false;
+        };
+        let read = |top: &BTreeMap<char, f32>, c| top.get(&c).copied().unwrap_or(0.0);
+        new.chars()
+            .zip(old.chars())
+            .zip(tops)
+            .filter(|((a, b), _)| a != b)
+            .all(|((a, b), top)| read(top, a) >= CORRECTION_MARGIN * read(top, b))
+    }
 }
 
 #[derive(Serialize)]
@@ -211,6 +244,9 @@ struct PlateDetected<'a> {
     bounds: BoxJson,
     region: &'a str,
     frames: u32,
+    /// The text this plate was reported as before, when this event corrects it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    corrects: Option<&'a str>,
 }
 
 /// The filter and its state.
@@ -244,20 +280,33 @@ fn centre(r: &Rect) -> (f32, f32) {
     )
 }
 
-/// Edits (insertions, deletions, substitutions) from `a` to `b`.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
+/// Symbols a small or blurred glyph is read as for one another.
+const LOOK_ALIKES: [&str; 6] = ["0ODQ", "1IJLT", "8B", "5S", "2Z", "6G"];
+
+fn look_alike(a: char, b: char) -> bool {
+    a == b || LOOK_ALIKES.iter().any(|g| g.contains(a) && g.contains(b))
+}
+
+/// Edits (insertions, deletions, substitutions of other than a look-alike) from the shorter
+/// of `a` and `b` to the part of the longer it matches best: a plate read in part (a glyph
+/// lost at either end, a stray one added) or from afar (`WO53QII` for `WQ53011`) is a few
+/// edits from the whole plate, another plate about as many as its glyphs.
+fn part_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    // Row `i`: the edits from `short[..i]` to the best part of `long` ending at each place;
+    // a part may start anywhere (row 0 all zeros) and end anywhere (the last row's least).
+    let mut row = vec![0; long.len() + 1];
+    for (i, &cs) in short.iter().enumerate() {
         let mut diagonal = row[0];
         row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let substituted = diagonal + usize::from(ca != cb);
+        for (j, &cl) in long.iter().enumerate() {
+            let substituted = diagonal + usize::from(!look_alike(cs, cl));
             diagonal = row[j + 1];
             row[j + 1] = substituted.min(row[j] + 1).min(row[j + 1] + 1);
         }
     }
-    row[b.len()]
+    row.into_iter().min().unwrap_or(0)
 }
 
 impl Track {
@@ -276,7 +325,8 @@ impl Track {
         let (dx, dy) = ((ax - bx).abs() / w, (ay - by).abs() / h);
         let near = overlap(a, b) > 0.2 || similar && dx <= 1.0 && dy <= 1.0;
         let other = self.reported.as_ref().is_some_and(|r| {
-            read.confidence >= DIFFERENT_PLATE && 2 * edit_distance(r, &read.text) > r.len()
+            let shorter = r.chars().count().min(read.text.chars().count());
+            read.confidence >= DIFFERENT_PLATE && 2 * part_distance(r, &read.text) > shorter
         });
         (near && !other).then_some(dx + dy)
     }
@@ -330,19 +380,39 @@ impl PlateDetector {
             .retain(|(_, at)| now.saturating_sub(*at) <= REPEAT_US);
     }
 
+    /// Reports each plate whose readings agree well enough, and corrects a reported plate
+    /// whose readings have come to agree on another text, no shorter, surer and clearly
+    /// favoured ([`Track::outvotes`]): a glyph lost or misread while the plate was small, read
+    /// once it came closer (a shorter text is a plate read in part, as it leaves or in poor
+    /// light).
     fn report(&mut self, now: u64) -> Result<()> {
+        let confirm = self.config.confirm_frames;
         for t in &mut self.tracks {
-            if t.reported.is_some() || t.hits < self.config.confirm_frames {
+            if t.hits < confirm {
                 continue;
             }
             let Some((text, confidence, readings)) = t.consensus() else {
                 continue;
             };
-            if confidence < self.config.min_confidence || readings < self.config.confirm_frames {
+            if confidence < self.config.min_confidence || readings < confirm {
                 continue;
             }
+            let corrects = match &t.reported {
+                None => None,
+                Some(before)
+                    if t.said.contains(&text)
+                        || text.len() < before.len()
+                        || confidence < t.sureness
+                        || !t.outvotes(&text, before) =>
+                {
+                    continue;
+                }
+                Some(before) => Some(before.clone()),
+            };
             if self.recent.iter().any(|(r, _)| *r == text) {
+                t.said.push(text.clone());
                 t.reported = Some(text);
+                t.sureness = confidence;
                 continue;
             }
             // Marked reported once the event is out: a refused event is tried again.
@@ -359,10 +429,13 @@ impl PlateDetector {
                     },
                     region: t.region.name(),
                     frames: t.hits,
+                    corrects: corrects.as_deref(),
                 },
             )?;
             self.recent.push((text.clone(), now));
+            t.said.push(text.clone());
             t.reported = Some(text);
+            t.sureness = confidence;
         }
         Ok(())
     }
@@ -524,6 +597,51 @@ mod tests {
         assert_eq!(f.recent.len(), 1);
     }
 
+    #[test]
+    fn a_glyph_lost_far_away_is_corrected_once_the_plate_is_near() {
+        use prism_filter_sdk::testing::Harness;
+        let mut h = Harness::<PlateDetector>::new();
+        // Three readings while the plate is small lose its last glyph; closer, it reads whole.
+        let mut frames = vec![vec![read("627WW", 0.9, 10)]; 3];
+        frames.extend(vec![vec![read("627WWI", 0.95, 10)]; 8]);
+        run(h.filter(), 0, &frames);
+        let events = h.take_events();
+        let plates: Vec<_> = events
+            .iter()
+            .map(|(_, e)| (e["plate"].as_str(), e["corrects"].as_str()))
+            .collect();
+        assert_eq!(
+            plates,
+            [(Some("627WW"), None), (Some("627WWI"), Some("627WW"))]
+        );
+        assert_eq!(h.filter().tracks[0].reported.as_deref(), Some("627WWI"));
+        // Readings of the far text again (the car driving off) do not report it again.
+        run(h.filter(), 400_000, &vec![vec![read("627WW", 0.9, 10)]; 8]);
+        assert_eq!(h.filter().tracks[0].consensus().unwrap().0, "627WW");
+        assert!(h.take_events().is_empty());
+    }
+
+    #[test]
+    fn a_glyph_read_either_way_corrects_nothing() {
+        use prism_filter_sdk::testing::Harness;
+        let mut h = Harness::<PlateDetector>::new();
+        // An `8` the frames read as a `0` as often as not.
+        let frames: Vec<Vec<PlateRead>> = (0..12)
+            .map(|i| vec![read(["PUT6858", "PUT6850"][i % 2], 0.85, 10)])
+            .collect();
+        run(h.filter(), 0, &frames);
+        assert_eq!(h.take_events().len(), 1);
+        // Read one way from then on, it is corrected.
+        run(
+            h.filter(),
+            400_000,
+            &vec![vec![read("PUT6850", 0.9, 10)]; 10],
+        );
+        let events = h.take_events();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].1["plate"], "PUT6850");
+    }
+
     /// Feeds `reads` per detection, 33 ms apart from `start_us`, reporting after each.
     fn run(f: &mut PlateDetector, start_us: u64, frames: &[Vec<PlateRead>]) {
         for (i, reads) in frames.iter().enumerate() {
@@ -579,10 +697,13 @@ mod tests {
         );
         let texts: Vec<_> = f.recent.iter().map(|(t, _)| t.as_str()).collect();
         assert_eq!(texts, ["AB123", "XY789"]);
-        // A misread glyph of the same plate is the same plate.
+        // A misread glyph of the same plate is the same plate, and so is part of it (a glyph
+        // lost at an end, one misread).
         let before = f.tracks.len();
         run(&mut f, 200_000, &[vec![read("XY780", 0.9, 12)]]);
+        run(&mut f, 250_000, &[vec![read("Y78", 0.9, 12)]]);
         assert_eq!(f.tracks.len(), before);
+        assert_eq!(f.recent.len(), 2);
     }
 
     #[test]
@@ -637,11 +758,19 @@ mod tests {
     }
 
     #[test]
-    fn edit_distances() {
-        assert_eq!(edit_distance("M5XSX", "M5XSX"), 0);
-        assert_eq!(edit_distance("M5XSX", "BM5DXSX"), 2);
-        assert_eq!(edit_distance("AB123", "XY789"), 5);
-        assert_eq!(edit_distance("", "AB"), 2);
+    fn part_distances() {
+        assert_eq!(part_distance("M5XSX", "M5XSX"), 0);
+        // A glyph added at the front and one misread.
+        assert_eq!(part_distance("M5XSX", "BM5DXSX"), 1);
+        // The first four glyphs of a plate, one misread, either way round.
+        assert_eq!(part_distance("WQ53011", "WX53"), 1);
+        assert_eq!(part_distance("WX53", "WQ53011"), 1);
+        // Look-alikes cost nothing.
+        assert_eq!(part_distance("WQ53011", "W053"), 0);
+        assert_eq!(part_distance("WQ53011", "WO53QII"), 0);
+        assert_eq!(part_distance("AB123", "XY746"), 5);
+        assert_eq!(part_distance("XY78", "AB123"), 3);
+        assert_eq!(part_distance("", "AB"), 0);
     }
 
     #[test]

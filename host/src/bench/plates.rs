@@ -13,6 +13,10 @@
 //! confident detected box's text equals the plate (upper case, spaces and dashes removed);
 //! lenient = the same with the letter O and the digit 0 as one; every other box is a false
 //! detection.
+//!
+//! `--approach` also runs each photo as a clip closing in on its plate (see [`approach`]).
+//!
+//! [`approach`]: super::approach
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,6 +27,7 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::approach::{self, ApproachReport};
 use super::stats::percentile;
 use crate::config::RuntimeConfig;
 use crate::media::{Decoder, scale_frame};
@@ -320,6 +325,9 @@ pub struct PlatesBench {
     /// The glyph classifier alone: microseconds per glyph, over the glyphs the reader cuts
     /// from the first photo (one core).
     pub classifier_us_per_glyph: Option<f64>,
+    /// Per set, with `--approach`: each photo as a clip closing in on its plate.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub approach: BTreeMap<String, ApproachReport>,
 }
 
 /// Frames per second on a 640x480 stream, one core.
@@ -427,6 +435,33 @@ impl Reader {
         Ok(ms)
     }
 
+    /// The `PlateDetected` payloads of a stream through one instance, with their times.
+    fn events(&self, frames: &[FrameBuf], config: &str) -> anyhow::Result<Vec<(Value, u64)>> {
+        let Reader::Wasm { runtime, loaded } = self else {
+            bail!("clips need the filter (it follows plates across frames), not the native core");
+        };
+        let (sink, events) = EventSink::channel(1024);
+        let mut instance = runtime.instantiate(loaded, Some(sink))?;
+        instance.configure(config)?;
+        for (i, f) in frames.iter().enumerate() {
+            instance.process(&mut f.clone(), i as u64 * approach::FRAME_US);
+        }
+        let mut out = Vec::new();
+        while let Ok(event) = events.try_recv() {
+            if let FilterEvent::Event {
+                name,
+                payload,
+                pts_us,
+                ..
+            } = event
+                && name == "PlateDetected"
+            {
+                out.push((payload, pts_us.unwrap_or(0)));
+            }
+        }
+        Ok(out)
+    }
+
     fn format(&self) -> PixelFormat {
         match self {
             Reader::Wasm { loaded, .. } => loaded.info.format,
@@ -506,13 +541,15 @@ impl Reader {
     }
 }
 
-/// Runs `filter` (or, with `native`, the native core) over the sets in `data`.
+/// Runs `filter` (or, with `native`, the native core) over the sets in `data`, and with
+/// `clips` over each photo as a clip closing in on its plate.
 pub fn measure(
     filter: &Path,
     data: &Path,
     max_size: Option<(u32, u32)>,
     config: Option<&str>,
     native: bool,
+    clips: bool,
 ) -> anyhow::Result<PlatesBench> {
     let sets = load_sets(data)?;
     let reader = if native {
@@ -594,6 +631,32 @@ pub fn measure(
             video_no_plate = Some(video_case(&reader, &photo, &config)?);
         }
     }
+    let mut approach = BTreeMap::new();
+    if clips {
+        for (set, samples) in &sets {
+            let config = config_for(config, set);
+            let mut scores = Vec::new();
+            for sample in samples {
+                let mut decoder = Decoder::open(&sample.image, reader.format())?;
+                let photo = decoder.next_frame()?.context("a picture")?.buf;
+                let (frames, truth): (Vec<FrameBuf>, Vec<BBox>) =
+                    approach::clip(&photo, sample.truth)?.into_iter().unzip();
+                let events = reader.events(&frames, &config)?;
+                let s = approach::score(&events, &truth, &sample.plate);
+                if std::env::var_os("PRISM_BENCH_VERBOSE").is_some() {
+                    eprintln!(
+                        "{set} {} truth={} clip={:?} elsewhere={}",
+                        sample.image.display(),
+                        sample.plate,
+                        s.on_plate,
+                        s.elsewhere
+                    );
+                }
+                scores.push((s, sample.plate.clone()));
+            }
+            approach.insert(set.clone(), approach::report(&scores));
+        }
+    }
     Ok(PlatesBench {
         filter: reader.name(),
         max_size,
@@ -601,6 +664,7 @@ pub fn measure(
         video,
         video_no_plate,
         classifier_us_per_glyph,
+        approach,
     })
 }
 
@@ -688,6 +752,36 @@ fn print_table(b: &PlatesBench) {
             );
         }
     }
+    if b.approach.is_empty() {
+        return;
+    }
+    println!("  clips closing in on each plate (640x480, 0.2x to 1x of the photo):");
+    println!(
+        "  {:<8} {:>6} {:>7} {:>7} {:>7} {:>9} {:>11} {:>10} {:>12}",
+        "set",
+        "clips",
+        "found",
+        "first",
+        "last",
+        "last O=0",
+        "events/pl.",
+        "elsewhere",
+        "right at px"
+    );
+    for (set, a) in &b.approach {
+        println!(
+            "  {set:<8} {:>6} {:>6.1}% {:>6.1}% {:>6.1}% {:>8.1}% {:>11.2} {:>10.2} {:>12}",
+            a.clips,
+            a.found_pct,
+            a.first_pct,
+            a.last_pct,
+            a.last_lenient_pct,
+            a.events_per_plate,
+            a.elsewhere_per_clip,
+            a.right_at_px_p50
+                .map_or_else(|| "-".into(), |w| format!("{w:.0}"))
+        );
+    }
 }
 
 /// Time through the WASM filter over time through the native core, per set (ms p50) and for
@@ -716,21 +810,35 @@ fn overhead(wasm: &PlatesBench, native: &PlatesBench) -> BTreeMap<String, f64> {
     out
 }
 
-/// Runs and prints. With `compare`, the WASM filter and the native core both run and the
-/// WASM overhead is printed as a ratio (`wasm_over_native` in JSON).
+/// What `prism bench plates` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measured {
+    /// The WASM filter.
+    Filter,
+    /// The native core directly.
+    Native,
+    /// Both, with the WASM filter's time over the native core's (`wasm_over_native` in JSON).
+    Both,
+}
+
+/// Runs and prints; with `clips`, also each photo as a clip closing in on its plate.
 pub fn run(
     filter: &Path,
     data: &Path,
     max_size: Option<(u32, u32)>,
     config: Option<&str>,
-    native: bool,
-    compare: bool,
+    measured: Measured,
+    clips: bool,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     crate::media::init()?;
-    let b = measure(filter, data, max_size, config, native && !compare)?;
-    let baseline = if compare {
-        Some(measure(filter, data, max_size, config, true)?)
+    if clips && measured == Measured::Native {
+        bail!("--approach runs the filter (it follows plates across frames): drop --native");
+    }
+    let native = measured == Measured::Native;
+    let b = measure(filter, data, max_size, config, native, clips)?;
+    let baseline = if measured == Measured::Both {
+        Some(measure(filter, data, max_size, config, true, false)?)
     } else {
         None
     };

@@ -169,6 +169,9 @@ pub enum BenchCommand {
         /// Measure both and print the WASM filter's time over the native core's.
         #[arg(long)]
         compare: bool,
+        /// Also run each photo as a 640x480 clip closing in on its plate, through the filter.
+        #[arg(long)]
+        approach: bool,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -263,14 +266,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
             native,
             compare,
+            approach,
             json,
         }) => bench::plates::run(
             &filter.unwrap_or_else(|| default_filters_dir().join("platedetector.wasm")),
             &data,
             max_size,
             config.as_deref(),
-            native,
-            compare,
+            match (compare, native) {
+                (true, _) => bench::plates::Measured::Both,
+                (false, true) => bench::plates::Measured::Native,
+                (false, false) => bench::plates::Measured::Filter,
+            },
+            approach,
             json,
         ),
         Command::Bench(BenchCommand::Registry { json, filters }) => {
