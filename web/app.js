@@ -34,6 +34,7 @@ function addEvent(list, html, limit = 50) {
   li.innerHTML = html;
   list.prepend(li);
   while (list.children.length > limit) list.lastChild.remove();
+  return li;
 }
 
 const escape = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -43,7 +44,12 @@ function onFilterEvent(data, type) {
   if (type === 'PlateDetected') {
     const conf = data.confidence != null ? `${Math.round(data.confidence * 100)}%` : '';
     const thumb = data.box ? thumbnail(data.box) : '';
-    addEvent($('plates'), `${thumb}<span class="plate">${escape(data.plate)}</span><span>${conf}</span><time>${time}</time>`);
+    // A correction (a plate first read from afar) replaces the reading it corrects.
+    const was = data.corrects ? [...$('plates').children].find((li) => li.dataset.plate === data.corrects) : null;
+    if (was) was.remove();
+    const note = data.corrects ? `<span class="muted">was ${escape(data.corrects)}</span>` : '';
+    const li = addEvent($('plates'), `${thumb}<span class="plate">${escape(data.plate)}</span>${note}<span>${conf}</span><time>${time}</time>`);
+    li.dataset.plate = data.plate;
   } else if (!['MediaFlowInStateChanged', 'MediaFlowOutStateChanged', 'ElementConnected'].includes(type)) {
     const detail = type === 'Error' ? data.description : JSON.stringify(data, (k, v) => (['source', 'tags', 'timestamp', 'timestampMillis', 'type'].includes(k) ? undefined : v));
     addEvent($('events'), `<strong>${escape(type)}</strong> <span class="muted">${escape(detail).slice(0, 200)}</span><time>${time}</time>`);

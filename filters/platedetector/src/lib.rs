@@ -5,9 +5,11 @@
 //! `{"plate": "M5XSX", "confidence": 0.93, "box": {"x", "y", "width", "height"}, "region": "eu",
 //!   "frames": 3}`
 //!
-//! A plate first read far away may have lost a glyph too small to read (`627WW` for `627WWI`):
-//! when more readings of it, closer, agree on another text, one more event gives that text
-//! with `"corrects": "627WW"`, at most once per text an appearance was reported as.
+//! A plate coming closer whose glyphs are still too small to read well waits up to a second to
+//! be read larger (reported as it leaves if it goes sooner); one reported from afar that lost
+//! a glyph (`627WW` for `627WWI`) is corrected when more readings of it, closer, clearly favour
+//! another text: one more event gives that text with `"corrects": "627WW"`, at most once per
+//! text an appearance was reported as.
 //!
 //! It draws the plate's box and text on the picture (`overlay`). A reading joins the nearest
 //! track less than a box away, one reading per track; a confident reading of a far different
@@ -46,6 +48,13 @@ const VOTE_FLOOR: f32 = 0.25;
 /// A reading this confident of a text far from a reported plate's, where that plate was, is
 /// another plate.
 const DIFFERENT_PLATE: f32 = 0.5;
+/// Glyphs this tall (pixels) are read about as well as they can be.
+const LEGIBLE_GLYPH: u32 = 12;
+/// How long a plate whose glyphs are smaller waits, while it grows (comes closer), before it
+/// is reported.
+const SMALL_WAIT_US: u64 = 1_000_000;
+/// A plate whose box is this many times as wide as when it was first seen is growing.
+const GROWING: f32 = 1.03;
 /// How many times more the readings must favour a text over the one reported to correct it.
 const CORRECTION_MARGIN: f32 = 2.0;
 
@@ -121,6 +130,13 @@ struct Track {
     hits: u32,
     confidence_sum: f32,
     last_seen_us: u64,
+    /// When the track began, and its first box's width.
+    since_us: u64,
+    first_width: u32,
+    /// The last reading's median glyph height, pixels, and whether any reading's glyphs were
+    /// [`LEGIBLE_GLYPH`].
+    glyph_height: u32,
+    legible: bool,
     /// The text last reported for this plate.
     reported: Option<String>,
     /// Every text reported for this plate, and how sure the last one was.
@@ -139,6 +155,10 @@ impl Track {
             hits: 0,
             confidence_sum: 0.0,
             last_seen_us: now,
+            since_us: now,
+            first_width: read.bounds.width,
+            glyph_height: 0,
+            legible: false,
             reported: None,
             said: Vec::new(),
             sureness: 0.0,
@@ -147,12 +167,33 @@ impl Track {
         t
     }
 
+    /// Whether the plate is growing (coming closer): its box wider than when first seen.
+    fn growing(&self) -> bool {
+        self.bounds.width as f32 > GROWING * self.first_width as f32
+    }
+
     fn vote(&mut self, read: &PlateRead, now: u64) {
         self.bounds = read.bounds;
         self.last_seen_us = now;
+        let mut heights: Vec<u32> = read.chars.iter().map(|c| c.bounds.height).collect();
+        heights.sort_unstable();
+        self.glyph_height = heights
+            .get(heights.len() / 2)
+            .copied()
+            .unwrap_or(LEGIBLE_GLYPH);
         if read.confidence < VOTE_FLOOR {
             return;
         }
+        // A plate coming closer that waited unreported for its glyphs to grow legible is
+        // read afresh from then on: its small glyphs were often misread.
+        let legible = self.glyph_height >= LEGIBLE_GLYPH;
+        if legible && !self.legible && self.reported.is_none() && self.growing() {
+            self.votes.clear();
+            self.tops.clear();
+            self.lengths.clear();
+            (self.hits, self.confidence_sum) = (0, 0.0);
+        }
+        self.legible |= legible;
         self.hits += 1;
         self.confidence_sum += read.confidence;
         self.region = read.region;
@@ -254,6 +295,8 @@ struct PlateDetected<'a> {
 pub struct PlateDetector {
     config: Config,
     tracks: Vec<Track>,
+    /// Tracks that ended unreported since the last report.
+    leaving: Vec<Track>,
     /// Texts reported recently, with when.
     recent: Vec<(String, u64)>,
     frames: u64,
@@ -332,13 +375,75 @@ impl Track {
     }
 }
 
+/// Reports `t` (or corrects it, see [`PlateDetector::report`]) if its readings agree well
+/// enough, unless its text was reported recently.
+fn announce(
+    t: &mut Track,
+    config: &Config,
+    recent: &mut Vec<(String, u64)>,
+    now: u64,
+) -> Result<()> {
+    let confirm = config.confirm_frames;
+    if t.hits < confirm {
+        return Ok(());
+    }
+    let Some((text, confidence, readings)) = t.consensus() else {
+        return Ok(());
+    };
+    if confidence < config.min_confidence || readings < confirm {
+        return Ok(());
+    }
+    let corrects = match &t.reported {
+        None => None,
+        Some(before)
+            if t.said.contains(&text)
+                || text.len() < before.len()
+                || confidence < t.sureness
+                || !t.outvotes(&text, before) =>
+        {
+            return Ok(());
+        }
+        Some(before) => Some(before.clone()),
+    };
+    if !recent.iter().any(|(r, _)| *r == text) {
+        // Marked reported once the event is out: a refused event is tried again.
+        emit(
+            "PlateDetected",
+            &PlateDetected {
+                plate: &text,
+                confidence,
+                bounds: BoxJson {
+                    x: t.bounds.x,
+                    y: t.bounds.y,
+                    width: t.bounds.width,
+                    height: t.bounds.height,
+                },
+                region: t.region.name(),
+                frames: t.hits,
+                corrects: corrects.as_deref(),
+            },
+        )?;
+        recent.push((text.clone(), now));
+    }
+    t.said.push(text.clone());
+    t.reported = Some(text);
+    t.sureness = confidence;
+    Ok(())
+}
+
 impl PlateDetector {
     /// Gives each reading to the nearest track that can be its plate (one reading per track,
     /// the most confident readings choosing first), or to a new track; a new track beyond
     /// [`MAX_TRACKS`] replaces the one seen least recently.
     fn update(&mut self, reads: &[PlateRead], now: u64) {
-        self.tracks
-            .retain(|t| now.saturating_sub(t.last_seen_us) <= TRACK_TIMEOUT_US);
+        // Plates that left before they were reported (a small plate waiting to come closer)
+        // are reported as they go.
+        let (gone, kept): (Vec<Track>, Vec<Track>) = std::mem::take(&mut self.tracks)
+            .into_iter()
+            .partition(|t| now.saturating_sub(t.last_seen_us) > TRACK_TIMEOUT_US);
+        self.tracks = kept;
+        self.leaving
+            .extend(gone.into_iter().filter(|t| t.reported.is_none()));
         let mut order: Vec<&PlateRead> = reads.iter().collect();
         order.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
         let mut taken = vec![false; self.tracks.len()];
@@ -364,7 +469,10 @@ impl PlateDetector {
                 && let Some(oldest) =
                     (0..self.tracks.len()).min_by_key(|&i| self.tracks[i].last_seen_us)
             {
-                self.tracks.remove(oldest);
+                let stale = self.tracks.remove(oldest);
+                if stale.reported.is_none() {
+                    self.leaving.push(stale);
+                }
             }
             self.tracks.push(track);
         }
@@ -380,62 +488,25 @@ impl PlateDetector {
             .retain(|(_, at)| now.saturating_sub(*at) <= REPEAT_US);
     }
 
-    /// Reports each plate whose readings agree well enough, and corrects a reported plate
-    /// whose readings have come to agree on another text, no shorter, surer and clearly
-    /// favoured ([`Track::outvotes`]): a glyph lost or misread while the plate was small, read
-    /// once it came closer (a shorter text is a plate read in part, as it leaves or in poor
-    /// light).
+    /// Reports each plate whose readings agree well enough (a plate whose glyphs are under
+    /// [`LEGIBLE_GLYPH`] and that grows, coming closer, first waits up to [`SMALL_WAIT_US`]
+    /// to be read larger; one that leaves meanwhile is reported as it goes), and corrects a
+    /// reported plate whose readings have come to agree on another text, no shorter, surer
+    /// and clearly favoured ([`Track::outvotes`]): a glyph lost or misread while the plate was
+    /// small, read once it came closer (a shorter text is a plate read in part, as it leaves
+    /// or in poor light).
     fn report(&mut self, now: u64) -> Result<()> {
-        let confirm = self.config.confirm_frames;
         for t in &mut self.tracks {
-            if t.hits < confirm {
-                continue;
+            let waiting = t.reported.is_none()
+                && t.glyph_height < LEGIBLE_GLYPH
+                && t.growing()
+                && now.saturating_sub(t.since_us) < SMALL_WAIT_US;
+            if !waiting {
+                announce(t, &self.config, &mut self.recent, now)?;
             }
-            let Some((text, confidence, readings)) = t.consensus() else {
-                continue;
-            };
-            if confidence < self.config.min_confidence || readings < confirm {
-                continue;
-            }
-            let corrects = match &t.reported {
-                None => None,
-                Some(before)
-                    if t.said.contains(&text)
-                        || text.len() < before.len()
-                        || confidence < t.sureness
-                        || !t.outvotes(&text, before) =>
-                {
-                    continue;
-                }
-                Some(before) => Some(before.clone()),
-            };
-            if self.recent.iter().any(|(r, _)| *r == text) {
-                t.said.push(text.clone());
-                t.reported = Some(text);
-                t.sureness = confidence;
-                continue;
-            }
-            // Marked reported once the event is out: a refused event is tried again.
-            emit(
-                "PlateDetected",
-                &PlateDetected {
-                    plate: &text,
-                    confidence,
-                    bounds: BoxJson {
-                        x: t.bounds.x,
-                        y: t.bounds.y,
-                        width: t.bounds.width,
-                        height: t.bounds.height,
-                    },
-                    region: t.region.name(),
-                    frames: t.hits,
-                    corrects: corrects.as_deref(),
-                },
-            )?;
-            self.recent.push((text.clone(), now));
-            t.said.push(text.clone());
-            t.reported = Some(text);
-            t.sureness = confidence;
+        }
+        for mut t in std::mem::take(&mut self.leaving) {
+            announce(&mut t, &self.config, &mut self.recent, now)?;
         }
         Ok(())
     }
@@ -497,6 +568,7 @@ impl Filter for PlateDetector {
         // and what was reported belong to the old one.
         if now < self.last_us {
             self.tracks.clear();
+            self.leaving.clear();
             self.recent.clear();
         }
         self.last_us = now;
@@ -640,6 +712,55 @@ mod tests {
         let events = h.take_events();
         assert_eq!(events.len(), 1, "{events:?}");
         assert_eq!(events[0].1["plate"], "PUT6850");
+    }
+
+    /// `read` of a plate `width` pixels wide with glyphs `glyph` pixels tall.
+    fn sized(text: &str, confidence: f32, width: u32, glyph: u32) -> PlateRead {
+        let mut r = read(text, confidence, 10);
+        r.bounds.width = width;
+        for c in &mut r.chars {
+            c.bounds.height = glyph;
+        }
+        r
+    }
+
+    #[test]
+    fn a_small_plate_coming_closer_waits_to_be_read_larger() {
+        use prism_filter_sdk::testing::Harness;
+        let mut h = Harness::<PlateDetector>::new();
+        // Growing from 40 px with 8 px glyphs, read without its last glyph, until its glyphs
+        // are 12 px tall (frame 8) and read whole.
+        let frames: Vec<Vec<PlateRead>> = (0..12u32)
+            .map(|i| match 8 + i / 2 {
+                g if g < LEGIBLE_GLYPH => vec![sized("627WW", 0.9, 40 + 3 * i, g)],
+                g => vec![sized("627WWI", 0.9, 40 + 3 * i, g)],
+            })
+            .collect();
+        run(h.filter(), 0, &frames);
+        let events = h.take_events();
+        let plates: Vec<_> = events.iter().map(|(_, e)| e["plate"].clone()).collect();
+        assert_eq!(plates, ["627WWI"], "{events:?}");
+    }
+
+    #[test]
+    fn a_small_plate_that_stays_or_leaves_is_reported() {
+        use prism_filter_sdk::testing::Harness;
+        // The same size frame after frame (a still, a parked car): reported at once.
+        let mut h = Harness::<PlateDetector>::new();
+        run(h.filter(), 0, &vec![vec![sized("AB123", 0.9, 40, 8)]; 2]);
+        assert_eq!(h.take_events().len(), 1);
+        // Growing, then gone before its glyphs grew legible or a second passed: reported
+        // when its track ends.
+        let mut h = Harness::<PlateDetector>::new();
+        let frames: Vec<Vec<PlateRead>> = (0..5)
+            .map(|i| vec![sized("XY789", 0.9, 40 + 3 * i, 8)])
+            .collect();
+        run(h.filter(), 0, &frames);
+        assert!(h.take_events().is_empty());
+        run(h.filter(), 2_000_000, &[vec![]]);
+        let events = h.take_events();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].1["plate"], "XY789");
     }
 
     /// Feeds `reads` per detection, 33 ms apart from `start_us`, reporting after each.

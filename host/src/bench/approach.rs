@@ -1,11 +1,12 @@
 //! `prism bench plates --approach`: the plate filter on live video, where a plate comes closer
 //! frame by frame. Each labelled photo becomes a 640x480 clip whose view closes in on its
-//! plate, from a fifth of the photo's scale to the full one (a car driving up to a camera),
-//! and the clip runs through one filter instance, as a stream would. Scored per clip from the
-//! `PlateDetected` events on the plate (a box with IoU > 0.4 against the plate in that frame):
-//! whether the first one read the plate, whether the last one did (a filter may correct a
-//! plate it first read from afar), how many there were, how many events fell elsewhere, and
-//! how wide the plate was when it was first reported right.
+//! plate in two seconds, from a fifth of the photo's scale to the full one, then stands still
+//! for one (a car driving up to a barrier), and the clip runs through one filter instance, as
+//! a stream would. Scored per clip from the `PlateDetected` events on the plate (a box with
+//! IoU > 0.4 against the plate in that frame): whether the first one read the plate, whether
+//! the last one did (a filter may correct a plate it first read from afar), how many there
+//! were, how many events fell elsewhere, and how wide the plate was when it was first
+//! reported right.
 
 use serde::Serialize;
 
@@ -14,8 +15,10 @@ use super::stats::percentile;
 use crate::media::scale_frame;
 use prism_frame::FrameBuf;
 
-/// Frames of a clip (two seconds at 30 frames/s).
+/// Frames of a clip closing in (two seconds at 30 frames/s).
 pub const FRAMES: u32 = 60;
+/// Frames the clip then stands still (a car stopped at a barrier: one second).
+pub const STILL: u32 = 30;
 /// Time between frames, µs.
 pub const FRAME_US: u64 = 33_333;
 /// The clip's first and last scale: picture pixels per photo pixel.
@@ -27,10 +30,11 @@ const SIZE: (u32, u32) = (640, 480);
 /// box in it.
 pub fn clip(photo: &FrameBuf, truth: BBox) -> anyhow::Result<Vec<(FrameBuf, BBox)>> {
     let (cx, cy) = (truth.x + truth.w / 2.0, truth.y + truth.h / 2.0);
-    (0..FRAMES)
+    (0..FRAMES + STILL)
         .map(|k| {
             // Scale grows geometrically: the plate comes closer at an even pace.
-            let z = ZOOM.0 * (ZOOM.1 / ZOOM.0).powf(f64::from(k) / f64::from(FRAMES - 1));
+            let t = f64::from(k.min(FRAMES - 1)) / f64::from(FRAMES - 1);
+            let z = ZOOM.0 * (ZOOM.1 / ZOOM.0).powf(t);
             let w = ((f64::from(photo.width()) * z).round() as u32).max(2) & !1;
             let h = ((f64::from(photo.height()) * z).round() as u32).max(2) & !1;
             let scaled = scale_frame(photo, w, h).map_err(anyhow::Error::msg)?;
@@ -203,8 +207,9 @@ mod tests {
             h: 50.0,
         };
         let frames = clip(&photo, truth).unwrap();
-        assert_eq!(frames.len(), FRAMES as usize);
+        assert_eq!(frames.len(), (FRAMES + STILL) as usize);
         let (first, last) = (&frames[0], &frames[FRAMES as usize - 1]);
+        assert_eq!(frames.last().unwrap().1, last.1);
         assert!((first.1.w - 20.0).abs() < 0.5, "{:?}", first.1);
         assert!((last.1.w - 100.0).abs() < 0.5, "{:?}", last.1);
         for (f, b) in [first, last] {

@@ -755,7 +755,9 @@ fn print_table(b: &PlatesBench) {
     if b.approach.is_empty() {
         return;
     }
-    println!("  clips closing in on each plate (640x480, 0.2x to 1x of the photo):");
+    println!(
+        "  clips closing in on each plate (640x480, 0.2x to 1x of the photo in 2 s, then 1 s still):"
+    );
     println!(
         "  {:<8} {:>6} {:>7} {:>7} {:>7} {:>9} {:>11} {:>10} {:>12}",
         "set",
