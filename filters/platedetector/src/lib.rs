@@ -19,11 +19,13 @@
 //!
 //! Configuration (every key optional):
 //! `{"region": "auto|eu|us|br", "plate_width_pct": 0, "min_confidence": 0.5, "overlay": true,
-//!   "detect_every": 1, "confirm_frames": 2}`
+//!   "detect_every": 1, "confirm_frames": 2, "corrections": true}`
 //! * `plate_width_pct`: expected plate width as a percentage of the frame width (Kurento's
 //!   `setPlateWidthPercentage`), 0 = any size;
 //! * `detect_every`: run detection on one frame in N (tracks carry the boxes in between);
 //! * `confirm_frames`: readings of a plate needed before it is reported;
+//! * `corrections`: whether a reported plate may be corrected (`false`: strictly one event per
+//!   appearance, the first reading);
 //! * `min_confidence`: how sure a plate must be to be reported (its readings' mean confidence
 //!   times how far they agree); readings under 0.25 never vote, so a threshold under 0.25
 //!   acts as 0.25.
@@ -67,6 +69,7 @@ struct Config {
     overlay: bool,
     detect_every: u32,
     confirm_frames: u32,
+    corrections: bool,
 }
 
 impl Default for Config {
@@ -78,6 +81,7 @@ impl Default for Config {
             overlay: true,
             detect_every: 1,
             confirm_frames: 2,
+            corrections: true,
         }
     }
 }
@@ -396,7 +400,8 @@ fn announce(
     let corrects = match &t.reported {
         None => None,
         Some(before)
-            if t.said.contains(&text)
+            if !config.corrections
+                || t.said.contains(&text)
                 || text.len() < before.len()
                 || confidence < t.sureness
                 || !t.outvotes(&text, before) =>
@@ -551,7 +556,8 @@ impl Filter for PlateDetector {
 "min_confidence":{"type":"number","minimum":0,"maximum":1},
 "overlay":{"type":"boolean"},
 "detect_every":{"type":"integer","minimum":1,"maximum":30},
-"confirm_frames":{"type":"integer","minimum":1,"maximum":30}}}"#,
+"confirm_frames":{"type":"integer","minimum":1,"maximum":30},
+"corrections":{"type":"boolean"}}}"#,
             )
     }
 
@@ -691,6 +697,13 @@ mod tests {
         run(h.filter(), 400_000, &vec![vec![read("627WW", 0.9, 10)]; 8]);
         assert_eq!(h.filter().tracks[0].consensus().unwrap().0, "627WW");
         assert!(h.take_events().is_empty());
+        // Without corrections, the first reading stands.
+        let mut h = Harness::<PlateDetector>::new();
+        h.configure(r#"{"corrections": false}"#).unwrap();
+        run(h.filter(), 0, &frames);
+        let events = h.take_events();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].1["plate"], "627WW");
     }
 
     #[test]
@@ -908,6 +921,7 @@ mod tests {
             r#"{"min_confidence": 2}"#,
             r#"{"detect_every": 0}"#,
             r#"{"colour": "red"}"#,
+            r#"{"corrections": "yes"}"#,
         ] {
             assert!(f.configure(bad).is_err(), "{bad}");
         }
