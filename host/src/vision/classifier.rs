@@ -247,8 +247,20 @@ impl Cnn {
     /// Class probabilities of one patch: the first network's, or, where it is unsure of a
     /// symbol (no class [`PEERS_UNLESS_SURE`] and not likely noise), the mean of every
     /// network's. Networks trained alike from other seeds err on different glyphs, and their
-    /// mean errs less than any one of them; asked only then, they cost little time.
+    /// mean errs less than any one of them; asked only then, they cost little time. Within
+    /// [`remembering`], a patch classified before is not classified again.
     pub fn classify(&self, patch: &[f32; PATCH_LEN]) -> [f32; CLASSES] {
+        let net = self as *const Cnn as usize;
+        if let Some(p) = MEMO.with(|m| m.borrow().recall(net, patch)) {
+            return p;
+        }
+        let p = self.classify_fresh(patch);
+        MEMO.with(|m| m.borrow_mut().keep(net, patch, p));
+        p
+    }
+
+    /// [`Cnn::classify`] without the memo.
+    fn classify_fresh(&self, patch: &[f32; PATCH_LEN]) -> [f32; CLASSES] {
         let mut p = self.classify_alone(patch);
         let unsure = p.iter().copied().fold(0.0, f32::max) < PEERS_UNLESS_SURE
             && p[NOISE] < PEERS_UNLESS_NOISE;
@@ -425,6 +437,75 @@ impl Cnn {
         };
         Ok((net, rest))
     }
+}
+
+/// Classifications remembered while a picture is searched ([`remembering`]), per network and
+/// patch: the reader cuts the same glyph box several times over (once per threshold that
+/// finds it, again to fill a gap or to read a row closer): about one in nine patches of a
+/// search of the dev photos is one it classified already.
+#[derive(Default)]
+struct Memo {
+    /// Nested [`remembering`] calls under way.
+    depth: usize,
+    /// By a hash of the patch: what each patch of that hash was classified as.
+    seen: std::collections::HashMap<u64, Vec<Remembered>>,
+}
+
+/// A network (its address), a patch and its probabilities.
+type Remembered = (usize, Box<[f32; PATCH_LEN]>, [f32; CLASSES]);
+
+thread_local! {
+    static MEMO: std::cell::RefCell<Memo> = std::cell::RefCell::new(Memo::default());
+}
+
+/// FNV-1a over the patch's bits.
+fn patch_hash(patch: &[f32; PATCH_LEN]) -> u64 {
+    patch.iter().fold(0xcbf2_9ce4_8422_2325, |h, v| {
+        (h ^ u64::from(v.to_bits())).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+impl Memo {
+    fn recall(&self, net: usize, patch: &[f32; PATCH_LEN]) -> Option<[f32; CLASSES]> {
+        if self.depth == 0 {
+            return None;
+        }
+        self.seen
+            .get(&patch_hash(patch))?
+            .iter()
+            .find(|(n, p, _)| *n == net && **p == *patch)
+            .map(|(_, _, probs)| *probs)
+    }
+
+    fn keep(&mut self, net: usize, patch: &[f32; PATCH_LEN], probs: [f32; CLASSES]) {
+        if self.depth > 0 {
+            self.seen
+                .entry(patch_hash(patch))
+                .or_default()
+                .push((net, Box::new(*patch), probs));
+        }
+    }
+}
+
+/// Runs `f` (one picture's search) with [`Cnn::classify`] remembering what it classified, on
+/// this thread, until `f` returns.
+pub fn remembering<T>(f: impl FnOnce() -> T) -> T {
+    /// Forgets when the outermost call ends, even by a panic.
+    struct Forget;
+    impl Drop for Forget {
+        fn drop(&mut self) {
+            MEMO.with(|m| {
+                let mut m = m.borrow_mut();
+                m.depth -= 1;
+                if m.depth == 0 {
+                    m.seen.clear();
+                }
+            });
+        }
+    }
+    MEMO.with(|m| m.borrow_mut().depth += 1);
+    let _forget = Forget;
+    f()
 }
 
 fn softmax(v: &mut [f32]) {
@@ -693,6 +774,36 @@ mod tests {
         }
         let b = SYMBOLS[best(&m.classify(&bar))];
         assert!(b"1IJLT".contains(&b), "{}", b as char);
+    }
+
+    #[test]
+    fn a_search_remembers_what_it_classified_and_forgets_after() {
+        let m = Cnn::builtin();
+        let mut patch = [0f32; PATCH_LEN];
+        for (i, v) in patch.iter_mut().enumerate() {
+            *v = ((i * 7) % 11) as f32 / 10.0;
+        }
+        let fresh = m.classify(&patch);
+        let remembered = |patch: &[f32; PATCH_LEN]| {
+            MEMO.with(|s| s.borrow().recall(m as *const Cnn as usize, patch))
+        };
+        let (first, again, inside) = remembering(|| {
+            let first = m.classify(&patch);
+            let again = m.classify(&patch);
+            // Nested searches share what the outer one remembers.
+            let inside = remembering(|| remembered(&patch));
+            (first, again, inside)
+        });
+        assert_eq!(first, fresh);
+        assert_eq!(again, fresh);
+        assert_eq!(inside, Some(fresh));
+        // A patch that differs in one value was not classified.
+        let mut other = patch;
+        other[3] += 0.5;
+        assert_eq!(remembering(|| remembered(&other)), None);
+        // Outside a search nothing is kept.
+        assert_eq!(remembered(&patch), None);
+        assert!(MEMO.with(|s| s.borrow().seen.is_empty()));
     }
 
     #[test]

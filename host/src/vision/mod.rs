@@ -1044,6 +1044,10 @@ fn stripe_penalty(glyphs: &[Rect], text: &str) -> f32 {
 /// ([`DEFAULT_MIN_CONFIDENCE`]), the picture is searched again for fainter ink (a plate in
 /// shade, at dusk, behind a dirty lens), and the better readings of both searches are kept.
 pub fn detect_plates(img: &GrayImage<'_>, opts: &PlateOptions) -> opencv::Result<Vec<PlateRead>> {
+    classifier::remembering(|| search_plates(img, opts))
+}
+
+fn search_plates(img: &GrayImage<'_>, opts: &PlateOptions) -> opencv::Result<Vec<PlateRead>> {
     let found = plates_at(img, opts, segment::CONTRAST)?;
     if found.iter().any(|r| r.confidence >= DEFAULT_MIN_CONFIDENCE) {
         return Ok(found);
