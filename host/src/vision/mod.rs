@@ -1572,62 +1572,32 @@ mod tests {
     #[test]
     fn captions_are_told_from_plates_by_place_and_text() {
         let frame = (1280.0, 720.0);
-        // A date along the top, anywhere along it; a name only in a corner.
-        assert!(is_caption(
-            Rect::new(400, 2, 120, 18),
-            18.0,
-            "20240514",
-            frame
-        ));
-        assert!(is_caption(
-            Rect::new(400, 700, 120, 18),
-            18.0,
-            "1230",
-            frame
-        ));
-        // A date a European format read with a letter `O` for a `0`.
-        assert!(is_caption(
-            Rect::new(400, 2, 120, 18),
-            18.0,
-            "4O51405",
-            frame
-        ));
-        // A date and time read with letters where European plates have them.
-        assert!(is_caption(Rect::new(55, 2, 66, 15), 15.0, "BT10805", frame));
-        assert!(!is_caption(Rect::new(400, 2, 120, 18), 18.0, "CAM2", frame));
-        // As many letters as digits, or more than two, are a plate cut by the frame's top.
-        assert!(!is_caption(
-            Rect::new(400, 2, 120, 18),
-            18.0,
-            "BOB12",
-            frame
-        ));
-        assert!(!is_caption(
-            Rect::new(400, 2, 120, 18),
-            18.0,
-            "ABC1234",
-            frame
-        ));
-        assert!(!is_caption(
-            Rect::new(400, 2, 120, 18),
-            18.0,
-            "4O5B40A",
-            frame
-        ));
-        assert!(is_caption(Rect::new(4, 2, 120, 18), 18.0, "CAM2", frame));
-        // Plates away from the edges, digits or not.
-        assert!(!is_caption(
-            Rect::new(400, 300, 120, 30),
-            30.0,
-            "1049338",
-            frame
-        ));
-        assert!(!is_caption(
-            Rect::new(4, 300, 120, 30),
-            30.0,
-            "ABC123",
-            frame
-        ));
+        let top = Rect::new(400, 2, 120, 18);
+        let cases = [
+            // A date along the top, anywhere along it (or the bottom); a name only in a corner.
+            (top, 18.0, "20240514", true),
+            (Rect::new(400, 700, 120, 18), 18.0, "1230", true),
+            // A date a European format read with a letter `O` for a `0`.
+            (top, 18.0, "4O51405", true),
+            // A date and time read with letters where European plates have them.
+            (Rect::new(55, 2, 66, 15), 15.0, "BT10805", true),
+            (top, 18.0, "CAM2", false),
+            (Rect::new(4, 2, 120, 18), 18.0, "CAM2", true),
+            // As many letters as digits, or more than two, are a plate cut by the frame's top.
+            (top, 18.0, "BOB12", false),
+            (top, 18.0, "ABC1234", false),
+            (top, 18.0, "4O5B40A", false),
+            // Plates away from the edges, digits or not.
+            (Rect::new(400, 300, 120, 30), 30.0, "1049338", false),
+            (Rect::new(4, 300, 120, 30), 30.0, "ABC123", false),
+        ];
+        for (row, h, text, caption) in cases {
+            assert_eq!(
+                is_caption(row, h, text, frame),
+                caption,
+                "{text} at {row:?}"
+            );
+        }
     }
 
     #[test]
