@@ -5,11 +5,11 @@
 //! `{"plate": "M5XSX", "confidence": 0.93, "box": {"x", "y", "width", "height"}, "region": "eu",
 //!   "frames": 3}`
 //!
-//! A plate coming closer whose glyphs are still too small to read well waits up to a second to
-//! be read larger (reported as it leaves if it goes sooner); one reported from afar that lost
-//! a glyph (`627WW` for `627WWI`) is corrected when more readings of it, closer, clearly favour
-//! another text: one more event gives that text with `"corrects": "627WW"`, at most once per
-//! text an appearance was reported as.
+//! A plate coming closer whose glyphs are still too small to read well waits up to half a
+//! second to be read larger (reported as it leaves if it goes sooner); one reported from afar
+//! that lost a glyph (`627WW` for `627WWI`) is corrected when more readings of it, closer,
+//! clearly favour another text: one more event gives that text with `"corrects": "627WW"`, at
+//! most once per text an appearance was reported as.
 //!
 //! It draws the plate's box and text on the picture (`overlay`). A reading joins the nearest
 //! track less than a box away, one reading per track; a confident reading of a far different
@@ -54,7 +54,7 @@ const DIFFERENT_PLATE: f32 = 0.5;
 const LEGIBLE_GLYPH: u32 = 12;
 /// How long a plate whose glyphs are smaller waits, while it grows (comes closer), before it
 /// is reported.
-const SMALL_WAIT_US: u64 = 1_000_000;
+const SMALL_WAIT_US: u64 = 500_000;
 /// A plate whose box is this many times as wide as when it was first seen is growing.
 const GROWING: f32 = 1.03;
 /// How many times more the readings must favour a text over the one reported to correct it.
