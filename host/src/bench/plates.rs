@@ -446,20 +446,7 @@ impl Reader {
         for (i, f) in frames.iter().enumerate() {
             instance.process(&mut f.clone(), i as u64 * approach::FRAME_US);
         }
-        let mut out = Vec::new();
-        while let Ok(event) = events.try_recv() {
-            if let FilterEvent::Event {
-                name,
-                payload,
-                pts_us,
-                ..
-            } = event
-                && name == "PlateDetected"
-            {
-                out.push((payload, pts_us.unwrap_or(0)));
-            }
-        }
-        Ok(out)
+        Ok(plate_events(&events))
     }
 
     fn format(&self) -> PixelFormat {
@@ -492,15 +479,10 @@ impl Reader {
                         ms = t.elapsed().as_secs_f64() * 1000.0;
                     }
                 }
-                let mut detections = Vec::new();
-                while let Ok(event) = events.try_recv() {
-                    if let FilterEvent::Event { name, payload, .. } = event
-                        && name == "PlateDetected"
-                        && let Some(d) = detection(&payload)
-                    {
-                        detections.push(d);
-                    }
-                }
+                let detections = plate_events(&events)
+                    .iter()
+                    .filter_map(|(payload, _)| detection(payload))
+                    .collect();
                 Ok((detections, ms))
             }
             Reader::Native => {
@@ -539,6 +521,24 @@ impl Reader {
             }
         }
     }
+}
+
+/// The `PlateDetected` payloads waiting in `events`, with their frames' times.
+fn plate_events(events: &std::sync::mpsc::Receiver<FilterEvent>) -> Vec<(Value, u64)> {
+    let mut out = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        if let FilterEvent::Event {
+            name,
+            payload,
+            pts_us,
+            ..
+        } = event
+            && name == "PlateDetected"
+        {
+            out.push((payload, pts_us.unwrap_or(0)));
+        }
+    }
+    out
 }
 
 /// Runs `filter` (or, with `native`, the native core) over the sets in `data`, and with
