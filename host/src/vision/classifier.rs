@@ -250,12 +250,15 @@ impl Cnn {
     /// mean errs less than any one of them; asked only then, they cost little time. Within
     /// [`remembering`], a patch classified before is not classified again.
     pub fn classify(&self, patch: &[f32; PATCH_LEN]) -> [f32; CLASSES] {
-        let net = self as *const Cnn as usize;
-        if let Some(p) = MEMO.with(|m| m.borrow().recall(net, patch)) {
+        if MEMO.with(|m| m.borrow().depth == 0) {
+            return self.classify_fresh(patch);
+        }
+        let (net, hash) = (self as *const Cnn as usize, patch_hash(patch));
+        if let Some(p) = MEMO.with(|m| m.borrow().recall(hash, net, patch)) {
             return p;
         }
         let p = self.classify_fresh(patch);
-        MEMO.with(|m| m.borrow_mut().keep(net, patch, p));
+        MEMO.with(|m| m.borrow_mut().keep(hash, net, patch, p));
         p
     }
 
@@ -466,24 +469,19 @@ fn patch_hash(patch: &[f32; PATCH_LEN]) -> u64 {
 }
 
 impl Memo {
-    fn recall(&self, net: usize, patch: &[f32; PATCH_LEN]) -> Option<[f32; CLASSES]> {
-        if self.depth == 0 {
-            return None;
-        }
+    fn recall(&self, hash: u64, net: usize, patch: &[f32; PATCH_LEN]) -> Option<[f32; CLASSES]> {
         self.seen
-            .get(&patch_hash(patch))?
+            .get(&hash)?
             .iter()
             .find(|(n, p, _)| *n == net && **p == *patch)
             .map(|(_, _, probs)| *probs)
     }
 
-    fn keep(&mut self, net: usize, patch: &[f32; PATCH_LEN], probs: [f32; CLASSES]) {
-        if self.depth > 0 {
-            self.seen
-                .entry(patch_hash(patch))
-                .or_default()
-                .push((net, Box::new(*patch), probs));
-        }
+    fn keep(&mut self, hash: u64, net: usize, patch: &[f32; PATCH_LEN], probs: [f32; CLASSES]) {
+        self.seen
+            .entry(hash)
+            .or_default()
+            .push((net, Box::new(*patch), probs));
     }
 }
 
@@ -785,7 +783,10 @@ mod tests {
         }
         let fresh = m.classify(&patch);
         let remembered = |patch: &[f32; PATCH_LEN]| {
-            MEMO.with(|s| s.borrow().recall(m as *const Cnn as usize, patch))
+            MEMO.with(|s| {
+                s.borrow()
+                    .recall(patch_hash(patch), m as *const Cnn as usize, patch)
+            })
         };
         let (first, again, inside) = remembering(|| {
             let first = m.classify(&patch);
