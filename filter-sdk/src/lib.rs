@@ -115,6 +115,14 @@ pub trait Filter: Default + 'static {
 
     /// Processes one frame in place, in the format [`Filter::describe`] asked for.
     fn process(&mut self, frame: &mut Frame<'_>) -> Result<()>;
+
+    /// The stream ended (the last frame of a file or a still picture, a pipeline's source at
+    /// its end): emit what is still pending and start afresh, since the next frame, if any,
+    /// begins another stream whose times may start again from zero. The configuration stays.
+    /// The default does nothing.
+    fn end_of_stream(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Parses a configuration into `T`, with an error message that names the problem.
@@ -201,6 +209,10 @@ macro_rules! export_filter {
                         $crate::Filter::process(f, &mut frame)
                     })
                     .map_err(|e| e.0)
+                }
+
+                fn end_of_stream() -> Result<(), String> {
+                    with_state(|f| $crate::Filter::end_of_stream(f)).map_err(|e| e.0)
                 }
             }
 

@@ -15,13 +15,18 @@
 //!         self.0 += 1;
 //!         emit("Counted", &self.0)
 //!     }
+//!     fn end_of_stream(&mut self) -> Result<()> {
+//!         emit("Total", &std::mem::take(&mut self.0))
+//!     }
 //! }
 //!
 //! let mut harness = Harness::<CountFrames>::new();
 //! let mut frame = FrameBuf::zeroed(PixelFormat::Gray8, 4, 4);
 //! harness.process(&mut frame, 0).unwrap();
 //! harness.process(&mut frame, 33_333).unwrap();
-//! assert_eq!(harness.take_events(), vec![("Counted".to_string(), 1.into()), ("Counted".to_string(), 2.into())]);
+//! harness.end_of_stream().unwrap();
+//! let event = |name: &str, n: u32| (name.to_string(), n.into());
+//! assert_eq!(harness.take_events(), vec![event("Counted", 1), event("Counted", 2), event("Total", 2)]);
 //! ```
 
 use std::cell::RefCell;
@@ -80,6 +85,11 @@ impl<F: Filter> Harness<F> {
             )));
         }
         self.filter.process(&mut Frame::local(frame, pts_us))
+    }
+
+    /// Ends the stream, as the host does after the last frame of a file or a still picture.
+    pub fn end_of_stream(&mut self) -> Result<()> {
+        self.filter.end_of_stream()
     }
 
     /// The filter itself.

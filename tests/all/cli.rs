@@ -157,7 +157,7 @@ fn run_grayscale_on_an_image() {
 }
 
 #[test]
-fn run_on_a_video_prints_events_per_frame() {
+fn run_on_a_video_prints_events_per_frame_and_at_the_end() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("clip.webm");
     let output = dir.path().join("out.mkv");
@@ -175,8 +175,14 @@ fn run_on_a_video_prints_events_per_frame() {
     assert_eq!(enc.finish().unwrap(), 30);
 
     let lines = run_json("probe", &input, &output);
-    let events: Vec<_> = lines.iter().filter(|l| l["kind"] == "event").collect();
-    assert_eq!(events.len(), 30);
+    let mut events: Vec<_> = lines.iter().filter(|l| l["kind"] == "event").collect();
+    assert_eq!(events.len(), 31);
+    // After the last frame the filter hears that the stream ended, at the last frame's time.
+    let end = events.pop().unwrap();
+    assert_eq!(end["name"], "EndOfStream");
+    assert_eq!(end["payload"]["frames"], 30);
+    assert_eq!(end["payload"]["last_pts_us"], events[29]["pts_us"]);
+    assert_eq!(end["pts_us"], events[29]["pts_us"]);
     for (i, e) in events.iter().enumerate() {
         assert_eq!(e["name"], "Frame");
         assert_eq!(e["payload"]["format"], "i420");

@@ -13,6 +13,7 @@ use prism::media::{Decoder, FrameConverter};
 use prism::pipeline::{
     ElementId, EventKind, HubKind, MediaElement, MediaPipeline, MediaProfile, VideoSink,
 };
+use prism::runtime::FilterEvent;
 use prism_frame::{FrameBuf, PixelFormat};
 use prism_tests::load;
 use prism_tests::loopback::{context, tokio};
@@ -186,15 +187,25 @@ fn wait_event(
     kind: &EventKind,
     timeout: Duration,
 ) {
+    wait_event_where(rx, element, |k| k == kind, timeout);
+}
+
+/// Waits for the first event from `element` whose kind passes `wanted`, and returns it.
+fn wait_event_where(
+    rx: &mut tokio::sync::broadcast::Receiver<prism::pipeline::ElementEvent>,
+    element: &ElementId,
+    wanted: impl Fn(&EventKind) -> bool,
+    timeout: Duration,
+) -> EventKind {
     let deadline = Instant::now() + timeout;
     loop {
         match rx.try_recv() {
-            Ok(e) if &e.element == element && &e.kind == kind => return,
+            Ok(e) if &e.element == element && wanted(&e.kind) => return e.kind,
             Ok(_) => {}
             Err(tokio::sync::broadcast::error::TryRecvError::Empty) => {
                 assert!(
                     Instant::now() < deadline,
-                    "no {kind:?} from {element} in {timeout:?}"
+                    "no such event from {element} in {timeout:?}"
                 );
                 std::thread::sleep(Duration::from_millis(10));
             }
@@ -288,6 +299,52 @@ fn player_to_grayscale_to_recorder_writes_a_playable_gray_file() {
             "duration {d:?}, expected 2 s ± a frame"
         );
     }
+}
+
+#[test]
+fn a_filter_hears_the_end_of_the_played_stream_before_the_elements_after_it() {
+    let _serial = prism_tests::media_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let input = clip(dir.path(), "red.webm", RED, 1, false);
+    let rt = tokio();
+    let _guard = rt.enter();
+    let pipeline = MediaPipeline::new(context(&rt)).unwrap();
+    let mut events = pipeline.subscribe();
+    let player = pipeline.add_player(&file_uri(&input), None).unwrap();
+    let probe = load(&pipeline.context().filters, "probe");
+    let filter = pipeline
+        .add_filter(&probe, None, "prism", "WasmFilter")
+        .unwrap();
+    pipeline.connect(player.id(), filter.id(), None).unwrap();
+    let sink = Probe::attach(filter.as_ref());
+    player.play().unwrap();
+    let kind = wait_event_where(
+        &mut events,
+        filter.id(),
+        |k| matches!(k, EventKind::Filter { event: FilterEvent::Event { name, .. } } if name == "EndOfStream"),
+        Duration::from_secs(15),
+    );
+    let EventKind::Filter {
+        event: FilterEvent::Event {
+            payload, pts_us, ..
+        },
+    } = kind
+    else {
+        unreachable!("matched above")
+    };
+    // The filter's last word covers every frame it processed, at the last one's time, and the
+    // end then travels on.
+    let processed = filter.stats()["framesProcessed"].as_u64().unwrap();
+    assert!(processed >= 10, "{processed} frames of 30 processed");
+    assert_eq!(payload["frames"], processed);
+    assert_eq!(payload["last_pts_us"].as_u64(), pts_us);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !sink.eos.load(Ordering::Acquire) {
+        assert!(Instant::now() < deadline, "the end did not pass the filter");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(sink.frames.load(Ordering::Relaxed), processed);
+    pipeline.release();
 }
 
 #[test]

@@ -113,6 +113,60 @@ fn infinite_loop_hits_the_deadline() {
     contained("loop", "timeout", "deadline");
 }
 
+/// Ends a stream of two frames with `mode` at its end: the failure is reported at the last
+/// frame's time and the next stream's frames still flow through the filter.
+fn contained_at_end(mode: &str, fault: &str, cause: &str) {
+    let runtime = if fault == "timeout" {
+        test_runtime()
+    } else {
+        patient_runtime()
+    };
+    let (mut instance, rx) = hostile_in(runtime, &format!(r#"{{"mode": "{mode}"}}"#));
+    for pts in [0, 33_333] {
+        assert_eq!(instance.process(&mut frame(), pts), Verdict::Forward);
+    }
+    let started = Instant::now();
+    instance.end_of_stream();
+    assert!(
+        started.elapsed() < SANITY,
+        "{mode}: the call was not contained"
+    );
+    let events = drain(&rx);
+    assert_eq!(events.len(), 1, "{mode}: {events:?}");
+    let error = &events[0];
+    assert_eq!(
+        (&error["kind"], &error["filter"], &error["fault"]),
+        (&"error".into(), &"hostile".into(), &fault.into()),
+        "{mode}: {error}"
+    );
+    assert_eq!(error["pts_us"], 33_333);
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains(cause),
+        "{mode}: {message:?} lacks {cause:?}"
+    );
+    // The next stream: a trapped instance is replaced once its back-off is over.
+    std::thread::sleep(Duration::from_millis(test_config().backoff_max_ms + 50));
+    let mut f = frame();
+    assert_eq!(instance.process(&mut f, 0), Verdict::Forward);
+    assert_eq!(
+        f.data()[0],
+        200,
+        "{mode}: the next stream flows through the filter"
+    );
+    assert_eq!(instance.stats().failures, 1);
+}
+
+#[test]
+fn a_loop_at_the_end_of_the_stream_hits_the_deadline() {
+    contained_at_end("loop-at-end", "timeout", "deadline");
+}
+
+#[test]
+fn an_error_at_the_end_of_the_stream_is_reported() {
+    contained_at_end("refuse-at-end", "filter-error", "nothing to say at the end");
+}
+
 #[test]
 fn memory_bomb_hits_the_cap() {
     contained("oom", "memory-limit", "memory");

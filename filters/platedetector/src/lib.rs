@@ -6,10 +6,10 @@
 //!   "frames": 3}`
 //!
 //! A plate coming closer whose glyphs are still too small to read well waits up to half a
-//! second to be read larger (reported as it leaves if it goes sooner); one reported from afar
-//! that lost a glyph (`627WW` for `627WWI`) is corrected when more readings of it, closer,
-//! clearly favour another text: one more event gives that text with `"corrects": "627WW"`, at
-//! most once per text an appearance was reported as.
+//! second to be read larger (reported as it leaves if it goes sooner, or when the stream
+//! ends); one reported from afar that lost a glyph (`627WW` for `627WWI`) is corrected when
+//! more readings of it, closer, clearly favour another text: one more event gives that text
+//! with `"corrects": "627WW"`, at most once per text an appearance was reported as.
 //!
 //! It draws the plate's box and text on the picture (`overlay`). A reading joins the nearest
 //! track less than a box away, one reading per track; a confident reading of a far different
@@ -595,6 +595,23 @@ impl Filter for PlateDetector {
         }
         Ok(())
     }
+
+    /// Nothing more will come: a plate still waiting to be read larger is reported as it is
+    /// (and a reported one corrected if its readings say so), then everything is forgotten:
+    /// the next stream's plates are new appearances.
+    fn end_of_stream(&mut self) -> Result<()> {
+        let now = self.last_us;
+        let mut result = Ok(());
+        for t in self.tracks.iter_mut().chain(&mut self.leaving) {
+            let announced = announce(t, &self.config, &mut self.recent, now);
+            result = result.and(announced);
+        }
+        *self = PlateDetector {
+            config: std::mem::take(&mut self.config),
+            ..PlateDetector::default()
+        };
+        result
+    }
 }
 
 export_filter!(PlateDetector);
@@ -756,7 +773,7 @@ mod tests {
     }
 
     #[test]
-    fn a_small_plate_that_stays_or_leaves_is_reported() {
+    fn a_small_plate_that_stays_leaves_or_ends_is_reported() {
         use prism_filter_sdk::testing::Harness;
         // The same size frame after frame (a still, a parked car): reported at once.
         let mut h = Harness::<PlateDetector>::new();
@@ -774,6 +791,20 @@ mod tests {
         let events = h.take_events();
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].1["plate"], "XY789");
+        // That stream ends with nothing pending: quietly.
+        h.end_of_stream().unwrap();
+        assert!(h.take_events().is_empty());
+        // Growing when the next stream ends: reported at the end.
+        run(h.filter(), 0, &frames);
+        assert!(h.take_events().is_empty());
+        h.end_of_stream().unwrap();
+        let events = h.take_events();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].1["plate"], "XY789");
+        assert!(h.filter().tracks.is_empty());
+        // The stream after is new: the same plate in it is another appearance.
+        run(h.filter(), 0, &vec![vec![sized("XY789", 0.9, 40, 8)]; 2]);
+        assert_eq!(h.take_events().len(), 1);
     }
 
     /// Feeds `reads` per detection, 33 ms apart from `start_us`, reporting after each.

@@ -446,6 +446,7 @@ impl Reader {
         for (i, f) in frames.iter().enumerate() {
             instance.process(&mut f.clone(), i as u64 * approach::FRAME_US);
         }
+        instance.end_of_stream();
         Ok(plate_events(&events))
     }
 
@@ -479,6 +480,7 @@ impl Reader {
                         ms = t.elapsed().as_secs_f64() * 1000.0;
                     }
                 }
+                instance.end_of_stream();
                 let detections = plate_events(&events)
                     .iter()
                     .filter_map(|(payload, _)| detection(payload))

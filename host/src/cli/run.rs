@@ -168,6 +168,7 @@ pub fn run(opts: &Options) -> anyhow::Result<ExitCode> {
     if show_progress {
         eprintln!();
     }
+    instance.end_of_stream();
     print_events(&rx, &mut stdout, opts.json)?;
     if times_us.is_empty() {
         anyhow::bail!("{}: no video frames decoded", opts.input.display());

@@ -93,6 +93,9 @@ impl Filter for {type_name} {
             Ok(())
         })
     }
+
+    // Optional: `fn end_of_stream(&mut self) -> Result<()>` runs when the stream ends (the
+    // last frame of a file, a pipeline's source at its end): emit what is still pending.
 }
 
 export_filter!({type_name});

@@ -279,6 +279,9 @@ fn run(shared: Arc<Shared>, mut instance: FilterInstance, mut events: Receiver<F
             filter_frame(&shared, &mut instance, &events, &mut converter, frame);
         }
         if eos {
+            // What the filter still held (a plate it was waiting on) goes out before the end.
+            instance.end_of_stream();
+            forward_events(&shared, &events);
             shared.outputs.end_of_stream();
         }
     }

@@ -18,7 +18,7 @@ pub enum FaultKind {
     Timeout,
     /// The guest tried to grow its memory past the cap.
     MemoryLimit,
-    /// The guest returned an error from `process` or `configure`.
+    /// The guest returned an error from `process`, `configure` or `end-of-stream`.
     FilterError,
     /// The filter could not be (re-)instantiated.
     Instantiate,

@@ -72,6 +72,9 @@ pub struct FilterInstance {
     health: Health,
     consecutive_failures: u32,
     stats: InstanceStats,
+    /// The time of the last frame given to the filter: events the filter emits at the end of
+    /// the stream carry it.
+    last_pts_us: Option<u64>,
 }
 
 impl std::fmt::Debug for FilterInstance {
@@ -116,6 +119,7 @@ impl FilterInstance {
             health: Health::Running(Box::new(live)),
             consecutive_failures: 0,
             stats: InstanceStats::default(),
+            last_pts_us: None,
         })
     }
 
@@ -243,6 +247,7 @@ impl FilterInstance {
     /// On failure the frame is restored to what it was and the verdict follows the policy.
     pub fn process(&mut self, frame: &mut FrameBuf, pts_us: u64) -> Verdict {
         self.stats.frames += 1;
+        self.last_pts_us = Some(pts_us);
         if frame.format() != self.filter.info.format {
             let message = format!(
                 "the filter asked for {} frames and was given {}",
@@ -323,6 +328,29 @@ impl FilterInstance {
         }
     }
 
+    /// Tells the filter its stream ended (it emits what is pending and starts afresh). A
+    /// filter that is backing off or disabled has nothing pending and is not called; a
+    /// failure is reported and handled like one in [`FilterInstance::process`].
+    pub fn end_of_stream(&mut self) {
+        let pts_us = self.last_pts_us.take();
+        let Health::Running(mut live) = std::mem::replace(&mut self.health, Health::Disabled)
+        else {
+            return;
+        };
+        let _span = tracing::trace_span!("filter.end_of_stream", filter = %self.name).entered();
+        match call_end_of_stream(&self.runtime, &mut live, pts_us) {
+            Ok(()) => self.health = Health::Running(live),
+            Err(CallFailure::Refused(message)) => {
+                self.health = Health::Running(live);
+                self.record_failure(FaultKind::FilterError, message, pts_us);
+            }
+            Err(CallFailure::Trapped(kind, message)) => {
+                drop(live);
+                self.record_failure(kind, message, pts_us);
+            }
+        }
+    }
+
     fn report(&self, event: FilterEvent) {
         if let Some(sink) = &self.sink {
             sink.send(event);
@@ -395,15 +423,38 @@ fn call_configure(runtime: &FilterRuntime, live: &mut Live, json: &str) -> Resul
     live.store.data_mut().call.begin(None);
     live.store
         .set_epoch_deadline(ticks(runtime.config.control_deadline()));
-    match live
+    let result = live
         .bindings
         .prism_filter_filter()
-        .call_configure(&mut live.store, json)
-    {
+        .call_configure(&mut live.store, json);
+    call_result(live, result)
+}
+
+/// A guest call's result as a [`CallFailure`] if it failed.
+fn call_result(
+    live: &mut Live,
+    result: wasmtime::Result<Result<(), String>>,
+) -> Result<(), CallFailure> {
+    match result {
         Ok(Ok(())) => Ok(()),
         Ok(Err(message)) => Err(CallFailure::Refused(message)),
         Err(e) => Err(trapped(live, &e)),
     }
+}
+
+fn call_end_of_stream(
+    runtime: &FilterRuntime,
+    live: &mut Live,
+    last_pts_us: Option<u64>,
+) -> Result<(), CallFailure> {
+    live.store.data_mut().call.begin(last_pts_us);
+    live.store
+        .set_epoch_deadline(ticks(runtime.config.process_deadline()));
+    let result = live
+        .bindings
+        .prism_filter_filter()
+        .call_end_of_stream(&mut live.store);
+    call_result(live, result)
 }
 
 /// Lends the frame to the guest for one `process` call and takes it back. Returns `None` for
@@ -432,11 +483,7 @@ fn call_process(
         .bindings
         .prism_filter_filter()
         .call_process(&mut live.store, handle);
-    let outcome = match result {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(message)) => Err(CallFailure::Refused(message)),
-        Err(e) => Err(trapped(live, &e)),
-    };
+    let outcome = call_result(live, result);
     let back = live.store.data_mut().take_back(Resource::new_own(rep)).ok();
     (back, outcome)
 }

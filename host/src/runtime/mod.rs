@@ -207,8 +207,14 @@ impl FilterRuntime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| RuntimeError::InvalidComponent(format!("{e:#}")))?;
-        let pre = VisionFilterPre::new(pre)
-            .map_err(|e| RuntimeError::InvalidComponent(format!("{e:#}")))?;
+        let pre = VisionFilterPre::new(pre).map_err(|e| {
+            // Its filter interface differs from the host's: e.g. built before a function
+            // was added.
+            RuntimeError::InvalidComponent(format!(
+                "{e:#}: it was built against another prism:filter 0.1 (an older SDK?), \
+                 rebuild it with the current filter SDK"
+            ))
+        })?;
         let info = self.describe(&pre)?;
         // Only a component that passed every check is worth keeping compiled.
         if compiled_now

@@ -30,6 +30,10 @@ impl Guest for Component {
     fn process(_frame: &Frame) -> Result<(), String> {
         Ok(())
     }
+
+    fn end_of_stream() -> Result<(), String> {
+        Ok(())
+    }
 }
 
 export!(Component);

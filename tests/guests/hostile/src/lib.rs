@@ -8,7 +8,8 @@
 //! `flood` (emit events without end, ignoring refusals, then return), `oversized-write`,
 //! `wrong-region-write`, `scribble-then-fail` (draw over the frame, then return an error),
 //! `stack-overflow`, `log-flood`, `huge-plate-candidate` (asks the host to read a plate of
-//! 10 000 glyph boxes, with a NaN score).
+//! 10 000 glyph boxes, with a NaN score); at the end of the stream (frames are only marked):
+//! `loop-at-end`, `refuse-at-end`.
 
 use prism_filter_sdk::vision;
 use prism_filter_sdk::{
@@ -62,7 +63,8 @@ impl Filter for Hostile {
             Some(at) => at.contains(&frame.pts_us()),
             None => true,
         };
-        if !hit || self.config.mode == "mark" || self.config.mode.is_empty() {
+        let mode = self.config.mode.as_str();
+        if !hit || mode == "mark" || mode.is_empty() || mode.ends_with("-at-end") {
             return frame
                 .write_region(Rect::new(0, 0, 1, 1), &[200])
                 .map_err(Into::into);
@@ -142,6 +144,19 @@ impl Filter for Hostile {
                 Ok(())
             }
             other => Err(format!("unknown mode {other:?}").into()),
+        }
+    }
+
+    fn end_of_stream(&mut self) -> Result<()> {
+        match self.config.mode.as_str() {
+            "loop-at-end" => {
+                let mut x: u64 = 0;
+                loop {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                }
+            }
+            "refuse-at-end" => Err("nothing to say at the end".into()),
+            _ => Ok(()),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `probe`: reports what the host hands it (format, size, plane layout, pts) as a `Frame`
 //! event, and stamps a white 2x2 box at (0, 0). Asks for I420. With `{"ocr": true}` it also
-//! reads the frame's text through the host's `vision.ocr` import and emits it as `Text`.
+//! reads the frame's text through the host's `vision.ocr` import and emits it as `Text`. At
+//! the end of a stream it emits `EndOfStream` with the stream's frame count and last pts.
 
 use prism_filter_sdk::vision::{self, OcrOptions};
 use prism_filter_sdk::{
@@ -14,10 +15,12 @@ struct Config {
     ocr: bool,
 }
 
-/// Its configuration.
+/// Its configuration, and what it saw of the stream.
 #[derive(Default)]
 pub struct Probe {
     config: Config,
+    frames: u64,
+    last_pts_us: Option<u64>,
 }
 
 impl Filter for Probe {
@@ -32,6 +35,8 @@ impl Filter for Probe {
     }
 
     fn process(&mut self, frame: &mut Frame<'_>) -> Result<()> {
+        self.frames += 1;
+        self.last_pts_us = Some(frame.pts_us());
         if self.config.ocr {
             let read = vision::ocr(frame, &OcrOptions::default())?;
             emit(
@@ -56,6 +61,15 @@ impl Filter for Probe {
             }),
         )?;
         frame.fill_rect(Rect::new(0, 0, 2, 2), Color::rgb(255, 255, 255));
+        Ok(())
+    }
+
+    fn end_of_stream(&mut self) -> Result<()> {
+        emit(
+            "EndOfStream",
+            &json!({"frames": self.frames, "last_pts_us": self.last_pts_us}),
+        )?;
+        (self.frames, self.last_pts_us) = (0, None);
         Ok(())
     }
 }
