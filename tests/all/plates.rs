@@ -224,6 +224,50 @@ fn the_same_plate_over_ten_frames_is_one_event() {
 }
 
 #[test]
+fn a_plate_still_coming_closer_when_the_stream_ends_is_reported_at_the_end() {
+    use prism::bench::{approach, plates::BBox};
+    let (photo, [x, y, w, h], plate) = labelled("us", "22e54a62-57a8-4a0a-88c1-4b9758f67651");
+    // The clip closing in on the car, cut after 1.5 s: the plate, 35 px wide, has been in
+    // sight for under half a second with glyphs too small to read well, and is still waiting
+    // to be read larger.
+    let clip = approach::clip(&photo, BBox { x, y, w, h }).unwrap();
+    let runtime = test_runtime();
+    let filter = load(&runtime, "platedetector");
+    let (sink, rx) = EventSink::channel(256);
+    let mut instance = runtime.instantiate(&filter, Some(sink)).unwrap();
+    instance.configure(r#"{"region": "us"}"#).unwrap();
+    let cut = 44;
+    for (i, (frame, _)) in clip[..cut].iter().enumerate() {
+        instance.process(&mut frame.clone(), i as u64 * approach::FRAME_US);
+    }
+    let plates =
+        |rx: &std::sync::mpsc::Receiver<FilterEvent>| -> Vec<(serde_json::Value, Option<u64>)> {
+            rx.try_iter()
+                .filter_map(|e| match e {
+                    FilterEvent::Event {
+                        payload, pts_us, ..
+                    } => Some((payload, pts_us)),
+                    _ => None,
+                })
+                .collect()
+        };
+    assert_eq!(plates(&rx), [], "reported before the plate grew legible");
+    instance.end_of_stream();
+    let events = plates(&rx);
+    assert_eq!(events.len(), 1, "{events:?}");
+    let (payload, pts_us) = &events[0];
+    assert_eq!(payload["plate"], plate.as_str());
+    assert_eq!(*pts_us, Some((cut as u64 - 1) * approach::FRAME_US));
+    let truth = clip[cut - 1].1;
+    event_on_plate(
+        &[payload.clone()],
+        [truth.x, truth.y, truth.w, truth.h],
+        "at the end",
+    );
+    assert_eq!(instance.stats().failures, 0);
+}
+
+#[test]
 fn hostile_frames_have_no_plate_and_do_not_fail() {
     let mut noisy = FrameBuf::zeroed(PixelFormat::I420, 640, 480);
     let mut seed = 12345u64;
