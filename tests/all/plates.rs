@@ -260,7 +260,7 @@ fn a_plate_still_coming_closer_when_the_stream_ends_is_reported_at_the_end() {
     assert_eq!(*pts_us, Some((cut as u64 - 1) * approach::FRAME_US));
     let truth = clip[cut - 1].1;
     event_on_plate(
-        &[payload.clone()],
+        std::slice::from_ref(payload),
         [truth.x, truth.y, truth.w, truth.h],
         "at the end",
     );
