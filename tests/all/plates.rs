@@ -368,15 +368,16 @@ fn bench_plates_scores_a_folder_as_json() {
             std::fs::copy(&from, set.join(format!("{name}.{ext}"))).unwrap();
         }
     }
-    for native in [false, true] {
+    for how in ["native", "apart", "street"] {
+        let native = how == "native";
         let mut cmd = std::process::Command::new(prism_bin());
         cmd.args(["bench", "plates", "--json", "--data"])
             .arg(dir.path());
-        if native {
-            cmd.arg("--native");
-        } else {
-            cmd.arg("--approach");
-        }
+        match how {
+            "native" => cmd.arg("--native"),
+            "apart" => cmd.arg("--approach"),
+            _ => cmd.args(["--approach", "--street"]),
+        };
         let out = cmd.output().unwrap();
         assert!(
             out.status.success(),
@@ -397,13 +398,15 @@ fn bench_plates_scores_a_folder_as_json() {
         ] {
             assert!(eu[key].is_number(), "{key}: {v}");
         }
-        // Through the filter, each photo is also a clip closing in on its plate: eu1's is
-        // found and, by the end, read exactly.
+        // Through the filter, each photo is also a clip closing in on its plate, each in a
+        // stream of its own or one after the other: eu1's is found and, by the end, read
+        // exactly.
         let clips = &v["approach"]["eu"];
         if native {
-            assert!(clips.is_null(), "{v}");
+            assert!(clips.is_null() && v["clips"].is_null(), "{v}");
             continue;
         }
+        assert_eq!(v["clips"], how, "{v}");
         assert_eq!(clips["clips"], 2, "{v}");
         assert!(clips["found_pct"].as_f64().unwrap() >= 50.0, "{v}");
         assert!(clips["last_pct"].as_f64().unwrap() >= 50.0, "{v}");

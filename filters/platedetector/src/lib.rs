@@ -59,6 +59,10 @@ const SMALL_WAIT_US: u64 = 500_000;
 const GROWING: f32 = 1.03;
 /// How many times more the readings must favour a text over the one reported to correct it.
 const CORRECTION_MARGIN: f32 = 2.0;
+/// A track not seen for this long (stream time), and for two detections at least, may have
+/// left: a reading where it was is its plate only if about as large and, once reported, read
+/// much as reported ([`Track::distance_to`]).
+const STALE_US: u64 = 500_000;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -306,6 +310,8 @@ pub struct PlateDetector {
     frames: u64,
     /// The last frame's time.
     last_us: u64,
+    /// The last detection's time.
+    last_detection_us: Option<u64>,
 }
 
 fn overlap(a: &Rect, b: &Rect) -> f32 {
@@ -357,11 +363,20 @@ fn part_distance(a: &str, b: &str) -> usize {
 }
 
 impl Track {
+    /// How long ago the track was last seen, as a share of [`TRACK_TIMEOUT_US`]: of two
+    /// tracks where a reading is, the one seen more recently takes it.
+    fn staleness(&self, now: u64) -> f32 {
+        now.saturating_sub(self.last_seen_us) as f32 / TRACK_TIMEOUT_US as f32
+    }
+
     /// How far `read` is from where the track was last seen, in box sizes, if it can be the
-    /// same plate: boxes of about the same size less than a box apart (a car moves between
-    /// detections, more so with `detect_every`), and not a confident reading of another text
-    /// where a reported plate was (the next car of a queue stopping where the last one did).
-    fn distance_to(&self, read: &PlateRead) -> Option<f32> {
+    /// same plate: boxes that overlap, or of about the same size less than a box apart (a car
+    /// moves between detections, more so with `detect_every`), and not a confident reading of
+    /// another text where a reported plate was. A track last seen before `stale_before` (see
+    /// [`STALE_US`]) takes only a reading of about its size and, if reported, of its text
+    /// but for a glyph: the next car of a queue, stopping where the last one did, shows a
+    /// smaller plate first and one often of the same town, a few glyphs apart.
+    fn distance_to(&self, read: &PlateRead, stale_before: u64) -> Option<f32> {
         let (a, b) = (&self.bounds, &read.bounds);
         let (w, h) = (
             a.width.max(b.width).max(1) as f32,
@@ -375,7 +390,13 @@ impl Track {
             let shorter = r.chars().count().min(read.text.chars().count());
             read.confidence >= DIFFERENT_PLATE && 2 * part_distance(r, &read.text) > shorter
         });
-        (near && !other).then_some(dx + dy)
+        let gone = self.last_seen_us < stale_before
+            && (!similar
+                || self
+                    .reported
+                    .as_ref()
+                    .is_some_and(|r| part_distance(r, &read.text) > 1));
+        (near && !other && !gone).then_some(dx + dy)
     }
 }
 
@@ -437,10 +458,16 @@ fn announce(
 }
 
 impl PlateDetector {
-    /// Gives each reading to the nearest track that can be its plate (one reading per track,
-    /// the most confident readings choosing first), or to a new track; a new track beyond
-    /// [`MAX_TRACKS`] replaces the one seen least recently.
+    /// Gives each reading to the nearest track, in place and time ([`Track::staleness`]), that
+    /// can be its plate (one reading per track, the most confident readings choosing first),
+    /// or to a new track; a new track beyond [`MAX_TRACKS`] replaces the one seen least
+    /// recently.
     fn update(&mut self, reads: &[PlateRead], now: u64) {
+        let interval = self
+            .last_detection_us
+            .map_or(0, |before| now.saturating_sub(before));
+        self.last_detection_us = Some(now);
+        let stale_before = now.saturating_sub(STALE_US.max(2 * interval));
         // Plates that left before they were reported (a small plate waiting to come closer)
         // are reported as they go.
         let (gone, kept): (Vec<Track>, Vec<Track>) = std::mem::take(&mut self.tracks)
@@ -459,7 +486,9 @@ impl PlateDetector {
                 .iter()
                 .enumerate()
                 .filter(|(i, _)| !taken[*i])
-                .filter_map(|(i, t)| Some((t.distance_to(read)?, i)))
+                .filter_map(|(i, t)| {
+                    Some((t.distance_to(read, stale_before)? + t.staleness(now), i))
+                })
                 .min_by(|a, b| a.0.total_cmp(&b.0));
             match nearest {
                 Some((_, i)) => {
@@ -576,6 +605,7 @@ impl Filter for PlateDetector {
             self.tracks.clear();
             self.leaving.clear();
             self.recent.clear();
+            self.last_detection_us = None;
         }
         self.last_us = now;
         if self.frames.is_multiple_of(self.config.detect_every as u64) {
@@ -869,6 +899,53 @@ mod tests {
         run(&mut f, 250_000, &[vec![read("Y78", 0.9, 12)]]);
         assert_eq!(f.tracks.len(), before);
         assert_eq!(f.recent.len(), 2);
+    }
+
+    #[test]
+    fn the_next_car_driving_up_where_the_last_one_stood_is_its_own_plate() {
+        use prism_filter_sdk::testing::Harness;
+        let mut h = Harness::<PlateDetector>::new();
+        let placed = |text: &str, confidence: f32, bounds: Rect| PlateRead {
+            bounds,
+            ..read(text, confidence, bounds.x)
+        };
+        // A car stands a second, its plate 120 px wide, and leaves.
+        let standing = placed("RK708AI", 0.9, Rect::new(100, 100, 120, 30));
+        run(h.filter(), 0, &vec![vec![standing]; 30]);
+        // A second later the next car drives up to the same place: its plate, smaller, is
+        // misread first, then read as it comes closer; the town's letters are the same and
+        // three glyphs differ.
+        let mut frames = vec![vec![]; 30];
+        frames.push(vec![placed("TTTA", 0.4, Rect::new(130, 105, 50, 16))]);
+        frames.extend((0..10).map(|i| {
+            let w = 60 + 6 * i;
+            vec![placed("RK101AO", 0.9, Rect::new(160 - w / 2, 105, w, 20))]
+        }));
+        run(h.filter(), 1_000_000, &frames);
+        let events = h.take_events();
+        let plates: Vec<_> = events.iter().map(|(_, e)| e["plate"].clone()).collect();
+        assert_eq!(plates, ["RK708AI", "RK101AO"], "{events:?}");
+        // A plate hidden for as long and read again as it was, or but for a glyph, is the
+        // same plate, in the same track.
+        let back = |text: &str| placed(text, 0.9, Rect::new(102, 101, 120, 30));
+        run(
+            h.filter(),
+            3_000_000,
+            &[vec![back("RK101AO")], vec![back("RK101A0")]],
+        );
+        run(
+            h.filter(),
+            4_000_000,
+            &[vec![back("RK1O1AO")], vec![back("RK101AO")]],
+        );
+        let tracks: Vec<_> = h
+            .filter()
+            .tracks
+            .iter()
+            .map(|t| (t.reported.clone(), t.hits))
+            .collect();
+        assert_eq!(tracks, [(Some("RK101AO".to_string()), 15)]);
+        assert!(h.take_events().is_empty());
     }
 
     #[test]

@@ -14,7 +14,9 @@
 //! lenient = the same with the letter O and the digit 0 as one; every other box is a false
 //! detection.
 //!
-//! `--approach` also runs each photo as a clip closing in on its plate (see [`approach`]).
+//! `--approach` also runs each photo as a clip closing in on its plate (see [`approach`]),
+//! each clip a stream of its own, or with `--street` a set's clips one after another in one
+//! stream, as a camera at a barrier sees car after car stop at the same spot.
 //!
 //! [`approach`]: super::approach
 
@@ -328,6 +330,20 @@ pub struct PlatesBench {
     /// Per set, with `--approach`: each photo as a clip closing in on its plate.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub approach: BTreeMap<String, ApproachReport>,
+    /// How the clips ran, if they did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clips: Option<Clips>,
+}
+
+/// How `prism bench plates --approach` runs the clips closing in on each plate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Clips {
+    /// Each through a fresh filter instance, a stream of its own.
+    Apart,
+    /// A set's clips one after another through one instance, one stream (`--street`): a
+    /// camera at one spot seeing car after car, each stopping where the last one stood.
+    Street,
 }
 
 /// Frames per second on a 640x480 stream, one core.
@@ -435,19 +451,19 @@ impl Reader {
         Ok(ms)
     }
 
-    /// The `PlateDetected` payloads of a stream through one instance, with their times.
-    fn events(&self, frames: &[FrameBuf], config: &str) -> anyhow::Result<Vec<(Value, u64)>> {
+    /// A stream through a fresh instance of the filter, configured with `config`.
+    fn stream_of_clips(&self, config: &str) -> anyhow::Result<ClipStream> {
         let Reader::Wasm { runtime, loaded } = self else {
             bail!("clips need the filter (it follows plates across frames), not the native core");
         };
         let (sink, events) = EventSink::channel(1024);
         let mut instance = runtime.instantiate(loaded, Some(sink))?;
         instance.configure(config)?;
-        for (i, f) in frames.iter().enumerate() {
-            instance.process(&mut f.clone(), i as u64 * approach::FRAME_US);
-        }
-        instance.end_of_stream();
-        Ok(plate_events(&events))
+        Ok(ClipStream {
+            instance,
+            events,
+            next_pts_us: 0,
+        })
     }
 
     fn format(&self) -> PixelFormat {
@@ -526,6 +542,32 @@ impl Reader {
 }
 
 /// The `PlateDetected` payloads waiting in `events`, with their frames' times.
+/// Clips one after another through one filter instance, as a camera sees car after car.
+struct ClipStream {
+    instance: crate::runtime::FilterInstance,
+    events: std::sync::mpsc::Receiver<FilterEvent>,
+    next_pts_us: u64,
+}
+
+impl ClipStream {
+    /// Runs `frames` on from where the stream is, ending the stream after them if `last`;
+    /// the `PlateDetected` events meanwhile, with their times from the clip's start.
+    fn clip(&mut self, frames: &[FrameBuf], last: bool) -> Vec<(Value, u64)> {
+        let start = self.next_pts_us;
+        for f in frames {
+            self.instance.process(&mut f.clone(), self.next_pts_us);
+            self.next_pts_us += approach::FRAME_US;
+        }
+        if last {
+            self.instance.end_of_stream();
+        }
+        plate_events(&self.events)
+            .into_iter()
+            .map(|(payload, pts)| (payload, pts.saturating_sub(start)))
+            .collect()
+    }
+}
+
 fn plate_events(events: &std::sync::mpsc::Receiver<FilterEvent>) -> Vec<(Value, u64)> {
     let mut out = Vec::new();
     while let Ok(event) = events.try_recv() {
@@ -544,14 +586,14 @@ fn plate_events(events: &std::sync::mpsc::Receiver<FilterEvent>) -> Vec<(Value, 
 }
 
 /// Runs `filter` (or, with `native`, the native core) over the sets in `data`, and with
-/// `clips` over each photo as a clip closing in on its plate.
+/// with `clips` over each photo as a clip closing in on its plate.
 pub fn measure(
     filter: &Path,
     data: &Path,
     max_size: Option<(u32, u32)>,
     config: Option<&str>,
     native: bool,
-    clips: bool,
+    clips: Option<Clips>,
 ) -> anyhow::Result<PlatesBench> {
     let sets = load_sets(data)?;
     let reader = if native {
@@ -634,16 +676,21 @@ pub fn measure(
         }
     }
     let mut approach = BTreeMap::new();
-    if clips {
+    if let Some(how) = clips {
         for (set, samples) in &sets {
             let config = config_for(config, set);
             let mut scores = Vec::new();
-            for sample in samples {
+            let mut stream = reader.stream_of_clips(&config)?;
+            for (i, sample) in samples.iter().enumerate() {
                 let mut decoder = Decoder::open(&sample.image, reader.format())?;
                 let photo = decoder.next_frame()?.context("a picture")?.buf;
                 let (frames, truth): (Vec<FrameBuf>, Vec<BBox>) =
                     approach::clip(&photo, sample.truth)?.into_iter().unzip();
-                let events = reader.events(&frames, &config)?;
+                if how == Clips::Apart && i > 0 {
+                    stream = reader.stream_of_clips(&config)?;
+                }
+                let last = how == Clips::Apart || i + 1 == samples.len();
+                let events = stream.clip(&frames, last);
                 let s = approach::score(&events, &truth, &sample.plate);
                 if std::env::var_os("PRISM_BENCH_VERBOSE").is_some() {
                     eprintln!(
@@ -667,6 +714,7 @@ pub fn measure(
         video_no_plate,
         classifier_us_per_glyph,
         approach,
+        clips,
     })
 }
 
@@ -758,7 +806,12 @@ fn print_table(b: &PlatesBench) {
         return;
     }
     println!(
-        "  clips closing in on each plate (640x480, 0.2x to 1x of the photo in 2 s, then 1 s still):"
+        "  clips closing in on each plate (640x480, 0.2x to 1x of the photo in 2 s, then 1 s still){}:",
+        if b.clips == Some(Clips::Street) {
+            ", a set's one after another in one stream"
+        } else {
+            ""
+        }
     );
     println!(
         "  {:<8} {:>6} {:>7} {:>7} {:>7} {:>9} {:>11} {:>10} {:>12}",
@@ -832,17 +885,17 @@ pub fn run(
     max_size: Option<(u32, u32)>,
     config: Option<&str>,
     measured: Measured,
-    clips: bool,
+    clips: Option<Clips>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     crate::media::init()?;
-    if clips && measured == Measured::Native {
+    if clips.is_some() && measured == Measured::Native {
         bail!("--approach runs the filter (it follows plates across frames): drop --native");
     }
     let native = measured == Measured::Native;
     let b = measure(filter, data, max_size, config, native, clips)?;
     let baseline = if measured == Measured::Both {
-        Some(measure(filter, data, max_size, config, true, false)?)
+        Some(measure(filter, data, max_size, config, true, None)?)
     } else {
         None
     };

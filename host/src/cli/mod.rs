@@ -172,6 +172,10 @@ pub enum BenchCommand {
         /// Also run each photo as a 640x480 clip closing in on its plate, through the filter.
         #[arg(long)]
         approach: bool,
+        /// With --approach: a set's clips one after another through one filter instance (a
+        /// camera at one spot seeing car after car), not each through its own.
+        #[arg(long, requires = "approach")]
+        street: bool,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -267,6 +271,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             native,
             compare,
             approach,
+            street,
             json,
         }) => bench::plates::run(
             &filter.unwrap_or_else(|| default_filters_dir().join("platedetector.wasm")),
@@ -278,7 +283,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 (false, true) => bench::plates::Measured::Native,
                 (false, false) => bench::plates::Measured::Filter,
             },
-            approach,
+            match (approach, street) {
+                (false, _) => None,
+                (true, false) => Some(bench::plates::Clips::Apart),
+                (true, true) => Some(bench::plates::Clips::Street),
+            },
             json,
         ),
         Command::Bench(BenchCommand::Registry { json, filters }) => {
