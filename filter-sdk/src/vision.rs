@@ -122,6 +122,9 @@ pub struct PlateRead {
     pub confidence: f32,
     /// The region whose format the text follows.
     pub region: Region,
+    /// The format the text follows (`L` a letter, `N` a digit, e.g. `LLNNNLL`), empty for
+    /// free text (a vanity plate, a plate read in part, a format not listed).
+    pub format: String,
     /// The plate's outline.
     pub bounds: Rect,
     /// The glyphs used.
@@ -232,6 +235,7 @@ mod host {
                 wit::PlateRegion::Us => Region::Us,
                 wit::PlateRegion::Br => Region::Br,
             },
+            format: r.format,
             bounds: rect_from(r.bounds),
             chars: r
                 .chars

@@ -33,7 +33,6 @@ fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
     ix * iy / (a[2] * a[3] + b[2] * b[3] - ix * iy)
 }
 
-/// Runs `frames` copies of `frame` through a fresh platedetector; its `PlateDetected` payloads.
 /// The event on the labelled plate at `truth` (a picture may hold other text, a sign, a
 /// dealer's frame); fails the test when none overlaps it.
 fn event_on_plate<'a>(
@@ -59,6 +58,8 @@ fn event_on_plate<'a>(
     best
 }
 
+/// Runs `frames` copies of `frame` through a fresh platedetector, a stream that then ends; its
+/// `PlateDetected` payloads.
 fn detect(frame: &FrameBuf, frames: u64, config: &str) -> Vec<serde_json::Value> {
     let runtime = test_runtime();
     let filter = load(&runtime, "platedetector");
@@ -69,6 +70,7 @@ fn detect(frame: &FrameBuf, frames: u64, config: &str) -> Vec<serde_json::Value>
         let mut f = frame.clone();
         assert_eq!(instance.process(&mut f, i * 33_333), Verdict::Forward);
     }
+    instance.end_of_stream();
     assert_eq!(instance.stats().failures, 0);
     let mut events = Vec::new();
     while let Ok(e) = rx.try_recv() {

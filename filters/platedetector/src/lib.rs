@@ -5,9 +5,10 @@
 //! `{"plate": "M5XSX", "confidence": 0.93, "box": {"x", "y", "width", "height"}, "region": "eu",
 //!   "frames": 3}`
 //!
-//! A plate coming closer whose glyphs are still too small to read well waits up to half a
-//! second to be read larger (reported as it leaves if it goes sooner, or when the stream
-//! ends); one reported from afar that lost a glyph (`627WW` for `627WWI`) is corrected when
+//! A plate that may be coming closer (growing, or seen under 0.2 s) whose glyphs are still
+//! too small to read well, or that reads only as free text (in none of the region's plate
+//! formats: often a glyph lost from afar), waits up to half a second to be read larger
+//! (reported as it leaves if it goes sooner, or when the stream ends); one reported from afar that lost a glyph (`627WW` for `627WWI`) is corrected when
 //! more readings of it, closer, clearly favour another text: one more event gives that text
 //! with `"corrects": "627WW"`, at most once per text an appearance was reported as.
 //!
@@ -52,11 +53,14 @@ const VOTE_FLOOR: f32 = 0.25;
 const DIFFERENT_PLATE: f32 = 0.5;
 /// Glyphs this tall (pixels) are read about as well as they can be.
 const LEGIBLE_GLYPH: u32 = 12;
-/// How long a plate whose glyphs are smaller waits, while it grows (comes closer), before it
-/// is reported.
+/// How long a plate whose glyphs are smaller, or that reads as free text, waits while it may
+/// be coming closer before it is reported.
 const SMALL_WAIT_US: u64 = 500_000;
 /// A plate whose box is this many times as wide as when it was first seen is growing.
 const GROWING: f32 = 1.03;
+/// How long a new plate is taken for one that may be coming closer, before its growth tells
+/// (a box's width varies by a few percent from frame to frame).
+const SETTLE_US: u64 = 200_000;
 /// How many times more the readings must favour a text over the one reported to correct it.
 const CORRECTION_MARGIN: f32 = 2.0;
 /// A track not seen for this long (stream time), and for two detections at least, may have
@@ -134,6 +138,8 @@ struct Track {
     tops: BTreeMap<usize, Vec<BTreeMap<char, f32>>>,
     /// Per text length: (summed reading confidence, readings).
     lengths: BTreeMap<usize, (f32, u32)>,
+    /// Per text length: readings that followed one of the region's plate formats.
+    formatted: BTreeMap<usize, u32>,
     /// Readings that voted.
     hits: u32,
     confidence_sum: f32,
@@ -160,6 +166,7 @@ impl Track {
             votes: BTreeMap::new(),
             tops: BTreeMap::new(),
             lengths: BTreeMap::new(),
+            formatted: BTreeMap::new(),
             hits: 0,
             confidence_sum: 0.0,
             last_seen_us: now,
@@ -178,6 +185,11 @@ impl Track {
     /// Whether the plate is growing (coming closer): its box wider than when first seen.
     fn growing(&self) -> bool {
         self.bounds.width as f32 > GROWING * self.first_width as f32
+    }
+
+    /// Whether the plate may be coming closer: growing, or seen too briefly to tell.
+    fn may_grow(&self, now: u64) -> bool {
+        self.growing() || now.saturating_sub(self.since_us) < SETTLE_US
     }
 
     fn vote(&mut self, read: &PlateRead, now: u64) {
@@ -199,6 +211,7 @@ impl Track {
             self.votes.clear();
             self.tops.clear();
             self.lengths.clear();
+            self.formatted.clear();
             (self.hits, self.confidence_sum) = (0, 0.0);
         }
         self.legible |= legible;
@@ -209,6 +222,9 @@ impl Track {
         let length = self.lengths.entry(n).or_insert((0.0, 0));
         length.0 += read.confidence;
         length.1 += 1;
+        if !read.format.is_empty() {
+            *self.formatted.entry(n).or_insert(0) += 1;
+        }
         let slots = self
             .votes
             .entry(n)
@@ -254,6 +270,16 @@ impl Track {
         let agreement = agreement / slots.len().max(1) as f32;
         let mean = self.confidence_sum / self.hits.max(1) as f32;
         Some((text, (agreement * mean).clamp(0.0, 1.0), readings))
+    }
+
+    /// Whether the length the readings agree on was read mostly as free text, in none of the
+    /// region's plate formats: often a plate read in part from afar (`M633BD` for `LM633BD`).
+    fn free_text(&self) -> bool {
+        let Some((&n, &(_, readings))) = self.lengths.iter().max_by(|a, b| a.1.0.total_cmp(&b.1.0))
+        else {
+            return false;
+        };
+        2 * self.formatted.get(&n).copied().unwrap_or(0) <= readings
     }
 
     /// Whether the readings favour `new` over `old` by [`CORRECTION_MARGIN`]: readings of its
@@ -523,8 +549,9 @@ impl PlateDetector {
     }
 
     /// Reports each plate whose readings agree well enough (a plate whose glyphs are under
-    /// [`LEGIBLE_GLYPH`] and that grows, coming closer, first waits up to [`SMALL_WAIT_US`]
-    /// to be read larger; one that leaves meanwhile is reported as it goes), and corrects a
+    /// [`LEGIBLE_GLYPH`] or that reads as free text ([`Track::free_text`]), and that may be
+    /// coming closer ([`Track::may_grow`]), first waits up to [`SMALL_WAIT_US`] to be read
+    /// larger; one that leaves meanwhile is reported as it goes), and corrects a
     /// reported plate whose readings have come to agree on another text, no shorter, surer
     /// and clearly favoured ([`Track::outvotes`]): a glyph lost or misread while the plate was
     /// small, read once it came closer (a shorter text is a plate read in part, as it leaves
@@ -532,8 +559,8 @@ impl PlateDetector {
     fn report(&mut self, now: u64) -> Result<()> {
         for t in &mut self.tracks {
             let waiting = t.reported.is_none()
-                && t.glyph_height < LEGIBLE_GLYPH
-                && t.growing()
+                && (t.glyph_height < LEGIBLE_GLYPH || t.free_text())
+                && t.may_grow(now)
                 && now.saturating_sub(t.since_us) < SMALL_WAIT_US;
             if !waiting {
                 announce(t, &self.config, &mut self.recent, now)?;
@@ -651,11 +678,16 @@ mod tests {
     use super::*;
     use prism_filter_sdk::vision::CharRead;
 
+    /// A reading of `text` in the plate format of its shape.
     fn read(text: &str, confidence: f32, x: u32) -> PlateRead {
         PlateRead {
             text: text.into(),
             confidence,
             region: Region::Eu,
+            format: text
+                .chars()
+                .map(|c| if c.is_ascii_digit() { 'N' } else { 'L' })
+                .collect(),
             bounds: Rect::new(x, 100, 120, 30),
             chars: text
                 .chars()
@@ -803,11 +835,50 @@ mod tests {
     }
 
     #[test]
+    fn a_plate_read_in_part_while_coming_closer_waits_to_be_read_in_its_format() {
+        use prism_filter_sdk::testing::Harness;
+        let growing = |i: u32, mut r: PlateRead| {
+            r.bounds.width = 60 + 5 * i;
+            vec![r]
+        };
+        let free = |text: &str| PlateRead {
+            format: String::new(),
+            ..read(text, 0.9, 10)
+        };
+        // Legible glyphs, a glyph lost for the first frames (free text), then read whole in
+        // one of the region's formats.
+        let mut h = Harness::<PlateDetector>::new();
+        let frames: Vec<Vec<PlateRead>> = (0..12)
+            .map(|i| match i {
+                0..4 => growing(i, free("M633BD")),
+                _ => growing(i, read("LM633BD", 0.9, 10)),
+            })
+            .collect();
+        run(h.filter(), 0, &frames);
+        let events = h.take_events();
+        let plates: Vec<_> = events.iter().map(|(_, e)| e["plate"].clone()).collect();
+        assert_eq!(plates, ["LM633BD"], "{events:?}");
+        // Free text for good (a vanity plate): reported once half a second has passed.
+        let mut h = Harness::<PlateDetector>::new();
+        let frames: Vec<Vec<PlateRead>> = (0..20).map(|i| growing(i, free("JOHN1"))).collect();
+        run(h.filter(), 0, &frames[..15]);
+        assert!(h.take_events().is_empty());
+        run(h.filter(), 15 * 33_000, &frames[15..]);
+        let events = h.take_events();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].1["plate"], "JOHN1");
+    }
+
+    #[test]
     fn a_small_plate_that_stays_leaves_or_ends_is_reported() {
         use prism_filter_sdk::testing::Harness;
-        // The same size frame after frame (a still, a parked car): reported at once.
+        // The same size frame after frame (a parked car): reported once it is clearly not
+        // coming closer.
         let mut h = Harness::<PlateDetector>::new();
-        run(h.filter(), 0, &vec![vec![sized("AB123", 0.9, 40, 8)]; 2]);
+        let still = vec![vec![sized("AB123", 0.9, 40, 8)]; 8];
+        run(h.filter(), 0, &still[..6]);
+        assert!(h.take_events().is_empty());
+        run(h.filter(), 6 * 33_000, &still[6..]);
         assert_eq!(h.take_events().len(), 1);
         // Growing, then gone before its glyphs grew legible or a second passed: reported
         // when its track ends.
@@ -833,7 +904,7 @@ mod tests {
         assert_eq!(events[0].1["plate"], "XY789");
         assert!(h.filter().tracks.is_empty());
         // The stream after is new: the same plate in it is another appearance.
-        run(h.filter(), 0, &vec![vec![sized("XY789", 0.9, 40, 8)]; 2]);
+        run(h.filter(), 0, &vec![vec![sized("XY789", 0.9, 40, 8)]; 8]);
         assert_eq!(h.take_events().len(), 1);
     }
 

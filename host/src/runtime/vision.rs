@@ -130,6 +130,7 @@ fn read_to_wit(r: vision::PlateRead) -> PlateRead {
         text: r.text,
         confidence: r.confidence,
         region: region_to(r.region),
+        format: r.format,
         bounds: rect(r.bounds),
         chars: r
             .chars

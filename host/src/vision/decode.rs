@@ -157,6 +157,8 @@ pub struct Decoded {
     pub alternatives: Vec<(String, f32)>,
     /// The region whose format matched.
     pub region: Region,
+    /// The format matched (`L` a letter, `N` a digit), empty for free text.
+    pub format: String,
 }
 
 /// The regions whose formats `Auto` tries: all of them, each format with its region's prior
@@ -263,6 +265,11 @@ pub fn decode(glyphs: &[Probs], region: Region) -> Option<Decoded> {
         guesses,
         alternatives,
         region,
+        format: if fmt.contains('A') {
+            String::new()
+        } else {
+            fmt.to_string()
+        },
     })
 }
 

@@ -145,6 +145,8 @@ pub struct PlateRead {
     pub confidence: f32,
     /// The region whose format the text follows (`Auto` if none in particular).
     pub region: Region,
+    /// The format the text follows (`L` a letter, `N` a digit), empty for free text.
+    pub format: String,
     /// The plate's outline.
     pub bounds: Rect,
     /// The glyphs used, left to right.
@@ -377,6 +379,7 @@ fn read_glyphs(
         confidence: d.confidence * (0.5 + 0.5 * score) * stripe_penalty(&used, &d.text),
         text: d.text,
         region: d.region,
+        format: d.format,
         bounds,
         alternatives: d.alternatives,
     })
