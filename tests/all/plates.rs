@@ -230,7 +230,7 @@ fn a_plate_still_coming_closer_when_the_stream_ends_is_reported_at_the_end() {
     use prism::bench::{approach, plates::BBox};
     let (photo, [x, y, w, h], plate) = labelled("us", "22e54a62-57a8-4a0a-88c1-4b9758f67651");
     // The clip closing in on the car, cut after 1.5 s: the plate, 35 px wide, has been in
-    // sight for under half a second with glyphs too small to read well, and is still waiting
+    // sight for under a second with glyphs too small to read well, and is still waiting
     // to be read larger.
     let clip = approach::clip(&photo, BBox { x, y, w, h }).unwrap();
     let runtime = test_runtime();

@@ -7,7 +7,7 @@
 //!
 //! A plate that may be coming closer (growing, or seen under 0.2 s) whose glyphs are still
 //! too small to read well, or that reads only as free text (in none of the region's plate
-//! formats: often a glyph lost from afar), waits up to half a second to be read larger
+//! formats: often a glyph lost from afar), waits up to a second to be read larger
 //! (reported as it leaves if it goes sooner, or when the stream ends); one reported from afar that lost a glyph (`627WW` for `627WWI`) is corrected when
 //! more readings of it, closer, clearly favour another text: one more event gives that text
 //! with `"corrects": "627WW"`, at most once per text an appearance was reported as.
@@ -55,7 +55,7 @@ const DIFFERENT_PLATE: f32 = 0.5;
 const LEGIBLE_GLYPH: u32 = 12;
 /// How long a plate whose glyphs are smaller, or that reads as free text, waits while it may
 /// be coming closer before it is reported.
-const SMALL_WAIT_US: u64 = 500_000;
+const SMALL_WAIT_US: u64 = 1_000_000;
 /// A plate whose box is this many times as wide as when it was first seen is growing.
 const GROWING: f32 = 1.03;
 /// How long a new plate is taken for one that may be coming closer, before its growth tells
@@ -858,12 +858,12 @@ mod tests {
         let events = h.take_events();
         let plates: Vec<_> = events.iter().map(|(_, e)| e["plate"].clone()).collect();
         assert_eq!(plates, ["LM633BD"], "{events:?}");
-        // Free text for good (a vanity plate): reported once half a second has passed.
+        // Free text for good (a vanity plate): reported once a second has passed.
         let mut h = Harness::<PlateDetector>::new();
-        let frames: Vec<Vec<PlateRead>> = (0..20).map(|i| growing(i, free("JOHN1"))).collect();
-        run(h.filter(), 0, &frames[..15]);
+        let frames: Vec<Vec<PlateRead>> = (0..34).map(|i| growing(i, free("JOHN1"))).collect();
+        run(h.filter(), 0, &frames[..30]);
         assert!(h.take_events().is_empty());
-        run(h.filter(), 15 * 33_000, &frames[15..]);
+        run(h.filter(), 30 * 33_000, &frames[30..]);
         let events = h.take_events();
         assert_eq!(events.len(), 1, "{events:?}");
         assert_eq!(events[0].1["plate"], "JOHN1");
