@@ -7,16 +7,19 @@
 //!
 //! A plate that may be coming closer (growing, or seen under 0.2 s) whose glyphs are still
 //! too small to read well, or that reads only as free text (in none of the region's plate
-//! formats: often a glyph lost from afar), waits up to a second to be read larger
-//! (reported as it leaves if it goes sooner, or when the stream ends); one reported from afar that lost a glyph (`627WW` for `627WWI`) is corrected when
-//! more readings of it, closer, clearly favour another text: one more event gives that text
-//! with `"corrects": "627WW"`, at most once per text an appearance was reported as.
+//! formats: often a glyph lost from afar), waits up to a second to be read larger (reported
+//! as it leaves if it goes sooner, or when the stream ends); one reported from afar that lost
+//! a glyph (`627WW` for `627WWI`) is corrected when more readings of it, closer, clearly
+//! favour another text: one more event gives that text with `"corrects": "627WW"`, at most
+//! once per text an appearance was reported as.
 //!
 //! It draws the plate's box and text on the picture (`overlay`). A reading joins the nearest
-//! track less than a box away, one reading per track; a confident reading of a far different
-//! text where a reported plate was starts a new track (a part of the plate's text, or the text
-//! with look-alikes, is not far different: [`part_distance`]); a text is not reported again
-//! until [`REPEAT_US`] after it was last seen.
+//! track, in place and time, less than a box away, one reading per track; a confident reading
+//! of a far different text where a reported plate was starts a new track (a part of the
+//! plate's text, or the text with look-alikes, is not far different: [`part_distance`]), and
+//! so does any reading of another size or text where a plate was last seen half a second ago
+//! or more (the next car of a queue); a text is not reported again until [`REPEAT_US`] after
+//! it was last seen.
 //!
 //! Configuration (every key optional):
 //! `{"region": "auto|eu|us|br", "plate_width_pct": 0, "min_confidence": 0.5, "overlay": true,

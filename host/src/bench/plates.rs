@@ -541,7 +541,6 @@ impl Reader {
     }
 }
 
-/// The `PlateDetected` payloads waiting in `events`, with their frames' times.
 /// Clips one after another through one filter instance, as a camera sees car after car.
 struct ClipStream {
     instance: crate::runtime::FilterInstance,
@@ -568,6 +567,7 @@ impl ClipStream {
     }
 }
 
+/// The `PlateDetected` payloads waiting in `events`, with their frames' times.
 fn plate_events(events: &std::sync::mpsc::Receiver<FilterEvent>) -> Vec<(Value, u64)> {
     let mut out = Vec::new();
     while let Ok(event) = events.try_recv() {
@@ -586,7 +586,7 @@ fn plate_events(events: &std::sync::mpsc::Receiver<FilterEvent>) -> Vec<(Value, 
 }
 
 /// Runs `filter` (or, with `native`, the native core) over the sets in `data`, and with
-/// with `clips` over each photo as a clip closing in on its plate.
+/// `clips` over each photo as a clip closing in on its plate.
 pub fn measure(
     filter: &Path,
     data: &Path,

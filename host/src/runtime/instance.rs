@@ -333,9 +333,12 @@ impl FilterInstance {
     /// failure is reported and handled like one in [`FilterInstance::process`].
     pub fn end_of_stream(&mut self) {
         let pts_us = self.last_pts_us.take();
-        let Health::Running(mut live) = std::mem::replace(&mut self.health, Health::Disabled)
-        else {
-            return;
+        let mut live = match std::mem::replace(&mut self.health, Health::Disabled) {
+            Health::Running(live) => live,
+            waiting => {
+                self.health = waiting;
+                return;
+            }
         };
         let _span = tracing::trace_span!("filter.end_of_stream", filter = %self.name).entered();
         match call_end_of_stream(&self.runtime, &mut live, pts_us) {
