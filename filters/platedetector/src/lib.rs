@@ -259,7 +259,7 @@ impl Track {
     /// stray glyph, does not outweigh shorter ones for having more glyphs), then each position
     /// by its votes.
     fn consensus(&self) -> Option<(String, f32, u32)> {
-        let (&n, &(_, readings)) = self.lengths.iter().max_by(|a, b| a.1.0.total_cmp(&b.1.0))?;
+        let (n, readings) = self.agreed_length()?;
         let slots = self.votes.get(&n)?;
         let tops = self.tops.get(&n)?;
         let mut text = String::new();
@@ -278,11 +278,15 @@ impl Track {
     /// Whether the length the readings agree on was read mostly as free text, in none of the
     /// region's plate formats: often a plate read in part from afar (`M633BD` for `LM633BD`).
     fn free_text(&self) -> bool {
-        let Some((&n, &(_, readings))) = self.lengths.iter().max_by(|a, b| a.1.0.total_cmp(&b.1.0))
-        else {
-            return false;
-        };
-        2 * self.formatted.get(&n).copied().unwrap_or(0) <= readings
+        self.agreed_length().is_some_and(|(n, readings)| {
+            2 * self.formatted.get(&n).copied().unwrap_or(0) <= readings
+        })
+    }
+
+    /// The text length of the most summed reading confidence, and how many readings had it.
+    fn agreed_length(&self) -> Option<(usize, u32)> {
+        let (&n, &(_, readings)) = self.lengths.iter().max_by(|a, b| a.1.0.total_cmp(&b.1.0))?;
+        Some((n, readings))
     }
 
     /// Whether the readings favour `new` over `old` by [`CORRECTION_MARGIN`]: readings of its
