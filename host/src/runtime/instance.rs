@@ -312,17 +312,7 @@ impl FilterInstance {
             Err(failure) => {
                 back.rollback();
                 *frame = back.buf;
-                let (kind, message) = match failure {
-                    CallFailure::Refused(m) => {
-                        self.health = Health::Running(live);
-                        (FaultKind::FilterError, m)
-                    }
-                    CallFailure::Trapped(kind, m) => {
-                        drop(live);
-                        (kind, m)
-                    }
-                };
-                self.record_failure(kind, message, Some(pts_us));
+                self.call_failed(live, failure, Some(pts_us));
                 self.failed_verdict()
             }
         }
@@ -343,15 +333,24 @@ impl FilterInstance {
         let _span = tracing::trace_span!("filter.end_of_stream", filter = %self.name).entered();
         match call_end_of_stream(&self.runtime, &mut live, pts_us) {
             Ok(()) => self.health = Health::Running(live),
-            Err(CallFailure::Refused(message)) => {
-                self.health = Health::Running(live);
-                self.record_failure(FaultKind::FilterError, message, pts_us);
-            }
-            Err(CallFailure::Trapped(kind, message)) => {
-                drop(live);
-                self.record_failure(kind, message, pts_us);
-            }
+            Err(failure) => self.call_failed(live, failure, pts_us),
         }
+    }
+
+    /// After a failed `process` or `end-of-stream` call: an instance that refused keeps
+    /// running, a trapped one is discarded; the failure is counted and reported.
+    fn call_failed(&mut self, live: Box<Live>, failure: CallFailure, pts_us: Option<u64>) {
+        let (kind, message) = match failure {
+            CallFailure::Refused(message) => {
+                self.health = Health::Running(live);
+                (FaultKind::FilterError, message)
+            }
+            CallFailure::Trapped(kind, message) => {
+                drop(live);
+                (kind, message)
+            }
+        };
+        self.record_failure(kind, message, pts_us);
     }
 
     fn report(&self, event: FilterEvent) {
