@@ -336,6 +336,25 @@ fn without_a_region_plates_of_every_region_are_read() {
 }
 
 #[test]
+fn a_cameras_date_caption_is_no_plate_whatever_a_format_makes_of_it() {
+    // These street cameras print the date and time in the picture's top-left corner
+    // (`2014-05-02 08:00:57`); plate formats would make some of its digits letters
+    // (`OSZ0600`, `1OZZ726`): only the plate is reported.
+    for (name, config) in [
+        ("wts-lg-000037", "{}"),
+        ("wts-lg-000045", r#"{"region":"us"}"#),
+        ("wts-lg-000062", "{}"),
+        ("wts-lg-000060", r#"{"region":"us"}"#),
+    ] {
+        let (frame, truth, plate) = labelled("us", name);
+        let events = detect(&frame, 3, config);
+        assert_eq!(events.len(), 1, "{name} {config}: {events:?}");
+        let best = event_on_plate(&events, truth, name);
+        assert_eq!(best["plate"], plate.as_str(), "{name} {config}: {events:?}");
+    }
+}
+
+#[test]
 fn cli_prints_the_plate_of_a_photo() {
     let photo = alpr().join("eu/eu1.jpg");
     let out = std::process::Command::new(prism_bin())

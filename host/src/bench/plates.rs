@@ -650,6 +650,16 @@ pub fn measure(
                     best.map_or(0.0, |d| d.bbox.iou(&labelled.truth)),
                     if s.strict { "OK" } else { "" }
                 );
+                // The false detections, on lines of their own.
+                for d in detections
+                    .iter()
+                    .filter(|d| d.bbox.iou(&labelled.truth) <= IOU_MATCH)
+                {
+                    eprintln!(
+                        "  false {:?} conf={:.2} at {:.0},{:.0} {:.0}x{:.0}",
+                        d.plate, d.confidence, d.bbox.x, d.bbox.y, d.bbox.w, d.bbox.h
+                    );
+                }
             }
             scores.push(s);
         }

@@ -147,6 +147,9 @@ pub struct PlateRead {
     pub region: Region,
     /// The format the text follows (`L` a letter, `N` a digit), empty for free text.
     pub format: String,
+    /// The classifier's likeliest symbol of each glyph used, before the format made a
+    /// look-alike the kind it wants (`5` where the text has an `S`).
+    pub unformatted: String,
     /// The plate's outline.
     pub bounds: Rect,
     /// The glyphs used, left to right.
@@ -380,6 +383,11 @@ fn read_glyphs(
         text: d.text,
         region: d.region,
         format: d.format,
+        unformatted: d
+            .glyphs
+            .iter()
+            .map(|&i| classifier::SYMBOLS[decode::likeliest(&probs[i])] as char)
+            .collect(),
         bounds,
         alternatives: d.alternatives,
     })
@@ -1127,7 +1135,13 @@ fn plates_at(
         })
     };
     let frame = (img.width() as f32, img.height() as f32);
-    let at_frame_edge = |i: usize| is_caption(rows[i].0, rows[i].1, &reads[i].text, frame);
+    // A format may have made a date's digits letters (`OSZ0600` of `2014-05-02 08:00:57`):
+    // the symbols as the classifier saw them tell a caption too.
+    let at_frame_edge = |i: usize| {
+        let r = &reads[i];
+        is_caption(rows[i].0, rows[i].1, &r.text, frame)
+            || is_caption(rows[i].0, rows[i].1, &r.unformatted, frame)
+    };
     // A row with a row of glyphs of about its size right above or below it is a line of a
     // paragraph (a shop sign, a poster, a truck's lettering), not a single-line plate: it
     // ranks after the rows that stand alone.
