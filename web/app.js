@@ -27,6 +27,12 @@ async function loadFilters(select) {
   }
   const preferred = [previous, 'platedetector', 'grayscale'].find((n) => names.has(n));
   if (preferred) sel.value = preferred;
+  showRegion();
+}
+
+// The plate filter reads the plate formats of the country chosen (all of them for "any").
+function showRegion() {
+  $('region-choice').hidden = $('filter').value !== 'platedetector';
 }
 
 function addEvent(list, html, limit = 50) {
@@ -48,7 +54,8 @@ function onFilterEvent(data, type) {
     const was = data.corrects ? [...$('plates').children].find((li) => li.dataset.plate === data.corrects) : null;
     if (was) was.remove();
     const note = data.corrects ? `<span class="muted">was ${escape(data.corrects)}</span>` : '';
-    const li = addEvent($('plates'), `${thumb}<span class="plate">${escape(data.plate)}</span>${note}<span>${conf}</span><time>${time}</time>`);
+    const region = data.region && data.region !== 'auto' ? `<span class="region">${escape(data.region)}</span>` : '';
+    const li = addEvent($('plates'), `${thumb}<span class="plate">${escape(data.plate)}</span>${region}${note}<span>${conf}</span><time>${time}</time>`);
     li.dataset.plate = data.plate;
   } else if (!['MediaFlowInStateChanged', 'MediaFlowOutStateChanged', 'ElementConnected'].includes(type)) {
     const detail = type === 'Error' ? data.description : JSON.stringify(data, (k, v) => (['source', 'tags', 'timestamp', 'timestampMillis', 'type'].includes(k) ? undefined : v));
@@ -84,8 +91,9 @@ async function start() {
     const client = await new KurentoClient(wsUrl).open();
     const pipeline = await client.create('MediaPipeline');
     const endpoint = await client.create('WebRtcEndpoint', { mediaPipeline: pipeline });
+    const config = JSON.stringify({ region: $('region').value });
     const element = filter === 'platedetector'
-      ? await client.create('platedetector.PlateDetectorFilter', { mediaPipeline: pipeline })
+      ? await client.create('platedetector.PlateDetectorFilter', { mediaPipeline: pipeline, config })
       : await client.create('prism.WasmFilter', { mediaPipeline: pipeline, filter });
     const pc = new RTCPeerConnection();
     session = { client, pipeline, endpoint, element, pc, stream, last: null };
@@ -194,6 +202,7 @@ $('upload').addEventListener('submit', async (e) => {
   }
 });
 
+$('filter').addEventListener('change', showRegion);
 $('start').addEventListener('click', start);
 $('stop').addEventListener('click', stop);
 $('refresh-graph').addEventListener('click', showGraph);

@@ -96,6 +96,7 @@ fn browser_demo_upload_and_gray_video() {
         .arg(wasm("grayscale"))
         .arg(TOKEN)
         .env("EXPECT_PLATE", "M5XSX")
+        .env("PLATE_REGION", "eu")
         .output()
         .expect("node");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -170,18 +171,21 @@ fn browser_demo_upload_and_gray_video() {
         "colour: {colour}"
     );
     // The demo's default: the licence-plate filter over a camera panning across a car whose
-    // plate reads M5-XSX; the page lists the PlateDetected event.
+    // plate reads M5-XSX, read for European plates as chosen on the page (the choice shows
+    // for the plate filter only); the page lists the PlateDetected event and its region.
     let plates = step("platedetector");
     assert!(
         plates["sample"]["frames"].as_u64().unwrap() > 30,
         "{plates}"
     );
+    assert_eq!(plates["regionShown"], true, "{plates}");
+    assert_eq!(gray["regionShown"], false, "{gray}");
     assert!(
         plates["plates"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|p| p.as_str() == Some("M5XSX")),
+            .any(|p| p["plate"] == "M5XSX" && p["region"] == "eu"),
         "plate listed: {plates}"
     );
     assert!(shots.join("platedetector.png").is_file());

@@ -45,6 +45,11 @@ async function sampleRemote(page) {
 
 async function runWith(page, filter, shot) {
   await page.selectOption('#filter', filter);
+  const regionShown = await page.isVisible('#region-choice');
+  // The plate filter's country (PLATE_REGION), when the test asks for one.
+  if (filter === 'platedetector' && process.env.PLATE_REGION) {
+    await page.selectOption('#region', process.env.PLATE_REGION);
+  }
   await page.click('#start');
   const t0 = Date.now();
   let s = { frames: 0 };
@@ -60,8 +65,11 @@ async function runWith(page, filter, shot) {
     const expected = process.env.EXPECT_PLATE;
     const t1 = Date.now();
     while (Date.now() - t1 < 20000) {
-      plates = await page.$$eval('#plates .plate', (ps) => ps.map((p) => p.textContent));
-      if (expected ? plates.includes(expected) : plates.length > 0) break;
+      plates = await page.$$eval('#plates li', (ls) => ls.map((l) => ({
+        plate: l.querySelector('.plate').textContent,
+        region: l.querySelector('.region') ? l.querySelector('.region').textContent : 'auto',
+      })));
+      if (expected ? plates.some((p) => p.plate === expected) : plates.length > 0) break;
       await page.waitForTimeout(250);
     }
   }
@@ -71,7 +79,7 @@ async function runWith(page, filter, shot) {
   const graph = await page.evaluate(() => document.querySelector('#graph svg, #graph pre') ? document.querySelector('#graph').innerHTML.length : 0);
   await page.screenshot({ path: path.join(shots, shot), fullPage: true });
   await page.click('#stop');
-  return { step: filter, status, sample: s, statsText: stats, graphBytes: graph, plates };
+  return { step: filter, status, sample: s, statsText: stats, graphBytes: graph, plates, regionShown };
 }
 
 (async () => {
