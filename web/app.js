@@ -63,10 +63,12 @@ function onFilterEvent(data, type) {
   }
 }
 
-// A crop of the processed video at the plate's box, if the frame is still there.
+// A crop of the processed video at the plate's box (of the camera's while the processed video
+// has no picture yet: the box is in the same pixels).
 function thumbnail(box) {
   try {
-    const v = $('remote');
+    const v = [$('remote'), $('local')].find((e) => e.readyState >= 2 && e.videoWidth > 0);
+    if (!v) return '';
     const c = document.createElement('canvas');
     const w = Math.max(1, box.width || box.w || 0);
     const h = Math.max(1, box.height || box.h || 0);

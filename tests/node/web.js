@@ -68,6 +68,19 @@ async function runWith(page, filter, shot) {
       plates = await page.$$eval('#plates li', (ls) => ls.map((l) => ({
         plate: l.querySelector('.plate').textContent,
         region: l.querySelector('.region') ? l.querySelector('.region').textContent : 'auto',
+        thumbnail: (() => {
+          // The thumbnail's mean gray level (null without one).
+          const img = l.querySelector('img');
+          if (!img || !img.complete || !img.naturalWidth) return null;
+          const c = document.createElement('canvas');
+          c.width = img.naturalWidth;
+          c.height = img.naturalHeight;
+          c.getContext('2d').drawImage(img, 0, 0);
+          const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+          let sum = 0;
+          for (let i = 0; i < d.length; i += 4) sum += (d[i] + d[i + 1] + d[i + 2]) / 3;
+          return sum / (d.length / 4);
+        })(),
       })));
       if (expected ? plates.some((p) => p.plate === expected) : plates.length > 0) break;
       await page.waitForTimeout(250);
