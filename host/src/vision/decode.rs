@@ -147,7 +147,8 @@ fn allowed(kind: u8, class: usize) -> bool {
 pub struct Decoded {
     /// The text.
     pub text: String,
-    /// Geometric mean of the chosen symbols' probabilities.
+    /// Geometric mean of the chosen symbols' probabilities, lowered for each glyph the format
+    /// forced ([`forced_glyphs`]).
     pub confidence: f32,
     /// Indices (into the glyphs given) of the symbols used.
     pub glyphs: Vec<usize>,
@@ -243,8 +244,15 @@ pub fn decode(glyphs: &[Probs], region: Region) -> Option<Decoded> {
         probs.push(p);
         guesses.push(ranked(&glyphs[g], kind));
     }
-    let confidence =
-        (probs.iter().map(|p| p.max(1e-6).ln()).sum::<f32>() / probs.len() as f32).exp();
+    // Brazil's formats are the law ([`mass_weight`]): what they force is told apart here.
+    let forced = if r == Region::Br {
+        forced_glyphs(glyphs, &used, &text)
+    } else {
+        0
+    };
+    let confidence = (probs.iter().map(|p| p.max(1e-6).ln()).sum::<f32>() / probs.len() as f32)
+        .exp()
+        * FORCED_COST.powi(forced as i32);
     let alternatives = alternatives(&text, &probs, &guesses, 4);
     // The region of the format read; free text, or (for `Auto`) a format several regions
     // share, tells nothing.
@@ -272,6 +280,30 @@ pub fn decode(glyphs: &[Probs], region: Region) -> Option<Decoded> {
         },
     })
 }
+
+/// How many glyphs of a reading the format forced to be what they clearly are not: the
+/// classifier's likeliest symbol is of the other kind, at [`FORCED_CLEAR`] or more, and the
+/// symbol read is none of its look-alikes (a `Y` read as a `1`, an `R` as an `8`). A format
+/// resolves look-alikes; forcing a clear glyph into another symbol is reading a word (a shop's
+/// sign, a dealer's name) as a plate. Only Brazil's formats force glyphs this far: elsewhere
+/// such a glyph costs the format reading more than free text ([`mass_weight`]).
+fn forced_glyphs(glyphs: &[Probs], used: &[usize], text: &str) -> usize {
+    used.iter()
+        .zip(text.bytes())
+        .filter(|&(&g, read)| {
+            let c = likeliest(&glyphs[g]);
+            let seen = SYMBOLS[c];
+            seen.is_ascii_digit() != read.is_ascii_digit()
+                && glyphs[g][c] >= FORCED_CLEAR
+                && !look_alikes(c).any(|a| SYMBOLS[a] == read)
+        })
+        .count()
+}
+
+/// A glyph read this surely as a symbol of the other kind counts as forced ([`forced_glyphs`]).
+const FORCED_CLEAR: f32 = 0.5;
+/// What each forced glyph multiplies a reading's confidence by.
+const FORCED_COST: f32 = 0.6;
 
 /// The class of a glyph's likeliest symbol ("not a character" aside).
 pub(super) fn likeliest(p: &Probs) -> usize {
@@ -492,6 +524,39 @@ mod tests {
         assert!(d.confidence > 0.5 && d.confidence < 1.0, "{}", d.confidence);
         // Free text (no US format has four glyphs) keeps the classifier's choice.
         assert_eq!(decode(&g[..4], Region::Us).unwrap().text, "AY09");
+    }
+
+    #[test]
+    fn a_word_forced_into_brazils_format_is_no_sure_plate() {
+        // A dealer's "CLEYSOM" has seven glyphs like a plate, but its Y and M are no digits'
+        // look-alikes: forced into LLLNNNN it is a poor reading, not a sure "CLE1507".
+        let word = |second: char| {
+            [
+                sure('C'),
+                sure('L'),
+                sure('E'),
+                glyph('Y', 0.8, second),
+                glyph('S', 0.8, '5'),
+                glyph('O', 0.8, '0'),
+                glyph('M', 0.8, '7'),
+            ]
+        };
+        let d = decode(&word('1'), Region::Br).unwrap();
+        assert_eq!(d.text, "CLE1507");
+        assert!(d.confidence < 0.5, "{}", d.confidence);
+        // A plate whose S, O and a Z the format makes digits (their look-alikes) stays sure.
+        let plate = [
+            sure('C'),
+            sure('L'),
+            sure('E'),
+            glyph('Z', 0.8, '2'),
+            glyph('S', 0.8, '5'),
+            glyph('O', 0.8, '0'),
+            glyph('T', 0.8, '7'),
+        ];
+        let d = decode(&plate, Region::Br).unwrap();
+        assert_eq!(d.text, "CLE2507");
+        assert!(d.confidence > 0.5, "{}", d.confidence);
     }
 
     #[test]
