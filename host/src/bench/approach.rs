@@ -90,8 +90,8 @@ pub fn window(src: &FrameBuf, (x0, y0): (i64, i64), (w, h): (u32, u32)) -> Frame
 pub struct ClipScore {
     /// Texts reported on the plate, in order.
     pub on_plate: Vec<String>,
-    /// Events elsewhere.
-    pub elsewhere: usize,
+    /// Texts reported elsewhere, in order.
+    pub elsewhere: Vec<String>,
     /// The plate's width (pixels) in the frame where its text was first reported right.
     pub right_at_px: Option<f64>,
 }
@@ -109,7 +109,7 @@ pub fn score(events: &[(serde_json::Value, u64)], truth: &[BBox], plate: &str) -
             continue;
         };
         if d.bbox.iou(t) <= IOU_MATCH {
-            s.elsewhere += 1;
+            s.elsewhere.push(d.plate);
             continue;
         }
         if s.right_at_px.is_none() && normalise(&d.plate) == normalise(plate) {
@@ -166,7 +166,7 @@ pub fn report(clips: &[(ClipScore, String)]) -> ApproachReport {
         last_lenient_pct: pct(&|c, p| c.on_plate.last().is_some_and(|t| lenient(t) == lenient(p))),
         events_per_plate: clips.iter().map(|(c, _)| c.on_plate.len()).sum::<usize>() as f64
             / found.max(1) as f64,
-        elsewhere_per_clip: clips.iter().map(|(c, _)| c.elsewhere).sum::<usize>() as f64 / n,
+        elsewhere_per_clip: clips.iter().map(|(c, _)| c.elsewhere.len()).sum::<usize>() as f64 / n,
         right_at_px_p50: (!widths.is_empty()).then(|| percentile(&widths, 0.5)),
     }
 }
@@ -248,7 +248,7 @@ mod tests {
             "627WWI",
         );
         assert_eq!(s.on_plate, ["627WW", "627WWI"]);
-        assert_eq!(s.elsewhere, 1);
+        assert_eq!(s.elsewhere.len(), 1);
         assert_eq!(s.right_at_px, Some(60.0));
         let r = report(&[(s, "627WWI".into()), (ClipScore::default(), "AB123".into())]);
         assert_eq!(r.clips, 2);

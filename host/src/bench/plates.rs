@@ -704,7 +704,7 @@ pub fn measure(
                 let s = approach::score(&events, &truth, &sample.plate);
                 if std::env::var_os("PRISM_BENCH_VERBOSE").is_some() {
                     eprintln!(
-                        "{set} {} truth={} clip={:?} elsewhere={}",
+                        "{set} {} truth={} clip={:?} elsewhere={:?}",
                         sample.image.display(),
                         sample.plate,
                         s.on_plate,
