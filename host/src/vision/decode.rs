@@ -234,6 +234,16 @@ pub fn decode(glyphs: &[Probs], region: Region) -> Option<Decoded> {
         }
     }
     let (_, fmt, used, r) = best?;
+    // Read for an unknown country, free text is read again as American (its symbol lean and
+    // lengths): what no region's format claims is likeliest a US plate (a vanity plate,
+    // another state's serial).
+    if region == Region::Auto && fmt.contains('A') {
+        let mut d = decode(glyphs, Region::Us)?;
+        if d.format.is_empty() {
+            d.region = Region::Auto;
+        }
+        return Some(d);
+    }
     let kinds = in_context(glyphs, &used, fmt);
     let mut text = String::new();
     let mut probs = Vec::new();
@@ -633,6 +643,9 @@ mod tests {
         g[5] = glyph('I', 0.55, '1');
         assert_eq!(decode(&g, Region::Us).unwrap().text, "7X02K1");
         assert_eq!(decode(&g, Region::Eu).unwrap().text, "7XO2KI");
+        // For an unknown country, free text is read as on a US plate; its region stays unknown.
+        let d = decode(&g, Region::Auto).unwrap();
+        assert_eq!((d.text.as_str(), d.region), ("7X02K1", Region::Auto));
         // A clear reading stays: the lean is a tie-breaker, not a rule.
         g[2] = glyph('O', 0.9, '0');
         assert_eq!(decode(&g, Region::Us).unwrap().text, "7XO2K1");
