@@ -63,18 +63,20 @@ function onFilterEvent(data, type) {
   }
 }
 
-// A crop of the processed video at the plate's box (of the camera's while the processed video
-// has no picture yet: the box is in the same pixels).
+// A crop of the camera's picture at the plate's box: the processed video is the same picture
+// (the box is in its pixels) but may have none yet, or a black one, when the first plate comes.
 function thumbnail(box) {
   try {
-    const v = [$('remote'), $('local')].find((e) => e.readyState >= 2 && e.videoWidth > 0);
-    if (!v) return '';
+    const v = $('local');
+    if (v.readyState < 2 || !v.videoWidth) return '';
+    const processed = $('remote').videoWidth;
+    const k = processed ? v.videoWidth / processed : 1;
     const c = document.createElement('canvas');
     const w = Math.max(1, box.width || box.w || 0);
     const h = Math.max(1, box.height || box.h || 0);
     c.width = Math.min(160, w);
     c.height = Math.round(c.width * h / w);
-    c.getContext('2d').drawImage(v, box.x, box.y, w, h, 0, 0, c.width, c.height);
+    c.getContext('2d').drawImage(v, box.x * k, box.y * k, w * k, h * k, 0, 0, c.width, c.height);
     return `<img alt="" src="${c.toDataURL('image/jpeg', 0.7)}">`;
   } catch (e) {
     return '';
