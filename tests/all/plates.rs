@@ -318,6 +318,18 @@ fn bad_configuration_is_refused_with_a_reason() {
 }
 
 #[test]
+fn a_glyph_a_small_plate_lost_is_found_on_a_closer_look() {
+    // Shrunk to 640x480 as a live stream gives it, this plate's glyphs are 10 px tall and its
+    // 4 blurs into the frame: the plate read 2MFZ76, surely, until every small plate got a
+    // second look scaled up.
+    let (photo, truth, plate) = labelled("us", "wts-lg-000197");
+    let (small, f) = prism::bench::plates::fit(photo, (640, 480)).unwrap();
+    let events = detect(&small, 3, r#"{"region": "us"}"#);
+    let best = event_on_plate(&events, truth.map(|v| v * f), "us/wts-lg-000197 at 640x480");
+    assert_eq!(best["plate"], plate.as_str(), "{events:?}");
+}
+
+#[test]
 fn without_a_region_plates_of_every_region_are_read() {
     // An Italian plate that Brazil's format would force into RKZ5541, a Brazilian one whose 1
     // looks like an I, an American one of a format only American plates have (NNNLLL).

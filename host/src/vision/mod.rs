@@ -1295,15 +1295,16 @@ fn is_plate_word(text: &str) -> bool {
 const SMALL_GLYPH: f32 = 20.0;
 /// The glyph height a second look scales small glyphs to.
 const CLOSER_GLYPH: f32 = 32.0;
-/// Readings this confident get no second look.
-const SURE_READ: f32 = 0.9;
+/// The share of the first reading's confidence a closer one with more glyphs needs.
+const MORE_GLYPHS_READ: f32 = 0.8;
 
 /// Small glyphs touch each other and their strokes break at one pixel's difference: the plate's
 /// area, scaled up (bicubic) until its glyphs are [`CLOSER_GLYPH`] tall, is searched and read
-/// again, where thin gaps and strokes are several pixels wide. Only readings between the
-/// filter's default reporting threshold and [`SURE_READ`] get the second look: a weaker one
-/// is mostly other text, a surer one has nothing to gain. The closer reading replaces `read`
-/// when it reads better and [`agrees`] with it.
+/// again, where thin gaps and strokes are several pixels wide. Only readings from the filter's
+/// default reporting threshold up get the second look (a weaker one is mostly other text).
+/// The closer reading replaces `read` when it [`agrees`] with it and reads better, or finds
+/// glyphs the first one lost (blurred into a neighbour or the frame: `YF268` of `YF2U68`) and
+/// reads nearly as well ([`MORE_GLYPHS_READ`]): even a sure reading may miss a glyph.
 fn read_closer(
     model: &Cnn,
     img: &GrayImage<'_>,
@@ -1312,7 +1313,7 @@ fn read_closer(
 ) -> opencv::Result<Option<PlateRead>> {
     let glyphs: Vec<Rect> = read.chars.iter().map(|c| c.bounds).collect();
     let gh = median_height(&glyphs);
-    if gh >= SMALL_GLYPH || !(DEFAULT_MIN_CONFIDENCE..SURE_READ).contains(&read.confidence) {
+    if gh >= SMALL_GLYPH || read.confidence < DEFAULT_MIN_CONFIDENCE {
         return Ok(None);
     }
     let row = union(&glyphs);
@@ -1354,7 +1355,9 @@ fn read_closer(
             }
             let glyphs: Vec<Rect> = r.chars.iter().map(|c| c.bounds).collect();
             r.bounds = plate_bounds(&glyphs, r.region, w, h);
-            (r.confidence > read.confidence
+            let more = r.chars.len() > read.chars.len()
+                && r.confidence > MORE_GLYPHS_READ * read.confidence;
+            ((r.confidence > read.confidence || more)
                 && overlap(&union(&glyphs), &row) > 0.5
                 && agrees(read, &r))
             .then_some(r)
