@@ -832,6 +832,8 @@ fn split_merged(
             });
         // A glyph joined to clutter at one side (an emblem, a sticker, a bolt) is a wide blob
         // the classifier is unsure of: a glyph's width of it at either side may read clearly.
+        // Its ink must be about a glyph wide: half an `8` cut off by a window reads as a sure
+        // `3`.
         let trimmed = || {
             if split.is_some() || r.width as f32 <= 1.3 * width || best_symbol(&p) >= 0.6 {
                 return None;
@@ -841,7 +843,8 @@ fn split_merged(
                 .map(|k| (k * width).round() as u32)
                 .flat_map(|w| [(r.x, w), (r.x + r.width - w, w)])
                 .map(|(x, w)| Rect::new(x, r.y, w, r.height));
-            clearest(model, img, inverted, windows, |_| true, 0.7)
+            let whole = |r: Rect| r.width as f32 >= 0.55 * width;
+            clearest(model, img, inverted, windows, whole, 0.7)
         };
         match (split, trimmed()) {
             (Some(halves), _) => out.extend(halves),
