@@ -407,7 +407,7 @@ fn bench_plates_scores_a_folder_as_json() {
         cmd.args(["bench", "plates", "--json", "--data"])
             .arg(dir.path());
         match how {
-            "native" => cmd.arg("--native"),
+            "native" => cmd.args(["--native", "--variants"]),
             "apart" => cmd.arg("--approach"),
             _ => cmd.args(["--approach", "--street"]),
         };
@@ -437,8 +437,23 @@ fn bench_plates_scores_a_folder_as_json() {
         let clips = &v["approach"]["eu"];
         if native {
             assert!(clips.is_null() && v["clips"].is_null(), "{v}");
+            // The photos changed as other cameras would take them, each variant scored as a
+            // set is; eu1 is still read dimmed.
+            let variants = v["variants"].as_object().expect("variants");
+            assert_eq!(variants.len(), 5, "{v}");
+            for (name, sets) in variants {
+                assert_eq!(sets["eu"]["images"], 2, "{name}: {v}");
+                assert!(sets["eu"]["strict_pct"].is_number(), "{name}: {v}");
+            }
+            assert!(
+                variants["dimmed 0.55"]["eu"]["strict_pct"]
+                    .as_f64()
+                    .unwrap()
+                    >= 50.0
+            );
             continue;
         }
+        assert!(v["variants"].is_null(), "{v}");
         assert_eq!(v["clips"], how, "{v}");
         assert_eq!(clips["clips"], 2, "{v}");
         assert!(clips["found_pct"].as_f64().unwrap() >= 50.0, "{v}");

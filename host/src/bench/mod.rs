@@ -7,3 +7,4 @@ pub mod plates;
 pub mod registry;
 pub mod sessions;
 pub mod stats;
+pub mod variants;

@@ -18,6 +18,9 @@
 //! each clip a stream of its own, or with `--street` a set's clips one after another in one
 //! stream, as a camera at a barrier sees car after car stop at the same spot.
 //!
+//! `--variants` also reads every photo changed as other cameras would take it (see
+//! [`Variant`]).
+//!
 //! [`approach`]: super::approach
 
 use std::collections::BTreeMap;
@@ -31,6 +34,7 @@ use serde_json::Value;
 
 use super::approach::{self, ApproachReport};
 use super::stats::percentile;
+use super::variants::Variant;
 use crate::config::RuntimeConfig;
 use crate::media::{Decoder, scale_frame};
 use crate::runtime::{EventSink, FilterEvent, FilterRuntime};
@@ -67,7 +71,7 @@ impl BBox {
         inter / (self.w * self.h + o.w * o.h - inter)
     }
 
-    fn scaled(&self, f: f64) -> BBox {
+    pub(crate) fn scaled(&self, f: f64) -> BBox {
         BBox {
             x: self.x * f,
             y: self.y * f,
@@ -333,6 +337,9 @@ pub struct PlatesBench {
     /// How the clips ran, if they did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clips: Option<Clips>,
+    /// With `--variants`: per variant of the photos ([`Variant`]), per set.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub variants: BTreeMap<String, BTreeMap<String, SetReport>>,
 }
 
 /// How `prism bench plates --approach` runs the clips closing in on each plate.
@@ -594,6 +601,7 @@ pub fn measure(
     config: Option<&str>,
     native: bool,
     clips: Option<Clips>,
+    variants: bool,
 ) -> anyhow::Result<PlatesBench> {
     let sets = load_sets(data)?;
     let reader = if native {
@@ -605,65 +613,26 @@ pub fn measure(
             .with_context(|| format!("loading {}", filter.display()))?;
         Reader::Wasm { runtime, loaded }
     };
-    let mut reports = BTreeMap::new();
-    for (set, samples) in &sets {
-        let config = config_for(config, set);
-        let mut scores = Vec::new();
-        let mut times = Vec::new();
-        for sample in samples {
-            let mut decoder = Decoder::open(&sample.image, reader.format())?;
-            let Some(first) = decoder.next_frame()? else {
-                bail!("{} has no picture", sample.image.display());
+    let shrink = |buf: FrameBuf, truth: BBox| match max_size {
+        Some(max) => fit(buf, max).map(|(buf, f)| (buf, truth.scaled(f))),
+        None => Ok((buf, truth)),
+    };
+    let reports = score_sets(&reader, &sets, config, "", &|buf, truth, _| {
+        shrink(buf, truth)
+    })?;
+    let mut variant_reports = BTreeMap::new();
+    if variants {
+        for v in Variant::ALL {
+            let change = |buf, truth, i| {
+                let (buf, truth) = v.apply(buf, truth, i)?;
+                shrink(buf, truth)
             };
-            let mut buf = first.buf;
-            let mut truth = sample.truth;
-            if let Some(max) = max_size {
-                let fx;
-                (buf, fx) = fit(buf, max)?;
-                truth = truth.scaled(fx);
-            }
-            let (detections, ms) = reader.read(&buf, &config)?;
-            times.push(ms);
-            let labelled = Sample {
-                truth,
-                ..sample.clone()
-            };
-            let s = score(&labelled, &detections);
-            if std::env::var_os("PRISM_BENCH_VERBOSE").is_some() {
-                let by_conf =
-                    |a: &&Detection, b: &&Detection| a.confidence.total_cmp(&b.confidence);
-                let best = detections
-                    .iter()
-                    .filter(|d| d.bbox.iou(&labelled.truth) > IOU_MATCH)
-                    .max_by(by_conf)
-                    .or_else(|| detections.iter().max_by(by_conf));
-                eprintln!(
-                    "{set} {} truth={} read={:?} conf={:.2} iou={:.2} {}",
-                    sample
-                        .image
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .unwrap_or(""),
-                    sample.plate,
-                    best.map(|d| d.plate.as_str()),
-                    best.map_or(0.0, |d| d.confidence),
-                    best.map_or(0.0, |d| d.bbox.iou(&labelled.truth)),
-                    if s.strict { "OK" } else { "" }
-                );
-                // The false detections, on lines of their own.
-                for d in detections
-                    .iter()
-                    .filter(|d| d.bbox.iou(&labelled.truth) <= IOU_MATCH)
-                {
-                    eprintln!(
-                        "  false {:?} conf={:.2} at {:.0},{:.0} {:.0}x{:.0}",
-                        d.plate, d.confidence, d.bbox.x, d.bbox.y, d.bbox.w, d.bbox.h
-                    );
-                }
-            }
-            scores.push(s);
+            let label = format!("{} ", v.name());
+            variant_reports.insert(
+                v.name().to_string(),
+                score_sets(&reader, &sets, config, &label, &change)?,
+            );
         }
-        reports.insert(set.clone(), report(&scores, &times));
     }
     let (mut video, mut video_no_plate, mut classifier_us_per_glyph) = (None, None, None);
     if let Some((set, samples)) = sets.iter().next() {
@@ -725,7 +694,77 @@ pub fn measure(
         classifier_us_per_glyph,
         approach,
         clips,
+        variants: variant_reports,
     })
+}
+
+/// What [`score_sets`] does to each photo of a set (its index given) and its plate's box first.
+type Prepare<'a> = dyn Fn(FrameBuf, BBox, usize) -> anyhow::Result<(FrameBuf, BBox)> + 'a;
+
+/// Every set's photos, each `prepare`d, read by `reader` and scored. Verbose lines start
+/// with `label`.
+fn score_sets(
+    reader: &Reader,
+    sets: &BTreeMap<String, Vec<Sample>>,
+    config: Option<&str>,
+    label: &str,
+    prepare: &Prepare<'_>,
+) -> anyhow::Result<BTreeMap<String, SetReport>> {
+    let mut reports = BTreeMap::new();
+    for (set, samples) in sets {
+        let config = config_for(config, set);
+        let mut scores = Vec::new();
+        let mut times = Vec::new();
+        for (i, sample) in samples.iter().enumerate() {
+            let mut decoder = Decoder::open(&sample.image, reader.format())?;
+            let Some(first) = decoder.next_frame()? else {
+                bail!("{} has no picture", sample.image.display());
+            };
+            let (buf, truth) = prepare(first.buf, sample.truth, i)?;
+            let (detections, ms) = reader.read(&buf, &config)?;
+            times.push(ms);
+            let labelled = Sample {
+                truth,
+                ..sample.clone()
+            };
+            let s = score(&labelled, &detections);
+            if std::env::var_os("PRISM_BENCH_VERBOSE").is_some() {
+                let by_conf =
+                    |a: &&Detection, b: &&Detection| a.confidence.total_cmp(&b.confidence);
+                let best = detections
+                    .iter()
+                    .filter(|d| d.bbox.iou(&labelled.truth) > IOU_MATCH)
+                    .max_by(by_conf)
+                    .or_else(|| detections.iter().max_by(by_conf));
+                eprintln!(
+                    "{label}{set} {} truth={} read={:?} conf={:.2} iou={:.2} {}",
+                    sample
+                        .image
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .unwrap_or(""),
+                    sample.plate,
+                    best.map(|d| d.plate.as_str()),
+                    best.map_or(0.0, |d| d.confidence),
+                    best.map_or(0.0, |d| d.bbox.iou(&labelled.truth)),
+                    if s.strict { "OK" } else { "" }
+                );
+                // The false detections, on lines of their own.
+                for d in detections
+                    .iter()
+                    .filter(|d| d.bbox.iou(&labelled.truth) <= IOU_MATCH)
+                {
+                    eprintln!(
+                        "  false {:?} conf={:.2} at {:.0},{:.0} {:.0}x{:.0}",
+                        d.plate, d.confidence, d.bbox.x, d.bbox.y, d.bbox.w, d.bbox.h
+                    );
+                }
+            }
+            scores.push(s);
+        }
+        reports.insert(set.clone(), report(&scores, &times));
+    }
+    Ok(reports)
 }
 
 /// Microseconds the glyph classifier takes per glyph, over every glyph the reader's
@@ -812,6 +851,7 @@ fn print_table(b: &PlatesBench) {
             );
         }
     }
+    print_variants(b);
     if b.approach.is_empty() {
         return;
     }
@@ -848,6 +888,34 @@ fn print_table(b: &PlatesBench) {
             a.right_at_px_p50
                 .map_or_else(|| "-".into(), |w| format!("{w:.0}"))
         );
+    }
+}
+
+/// With `--variants`: the strict read rate per set of each variant of the photos, beside the
+/// photos as they are, and how many photos each reads.
+fn print_variants(b: &PlatesBench) {
+    if b.variants.is_empty() {
+        return;
+    }
+    let row = |name: &str, sets: &BTreeMap<String, SetReport>| {
+        let read: f64 = sets
+            .values()
+            .map(|r| r.strict_pct / 100.0 * r.images as f64)
+            .sum();
+        let images: usize = sets.values().map(|r| r.images).sum();
+        let cells: String = sets
+            .iter()
+            .map(|(set, r)| format!(" {set} {:>5.1}%", r.strict_pct))
+            .collect();
+        println!(
+            "  {name:<16}{cells}   {:>5.0} of {images} read",
+            read.round()
+        );
+    };
+    println!("  the photos changed (strict reads):");
+    row("as they are", &b.sets);
+    for (name, sets) in &b.variants {
+        row(name, sets);
     }
 }
 
@@ -888,24 +956,47 @@ pub enum Measured {
     Both,
 }
 
-/// Runs and prints; with `clips`, also each photo as a clip closing in on its plate.
-pub fn run(
-    filter: &Path,
-    data: &Path,
-    max_size: Option<(u32, u32)>,
-    config: Option<&str>,
-    measured: Measured,
-    clips: Option<Clips>,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
+/// What `prism bench plates` is asked to do.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The plate filter.
+    pub filter: &'a Path,
+    /// The folder of sets.
+    pub data: &'a Path,
+    /// Shrink photos to fit this first.
+    pub max_size: Option<(u32, u32)>,
+    /// The filter configuration for every set (default: per set's region).
+    pub config: Option<&'a str>,
+    /// The filter, the native core, or both.
+    pub measured: Measured,
+    /// Also each photo as a clip closing in on its plate.
+    pub clips: Option<Clips>,
+    /// Also the photos changed as other cameras would take them.
+    pub variants: bool,
+    /// One JSON object rather than tables.
+    pub json: bool,
+}
+
+/// Runs and prints.
+pub fn run(request: &Request<'_>) -> anyhow::Result<ExitCode> {
+    let &Request {
+        filter,
+        data,
+        max_size,
+        config,
+        measured,
+        clips,
+        variants,
+        json,
+    } = request;
     crate::media::init()?;
     if clips.is_some() && measured == Measured::Native {
         bail!("--approach runs the filter (it follows plates across frames): drop --native");
     }
     let native = measured == Measured::Native;
-    let b = measure(filter, data, max_size, config, native, clips)?;
+    let b = measure(filter, data, max_size, config, native, clips, variants)?;
     let baseline = if measured == Measured::Both {
-        Some(measure(filter, data, max_size, config, true, None)?)
+        Some(measure(filter, data, max_size, config, true, None, false)?)
     } else {
         None
     };

@@ -176,6 +176,10 @@ pub enum BenchCommand {
         /// camera at one spot seeing car after car), not each through its own.
         #[arg(long, requires = "approach")]
         street: bool,
+        /// Also read the photos shrunk, re-compressed, turned, dimmed and blurred (a check
+        /// that the reader generalises beyond its dev photos).
+        #[arg(long)]
+        variants: bool,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -272,24 +276,26 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             compare,
             approach,
             street,
+            variants,
             json,
-        }) => bench::plates::run(
-            &filter.unwrap_or_else(|| default_filters_dir().join("platedetector.wasm")),
-            &data,
+        }) => bench::plates::run(&bench::plates::Request {
+            filter: &filter.unwrap_or_else(|| default_filters_dir().join("platedetector.wasm")),
+            data: &data,
             max_size,
-            config.as_deref(),
-            match (compare, native) {
+            config: config.as_deref(),
+            measured: match (compare, native) {
                 (true, _) => bench::plates::Measured::Both,
                 (false, true) => bench::plates::Measured::Native,
                 (false, false) => bench::plates::Measured::Filter,
             },
-            match (approach, street) {
+            clips: match (approach, street) {
                 (false, _) => None,
                 (true, false) => Some(bench::plates::Clips::Apart),
                 (true, true) => Some(bench::plates::Clips::Street),
             },
+            variants,
             json,
-        ),
+        }),
         Command::Bench(BenchCommand::Registry { json, filters }) => {
             bench::registry::run(&filters.unwrap_or_else(default_filters_dir), json)
         }
