@@ -5,8 +5,7 @@
 //! threshold at two neighbourhood sizes and both polarities (dark ink on a light plate and the
 //! reverse), ink measured against its neighbourhood's spread of gray levels so a dim plate
 //! binarises as a lit one does ([`ink_contrast`]); connected components of the right shape
-//! become character candidates (small ones twice a glyph's width are cut into the two glyphs
-//! that blurred together), and neighbours of similar height on a common baseline are
+//! become character candidates, and neighbours of similar height on a common baseline are
 //! chained into rows. Each row of 4+ glyphs is a candidate; the reader later decides whether
 //! it says anything.
 //!
@@ -185,68 +184,9 @@ fn threshold(src: &Mat, mean: &Mat, dark: bool, contrast: &Mat) -> opencv::Resul
 
 /// Components of `bin` shaped like glyphs.
 pub fn glyph_blobs(bin: &Mat, heights: HeightRange) -> opencv::Result<Vec<Blob>> {
-    let cols = bin.cols().max(0) as usize;
-    let px = bin.data_bytes()?;
-    let mut out = Vec::new();
-    for b in components(bin)? {
-        if is_glyph(&b, heights) {
-            out.push(b);
-        } else if let Some(pair) = touching_pair(px, cols, &b, heights) {
-            out.extend(pair);
-        }
-    }
-    Ok(out)
-}
-
-/// Widest a blob of two touching glyphs is, in heights.
-const PAIR_WIDE: f32 = 2.2;
-/// Tallest glyphs (pixels) looked for in pairs: glyphs a few pixels wide blur into their
-/// neighbours (a plate 40 px wide in a 640x480 frame); larger glyphs that touch are cut by
-/// the reader ([`super::read_plate`]), and cutting wide blobs of larger text gave more rows of
-/// clutter than plates on the dev sets.
-const PAIR_TALL: i32 = 12;
-
-/// Two small glyphs that touch (a corner of a `Z` on a `C`, glyphs a blurred pixel apart) are
-/// one component too wide for a glyph: it is cut at its faintest column near the middle, where
-/// one or two pixels of ink join them, when both halves are glyph-shaped.
-fn touching_pair(px: &[u8], cols: usize, b: &Blob, heights: HeightRange) -> Option<[Blob; 2]> {
-    let aspect = b.w as f32 / b.h as f32;
-    if b.h < heights.min || b.h > heights.max.min(PAIR_TALL) || aspect <= 1.05 || aspect > PAIR_WIDE
-    {
-        return None;
-    }
-    let ink = |x: i32, y: i32| px[y as usize * cols + x as usize] != 0;
-    let column = |x: i32| (b.y..b.y1()).filter(|&y| ink(x, y)).count() as i32;
-    let (from, to) = (b.x + b.w * 3 / 10, b.x + b.w * 7 / 10);
-    let centre = b.x + b.w / 2;
-    let cut = (from..=to).min_by_key(|&x| (column(x), (x - centre).abs()))?;
-    if column(cut) > (b.h / 5).max(1) {
-        return None;
-    }
-    // The ink of one side, boxed.
-    let side = |x0: i32, x1: i32| {
-        let (mut left, mut top, mut right, mut bottom, mut area) = (i32::MAX, i32::MAX, -1, -1, 0);
-        for y in b.y..b.y1() {
-            for x in x0..x1 {
-                if ink(x, y) {
-                    left = left.min(x);
-                    right = right.max(x);
-                    top = top.min(y);
-                    bottom = bottom.max(y);
-                    area += 1;
-                }
-            }
-        }
-        let half = Blob {
-            x: left,
-            y: top,
-            w: right - left + 1,
-            h: bottom - top + 1,
-            area,
-        };
-        (area > 0 && is_glyph(&half, heights)).then_some(half)
-    };
-    Some([side(b.x, cut)?, side(cut + 1, b.x1())?])
+    let mut blobs = components(bin)?;
+    blobs.retain(|b| is_glyph(b, heights));
+    Ok(blobs)
 }
 
 /// The 8-connected components of `bin`. OpenCV labels them and their boxes and areas are
@@ -928,51 +868,6 @@ mod tests {
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].blobs.len(), 6);
         assert_eq!(rows[0].bounds(), (10, 20, 90, 40));
-    }
-
-    /// A binary picture of a `Z` (`w` wide, `h` tall, at x 3) whose lower right corner
-    /// touches the top left corner of a `C` one pixel to its right (8-connected).
-    fn z_touching_c(w: usize, h: usize) -> Mat {
-        let (pw, ph) = (2 * w + 8, h + 6);
-        let mut px = vec![0u8; pw * ph];
-        let mut ink = |x: usize, y: usize| px[(y + 3) * pw + x] = 255;
-        for x in 0..w {
-            ink(3 + x, 0);
-            ink(3 + x, h - 1);
-        }
-        // The diagonal, from the top right to the bottom left.
-        for y in 0..h {
-            ink(3 + (h - 1 - y) * (w - 1) / (h - 1), y);
-        }
-        let c = 3 + w + 1;
-        for x in 0..w {
-            ink(c + x, 0);
-            ink(c + x, h - 1);
-        }
-        for y in 0..h {
-            ink(c, y);
-        }
-        // The `Z`'s foot runs on a pixel under the `C`'s back: one blob.
-        ink(3 + w, h - 1);
-        Mat::new_rows_cols_with_data(ph as i32, pw as i32, &px)
-            .unwrap()
-            .try_clone()
-            .unwrap()
-    }
-
-    #[test]
-    fn small_touching_glyphs_are_cut_apart() {
-        let heights = HeightRange { min: 8, max: 60 };
-        let bin = z_touching_c(6, 10);
-        assert_eq!(components(&bin).unwrap().len(), 1);
-        let glyphs = glyph_blobs(&bin, heights).unwrap();
-        let boxes: Vec<(i32, i32, i32, i32)> =
-            glyphs.iter().map(|b| (b.x, b.y, b.w, b.h)).collect();
-        assert_eq!(boxes, [(3, 3, 6, 10), (10, 3, 6, 10)], "{glyphs:?}");
-        // Larger glyphs that touch stay one blob, left to the reader.
-        let bin = z_touching_c(15, 24);
-        assert_eq!(components(&bin).unwrap().len(), 1);
-        assert!(glyph_blobs(&bin, heights).unwrap().is_empty());
     }
 
     /// A binary picture of six `H`s, 30 px tall, standing between two frame lines that
