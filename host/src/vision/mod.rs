@@ -1300,6 +1300,9 @@ const SMALL_GLYPH: f32 = 20.0;
 const CLOSER_GLYPH: f32 = 32.0;
 /// The share of the first reading's confidence a closer one with more glyphs needs.
 const MORE_GLYPHS_READ: f32 = 0.8;
+/// A closer reading with fewer glyphs replaces only a reading less sure than this (a sure
+/// reading's glyphs are glyphs: `TG399` read closer lost the `V` of `TVG399`).
+const SURE_READ: f32 = 0.9;
 
 /// Small glyphs touch each other and their strokes break at one pixel's difference: the plate's
 /// area, scaled up (bicubic) until its glyphs are [`CLOSER_GLYPH`] tall, is searched and read
@@ -1360,7 +1363,8 @@ fn read_closer(
             r.bounds = plate_bounds(&glyphs, r.region, w, h);
             let more = r.chars.len() > read.chars.len()
                 && r.confidence > MORE_GLYPHS_READ * read.confidence;
-            ((r.confidence > read.confidence || more)
+            let fewer = r.chars.len() < read.chars.len() && read.confidence >= SURE_READ;
+            ((r.confidence > read.confidence && !fewer || more)
                 && overlap(&union(&glyphs), &row) > 0.5
                 && agrees(read, &r))
             .then_some(r)
