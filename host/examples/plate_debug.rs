@@ -14,7 +14,13 @@ fn main() -> anyhow::Result<()> {
         .parse()
         .map_err(anyhow::Error::msg)?;
     prism::media::init()?;
-    let mut d = Decoder::open(path.as_ref(), PixelFormat::Gray8)?;
+    // `I420=1` decodes with colour, as the bench does.
+    let format = if std::env::var_os("I420").is_some() {
+        PixelFormat::I420
+    } else {
+        PixelFormat::Gray8
+    };
+    let mut d = Decoder::open(path.as_ref(), format)?;
     let mut buf = d.next_frame()?.expect("a picture").buf;
     // `FIT=640x480` shrinks the picture as `prism bench plates --max-size` does.
     if let Ok(size) = std::env::var("FIT") {

@@ -329,6 +329,42 @@ fn a_glyph_a_small_plate_lost_is_found_on_a_closer_look() {
     assert_eq!(best["plate"], plate.as_str(), "{events:?}");
 }
 
+/// The labelled US plate crop `name` of `ocr-us` (`groundtruth.csv`), its luma shrunk to fit
+/// `width` pixels, in the middle of a gray 480x270 picture, and its plate text.
+fn crop_in_a_picture(name: &str, width: u32) -> (FrameBuf, String) {
+    let dir = alpr().join("ocr-us");
+    let labels = std::fs::read_to_string(dir.join("groundtruth.csv")).unwrap();
+    let plate = labels
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name},"))?.split(',').nth(1))
+        .unwrap()
+        .to_string();
+    let mut dec = Decoder::open(&dir.join(name), PixelFormat::Gray8).unwrap();
+    let crop = dec.next_frame().unwrap().unwrap().buf;
+    let crop = prism::bench::plates::fit(crop, (width, 270)).unwrap().0;
+    let (w, h) = (crop.width() as usize, crop.height() as usize);
+    let stride = crop.planes()[0].stride as usize;
+    let mut picture = FrameBuf::filled(PixelFormat::I420, 480, 270, Color::rgb(90, 90, 90));
+    let (x0, y0) = ((480 - w) / 2, (270 - h) / 2);
+    for (y, row) in picture.rows_mut(0).skip(y0).take(h).enumerate() {
+        row[x0..x0 + w].copy_from_slice(&crop.plane(0)[y * stride..y * stride + w]);
+    }
+    (picture, plate)
+}
+
+#[test]
+fn a_glyph_standing_on_a_plates_graphic_is_read() {
+    // Arizona's `A` of AGB7548 stands on the plate's painted mountains, beyond the row of
+    // glyphs the segmenter found: a shaped glyph read there is no frame edge or bolt.
+    // Shrunk to 140 and 120 px wide, as a street camera sees it, the plate read GB7548.
+    for width in [140, 120] {
+        let (picture, plate) = crop_in_a_picture("az102.png", width);
+        let events = detect(&picture, 3, r#"{"region": "us"}"#);
+        assert_eq!(events.len(), 1, "{width} px: {events:?}");
+        assert_eq!(events[0]["plate"], plate.as_str(), "{width} px: {events:?}");
+    }
+}
+
 #[test]
 fn without_a_region_plates_of_every_region_are_read() {
     // An Italian plate that Brazil's format would force into RKZ5541, a Brazilian one whose 1

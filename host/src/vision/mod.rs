@@ -680,7 +680,7 @@ fn fill_gaps(
         // gives way to a window that holds the whole glyph.
         let part = runs_past(img, window, r, &ink, (free_left as u32, free_right as u32));
         // Beyond an end, a glyph that touches ink above or below it (a sticker, a state's
-        // graphic, lettering) must be whole, glyph-wide and read surely: frame edges, bolts
+        // graphic, lettering) must be whole, glyph-wide and legible: frame edges, bolts
         // and the plate's own border pass for thin, partial or small glyphs there. A thin
         // stroke whose ink runs on sideways is the edge of something dark beside the row.
         let alone = end && stands_alone(img, r, inverted);
@@ -691,7 +691,10 @@ fn fill_gaps(
         }
         let p = model.classify(&char_patch(img, r, !inverted));
         let best = best_symbol(&p);
-        if end && !alone && best <= END_TOUCHING {
+        // What touches a glyph's place there passes for a bar-like symbol (a frame's edge
+        // or corner, a bolt, a post of a graphic), seldom for a shaped one (the `A` of
+        // `AGB7548` standing on Arizona's mountains).
+        if end && !alone && is_bar(&p) && best <= END_TOUCHING {
             return None;
         }
         // Ranked by confidence, whole glyphs first.
@@ -785,7 +788,8 @@ fn fill_gaps(
 const LEGIBLE_GLYPH: f32 = 16.0;
 /// Most glyphs found beyond each end of a row.
 const END_GLYPHS: usize = 2;
-/// How sure a glyph found beyond a row's end that touches other ink must be.
+/// How sure a glyph found beyond a row's end that touches other ink must be when it reads as
+/// a bar-like symbol ([`is_bar`]).
 const END_TOUCHING: f32 = 0.9;
 /// How sure a glyph cut from clutter beyond a row's end must be.
 const END_JOINED: f32 = 0.9;
