@@ -227,6 +227,13 @@ pub fn decode(glyphs: &[Probs], region: Region) -> Option<Decoded> {
                 let mean = log / n as f32;
                 let score = mean + 0.08 * n as f32 - 0.25 * unused;
                 let score = score + prior(r, region, fmt);
+                // For an unknown country a format is a guess: it may not turn glyphs clearly
+                // seen as one symbol into another (a US `4141119` into a Czech `4T41119`).
+                let score = if region == Region::Auto {
+                    score - CHANGED_COST * changed_glyphs(glyphs, &window, fmt) as f32
+                } else {
+                    score
+                };
                 if best.as_ref().is_none_or(|b| score > b.0) {
                     best = Some((score, fmt, window, r));
                 }
@@ -309,6 +316,33 @@ fn forced_glyphs(glyphs: &[Probs], used: &[usize], text: &str) -> usize {
         })
         .count()
 }
+
+/// How many glyphs of a reading in format `fmt` (a run of `glyphs` at `used`) the format
+/// changes into a symbol of the other kind though the classifier saw them clearly as their
+/// own ([`CHANGED_CLEAR`]): `2` made `Z`, `1` made `T`, `A` made `4`. `0` made `O` and `1`
+/// made `I` (and back), one shape in many plate fonts (Brazil's, Europe's), do not count.
+fn changed_glyphs(glyphs: &[Probs], used: &[usize], fmt: &str) -> usize {
+    used.iter()
+        .zip(fmt.bytes())
+        .filter(|&(&g, kind)| {
+            let c = likeliest(&glyphs[g]);
+            let twin = |a: u8, b: u8| {
+                matches!(
+                    (a, b),
+                    (b'0', b'O') | (b'O', b'0') | (b'1', b'I') | (b'I', b'1')
+                )
+            };
+            !allowed(kind, c)
+                && glyphs[g][c] >= CHANGED_CLEAR
+                && !twin(SYMBOLS[c], SYMBOLS[best_of_kind(&glyphs[g], kind, 1.0).0])
+        })
+        .count()
+}
+
+/// A glyph read this surely is clearly seen ([`changed_glyphs`]) ...
+const CHANGED_CLEAR: f32 = 0.8;
+/// ... and each one a format changes costs its reading this much for an unknown country.
+const CHANGED_COST: f32 = 0.5;
 
 /// A glyph read this surely as a symbol of the other kind counts as forced ([`forced_glyphs`]).
 const FORCED_CLEAR: f32 = 0.5;
@@ -594,6 +628,22 @@ mod tests {
         g[7] = glyph('1', 0.6, 'I');
         let d = decode(&g, Region::Auto).unwrap();
         assert_eq!((d.text.as_str(), d.region), ("4EEU387", Region::Auto));
+    }
+
+    #[test]
+    fn an_unknown_countrys_format_does_not_change_clear_glyphs() {
+        // A US all-digit serial whose `1` and `2` were read fairly surely: Czechia's NLNNNNN
+        // (a common European format) would make them `T` and `Z`.
+        let mut g: Vec<Probs> = "4123119".chars().map(sure).collect();
+        g[1] = glyph('1', 0.85, 'T');
+        g[2] = glyph('2', 0.85, 'Z');
+        assert_eq!(decode(&g, Region::Auto).unwrap().text, "4123119");
+        // Read for Europe, the format is the law it was.
+        assert_eq!(decode(&g, Region::Eu).unwrap().text, "4T23119");
+        // A Czech plate's `B` read as an unsure `8` is still a letter.
+        let mut g: Vec<Probs> = "1B80338".chars().map(sure).collect();
+        g[1] = glyph('8', 0.6, 'B');
+        assert_eq!(decode(&g, Region::Auto).unwrap().text, "1B80338");
     }
 
     #[test]
