@@ -368,11 +368,15 @@ fn a_glyph_standing_on_a_plates_graphic_is_read() {
 #[test]
 fn without_a_region_plates_of_every_region_are_read() {
     // An Italian plate that Brazil's format would force into RKZ5541, a Brazilian one whose 1
-    // looks like an I, an American one of a format only American plates have (NNNLLL).
+    // looks like an I, an American one of a format only American plates have (NNNLLL), and
+    // American ones in no listed format, read as they are where European formats would make
+    // clear digits letters (NZ427E, 1D49338).
     for (set, name, region) in [
         ("eu", "test_002", "eu"),
         ("br", "OUP1442", "auto"),
         ("us", "us4", "us"),
+        ("us", "wts-lg-000083", "auto"),
+        ("us", "car2", "auto"),
     ] {
         let (frame, truth, plate) = labelled(set, name);
         let events = detect(&frame, 3, "{}");
