@@ -227,9 +227,11 @@ pub fn decode(glyphs: &[Probs], region: Region) -> Option<Decoded> {
                 let mean = log / n as f32;
                 let score = mean + 0.08 * n as f32 - 0.25 * unused;
                 let score = score + prior(r, region, fmt);
-                // For an unknown country a format is a guess: it may not turn glyphs clearly
-                // seen as one symbol into another (a US `4141119` into a Czech `4T41119`).
-                let score = if region == Region::Auto {
+                // For an unknown country a format is a guess, and the US formats are only the
+                // commonest serials: they may not turn glyphs clearly seen as one symbol into
+                // another (a US `4141119` into a Czech `4T41119`, a vanity `2CZ3587` into a
+                // Texan `ZCZ3587`).
+                let score = if region == Region::Auto || r == Region::Us {
                     score - CHANGED_COST * changed_glyphs(glyphs, &window, fmt) as f32
                 } else {
                     score
@@ -341,7 +343,8 @@ fn changed_glyphs(glyphs: &[Probs], used: &[usize], fmt: &str) -> usize {
 
 /// A glyph read this surely is clearly seen ([`changed_glyphs`]) ...
 const CHANGED_CLEAR: f32 = 0.8;
-/// ... and each one a format changes costs its reading this much for an unknown country.
+/// ... and each one a format changes costs its reading this much (for an unknown country, and
+/// in the US).
 const CHANGED_COST: f32 = 0.5;
 
 /// A glyph read this surely as a symbol of the other kind counts as forced ([`forced_glyphs`]).
@@ -681,6 +684,10 @@ mod tests {
         // A glyph the classifier is unsure of still takes the format's kind.
         g[2] = glyph('1', 0.6, 'T');
         assert_eq!(decode(&g, Region::Us).unwrap().text, "BRT932");
+        // Idaho's "2CZ3587" with its `2` read fairly surely is not the LLLNNNN `ZCZ3587`.
+        let mut g: Vec<Probs> = "2CZ3587".chars().map(sure).collect();
+        g[0] = glyph('2', 0.85, 'Z');
+        assert_eq!(decode(&g, Region::Us).unwrap().text, "2CZ3587");
     }
 
     #[test]
