@@ -408,25 +408,44 @@ fn a_cameras_date_caption_is_no_plate_whatever_a_format_makes_of_it() {
 
 #[test]
 fn cli_prints_the_plate_of_a_photo() {
+    // A photo is a photo by its content: a copy without an extension (a camera's snapshot)
+    // and a one-frame video read as the photo does.
     let photo = alpr().join("eu/eu1.jpg");
-    let out = std::process::Command::new(prism_bin())
-        .args(["filter", "run"])
-        .arg(root().join("filters/platedetector"))
-        .arg("--input")
-        .arg(&photo)
-        .args(["--config", r#"{"region": "eu"}"#])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.lines().any(|l| l.starts_with("plate M5XSX")),
-        "{stdout}"
-    );
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = dir.path().join("snapshot");
+    std::fs::copy(&photo, &snapshot).unwrap();
+    let (frame, _, _) = labelled("eu", "eu1");
+    let video = dir.path().join("one-frame.mkv");
+    let mut enc = prism::media::Encoder::create(
+        &video,
+        PixelFormat::I420,
+        frame.width(),
+        frame.height(),
+        (30, 1),
+    )
+    .unwrap();
+    enc.push(&frame, 0).unwrap();
+    enc.finish().unwrap();
+    for input in [&photo, &snapshot, &video] {
+        let out = std::process::Command::new(prism_bin())
+            .args(["filter", "run"])
+            .arg(root().join("filters/platedetector"))
+            .arg("--input")
+            .arg(input)
+            .args(["--config", r#"{"region": "eu"}"#])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{input:?}: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.lines().any(|l| l.starts_with("plate M5XSX")),
+            "{input:?}: {stdout}"
+        );
+    }
 }
 
 #[test]

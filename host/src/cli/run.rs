@@ -45,21 +45,10 @@ pub fn parse_image_arg(arg: &str) -> Result<(String, String), String> {
     }
 }
 
-/// A still picture is shown to the filter as this many identical frames (30 fps), so filters
-/// that confirm what they see across frames (the plate detector) report on photos too.
+/// A still picture (any input that decodes to one frame, whatever its file is called) is shown
+/// to the filter as this many identical frames (30 fps), so filters that confirm what they see
+/// across frames (the plate detector) report on photos too.
 pub const STILL_FRAMES: u64 = 3;
-
-fn is_still(path: &std::path::Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .is_some_and(|e| {
-            [
-                "jpg", "jpeg", "png", "bmp", "gif", "tif", "tiff", "webp", "pnm", "ppm", "pgm",
-            ]
-            .contains(&e.as_str())
-        })
-}
 
 fn print_events(
     rx: &Receiver<FilterEvent>,
@@ -123,8 +112,12 @@ pub fn run(opts: &Options) -> anyhow::Result<ExitCode> {
     let mut dropped = 0u64;
     let started = Instant::now();
 
-    let still = is_still(&opts.input);
-    while let Some(mut frame) = decoder.next_frame()? {
+    // One frame is decoded ahead: an input that ends after its first frame is a still.
+    let mut next = decoder.next_frame()?;
+    let mut first = true;
+    while let Some(mut frame) = next.take() {
+        next = decoder.next_frame()?;
+        let still = std::mem::take(&mut first) && next.is_none();
         if still {
             // The earlier showings of a still picture: same pixels, earlier times (not
             // counted as frames of the input).
