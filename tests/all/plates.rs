@@ -368,12 +368,15 @@ fn a_glyph_standing_on_a_plates_graphic_is_read() {
 #[test]
 fn without_a_region_plates_of_every_region_are_read() {
     // An Italian plate that Brazil's format would force into RKZ5541, a Brazilian one whose 1
-    // looks like an I, an American one of a format only American plates have (NNNLLL), and
-    // American ones in no listed format, read as they are where European formats would make
-    // clear digits letters (NZ427E, 1D49338).
+    // looks like an I, Brazilian ones that California's NLLLNNN (0DJI599) or Poland's LLNNNNN
+    // (AY09034) read as well but for the dot between their groups, an American one of a
+    // format only American plates have (NNNLLL), and American ones in no listed format, read
+    // as they are where European formats would make clear digits letters (NZ427E, 1D49338).
     for (set, name, region) in [
         ("eu", "test_002", "eu"),
         ("br", "OUP1442", "auto"),
+        ("br", "ODJ1599", "auto"),
+        ("br", "AYO9034", "auto"),
         ("us", "us4", "us"),
         ("us", "wts-lg-000083", "auto"),
         ("us", "car2", "auto"),

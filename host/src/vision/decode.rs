@@ -170,6 +170,19 @@ const AUTO_REGIONS: [Region; 3] = [Region::Br, Region::Eu, Region::Us];
 /// Decodes `glyphs` (left to right) for `region`; `Auto` tries the formats of every region
 /// ([`AUTO_REGIONS`]) and free text.
 pub fn decode(glyphs: &[Probs], region: Region) -> Option<Decoded> {
+    decode_marked(glyphs, &[], region)
+}
+
+/// How much a format reading gains for each mark between two of its glyphs (a dot, a dash)
+/// where the format's kind of symbol changes, and loses for each where it does not.
+const MARK_WEIGHT: f32 = 0.15;
+
+/// [`decode`] knowing which neighbouring glyphs have a mark between them (`marks[i]`: between
+/// glyphs `i` and `i + 1`; missing ones count as none). Plates put their dots and dashes
+/// between groups, where letters turn to digits (Brazil's `ODJ·1599`, France's `AB-123-CD`,
+/// New York's `ABC-1234`): a mark tells Brazil's LLLNNNN from California's NLLLNNN when the
+/// glyphs are `0`/`O` and `1`/`I` alike.
+pub fn decode_marked(glyphs: &[Probs], marks: &[bool], region: Region) -> Option<Decoded> {
     let leaning: Vec<Probs>;
     let glyphs = if region == Region::Us {
         leaning = glyphs.iter().map(lean_to_us_symbols).collect();
@@ -231,8 +244,17 @@ pub fn decode(glyphs: &[Probs], region: Region) -> Option<Decoded> {
                 // commonest serials: they may not turn glyphs clearly seen as one symbol into
                 // another (a US `4141119` into a Czech `4T41119`, a vanity `2CZ3587` into a
                 // Texan `ZCZ3587`).
+                let changed = changed_glyphs(glyphs, &window, fmt);
                 let score = if region == Region::Auto || r == Region::Us {
-                    score - CHANGED_COST * changed_glyphs(glyphs, &window, fmt) as f32
+                    score - CHANGED_COST * changed as f32
+                } else {
+                    score
+                };
+                // Marks between groups back a format that reads the glyphs as they are seen,
+                // not one that makes an `X` a `1` (`VW4X4WP` is no LLNNNLL for the seal
+                // between its groups).
+                let score = if changed == 0 {
+                    score + mark_score(marks, &window, fmt)
                 } else {
                     score
                 };
@@ -247,7 +269,7 @@ pub fn decode(glyphs: &[Probs], region: Region) -> Option<Decoded> {
     // lengths): what no region's format claims is likeliest a US plate (a vanity plate,
     // another state's serial).
     if region == Region::Auto && fmt.contains('A') {
-        let mut d = decode(glyphs, Region::Us)?;
+        let mut d = decode_marked(glyphs, marks, Region::Us)?;
         if d.format.is_empty() {
             d.region = Region::Auto;
         }
@@ -298,6 +320,25 @@ pub fn decode(glyphs: &[Probs], region: Region) -> Option<Decoded> {
             fmt.to_string()
         },
     })
+}
+
+/// What the marks between the glyphs of a reading in format `fmt` (a run of the glyphs at
+/// `used`) make of it ([`MARK_WEIGHT`]); free text takes no side.
+fn mark_score(marks: &[bool], used: &[usize], fmt: &str) -> f32 {
+    if fmt.contains('A') {
+        return 0.0;
+    }
+    used.windows(2)
+        .zip(fmt.as_bytes().windows(2))
+        .filter(|(g, _)| g[1] == g[0] + 1 && marks.get(g[0]).copied().unwrap_or(false))
+        .map(|(_, k)| {
+            if k[0] != k[1] {
+                MARK_WEIGHT
+            } else {
+                -MARK_WEIGHT
+            }
+        })
+        .sum()
 }
 
 /// How many glyphs of a reading the format forced to be what they clearly are not: the
@@ -604,6 +645,42 @@ mod tests {
         let d = decode(&plate, Region::Br).unwrap();
         assert_eq!(d.text, "CLE2507");
         assert!(d.confidence > 0.5, "{}", d.confidence);
+    }
+
+    #[test]
+    fn a_mark_between_groups_backs_the_format_whose_kind_changes_there() {
+        // Brazil's `ODJ·1599` in its font, where `O` is `0` and `1` is `I` (and the `D` is
+        // nearly a `0`): for an unknown country California's NLLLNNN (`0DJI599`) reads it
+        // better than Brazil's LLLNNNN.
+        let mut g: Vec<Probs> = "ODJ1599".chars().map(sure).collect();
+        g[0] = glyph('0', 0.87, 'O');
+        g[1] = glyph('0', 0.56, 'D');
+        g[3] = glyph('I', 0.85, '1');
+        assert_eq!(decode(&g, Region::Auto).unwrap().text, "0DJI599");
+        // The dot after the third glyph is where LLLNNNN turns to digits.
+        let mut marks = [false; 6];
+        marks[2] = true;
+        assert_eq!(
+            decode_marked(&g, &marks, Region::Auto).unwrap().text,
+            "ODJ1599"
+        );
+        // A mark where a format keeps its kind counts against it; free text takes no side.
+        assert!(mark_score(&marks, &[0, 1, 2, 3, 4, 5, 6], "NLLLNNN") < 0.0);
+        assert!(mark_score(&marks, &[0, 1, 2, 3, 4, 5, 6], "AAAAAAA") == 0.0);
+        // Only marks between glyphs the reading uses side by side count.
+        assert!(mark_score(&marks, &[0, 1, 3, 4, 5, 6], "LLNNNN") == 0.0);
+        // A mark does not make a format of a glyph clearly seen as another kind: the seal
+        // between `VW 4X4 WP`'s groups leaves its `X` an `X` (Italy's LLNNNLL would make it
+        // a `1`).
+        let mut g: Vec<Probs> = "VW4X4WP".chars().map(sure).collect();
+        g[3] = glyph('X', 0.999, '1');
+        assert_eq!(decode(&g, Region::Eu).unwrap().text, "VW4X4WP");
+        let mut marks = [false; 6];
+        marks[4] = true;
+        assert_eq!(
+            decode_marked(&g, &marks, Region::Eu).unwrap().text,
+            "VW4X4WP"
+        );
     }
 
     #[test]

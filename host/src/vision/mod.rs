@@ -352,7 +352,7 @@ fn read_with(
         .iter()
         .map(|r| model.classify(&char_patch(img, *r, !cand.inverted)))
         .collect();
-    read_glyphs(img, &cand.chars, &probs, cand.score, region)
+    read_glyphs(img, &cand.chars, &probs, cand.score, region, cand.inverted)
 }
 
 fn read_glyphs(
@@ -361,8 +361,10 @@ fn read_glyphs(
     probs: &[decode::Probs],
     score: f32,
     region: Region,
+    inverted: bool,
 ) -> Option<PlateRead> {
-    let d = decode::decode(probs, region)?;
+    let marks = marks_between(img, chars, inverted);
+    let d = decode::decode_marked(probs, &marks, region)?;
     let used: Vec<Rect> = d.glyphs.iter().map(|&i| chars[i]).collect();
     let shape = if d.region == Region::Auto {
         region
@@ -496,7 +498,7 @@ fn read_group(
         fill_gaps(model, img, &mut chosen, inverted);
         let chars: Vec<Rect> = chosen.iter().map(|(r, _)| *r).collect();
         let probs: Vec<decode::Probs> = chosen.iter().map(|(_, p)| *p).collect();
-        read_glyphs(img, &chars, &probs, score, region)
+        read_glyphs(img, &chars, &probs, score, region, inverted)
     };
     // Each threshold's own cut of the row is read too: a glyph broken into confident pieces
     // (a `W` into `V` and `I`) wins the glyph-by-glyph choice, but the row it came from
@@ -928,6 +930,54 @@ impl Ink {
         let min = (rows.len() / 10).max(1);
         self.in_column(img, x, rows) >= min
     }
+}
+
+/// Whether a mark stands between each pair of neighbouring glyphs of a row (left to right),
+/// for [`decode::decode_marked`].
+fn marks_between(img: &GrayImage<'_>, chars: &[Rect], inverted: bool) -> Vec<bool> {
+    chars
+        .windows(2)
+        .map(|p| mark_between(img, p[0], p[1], inverted))
+        .collect()
+}
+
+/// Whether a dot or a dash stands between glyphs `a` and `b` (`a` left of `b`): ink in the
+/// gap that keeps clear of both glyphs and of the top and bottom thirds of their line, no
+/// taller than a third of their height (a bolt, a frame's edge or a sticker runs taller; the
+/// bar of an `H` cut in two touches both halves).
+fn mark_between(img: &GrayImage<'_>, a: Rect, b: Rect, inverted: bool) -> bool {
+    let (x0, x1) = (a.x + a.width, b.x);
+    if x1 < x0 + 3 {
+        return false;
+    }
+    let (y0, h) = ((a.y + b.y) / 2, (a.height + b.height) / 2);
+    let Some(ink) = Ink::within(img, union(&[a, b]), inverted) else {
+        return false;
+    };
+    if ink.contrast < 40 || !inside(img, &Rect::new(x0, y0, x1 - x0, h)) {
+        return false;
+    }
+    let (mut n, mut left, mut right, mut top, mut bottom) = (0u32, u32::MAX, 0, u32::MAX, 0);
+    for y in y0..y0 + h {
+        let row = img.row(y as usize);
+        for x in x0..x1 {
+            if ink.is(row[x as usize]) {
+                n += 1;
+                (left, right) = (left.min(x), right.max(x));
+                (top, bottom) = (top.min(y), bottom.max(y));
+            }
+        }
+    }
+    if n < 2 {
+        return false;
+    }
+    let (w, ht) = (right - left + 1, bottom - top + 1);
+    let centre = (top + bottom) as f32 / 2.0 - y0 as f32;
+    left > x0
+        && right + 1 < x1
+        && (ht as f32) <= 0.3 * h as f32
+        && (0.3 * h as f32..=0.7 * h as f32).contains(&centre)
+        && n as f32 >= 0.4 * (w * ht) as f32
 }
 
 /// The column of the middle 40 % of `r` with the least ink (the nearest the centre of those).
@@ -1704,6 +1754,37 @@ mod tests {
             &GrayImage::of_frame(&gray).unwrap(),
             &with_band
         ));
+    }
+
+    #[test]
+    fn dots_and_dashes_between_glyphs_are_marks() {
+        use prism_frame::{Color, FrameBuf, PixelFormat};
+        // Two glyph boxes 30 px tall with a 16 px gap; ink (20) on a light plate (230).
+        let (a, b) = (Rect::new(20, 15, 16, 30), Rect::new(52, 15, 16, 30));
+        let with = |marks: &[Rect], inverted: bool| {
+            let (ink, plate) = if inverted { (230, 20) } else { (20, 230) };
+            let mut f =
+                FrameBuf::filled(PixelFormat::Gray8, 100, 60, Color::rgb(plate, plate, plate));
+            for &r in [a, b].iter().chain(marks) {
+                f.fill_rect(r, Color::rgb(ink, ink, ink));
+            }
+            let img = GrayImage::of_frame(&f).unwrap();
+            mark_between(&img, a, b, inverted)
+        };
+        // Brazil's dot and a dash, at mid-height, apart from both glyphs; light ink too.
+        assert!(with(&[Rect::new(41, 28, 5, 4)], false));
+        assert!(with(&[Rect::new(39, 29, 10, 3)], false));
+        assert!(with(&[Rect::new(41, 28, 5, 4)], true));
+        // Nothing, a bolt's height of ink, a dot low in the line, and a bar that joins the
+        // two glyphs (an `H` cut in two) are not.
+        assert!(!with(&[], false));
+        assert!(!with(&[Rect::new(41, 20, 5, 14)], false));
+        assert!(!with(&[Rect::new(41, 38, 5, 4)], false));
+        assert!(!with(&[Rect::new(36, 28, 16, 4)], false));
+        // Glyphs that nearly touch have no room for a mark.
+        let f = FrameBuf::filled(PixelFormat::Gray8, 100, 60, Color::rgb(230, 230, 230));
+        let img = GrayImage::of_frame(&f).unwrap();
+        assert!(!mark_between(&img, a, Rect::new(37, 15, 16, 30), false));
     }
 
     #[test]
