@@ -51,7 +51,9 @@ fn formats(region: Region) -> &'static [&'static str] {
 /// clearly a letter. Read for an unknown country (`asked` is `Auto`), California's NLLLNNN,
 /// the commonest US serial, weighs as much as Europe's common formats: at the weaker prior a
 /// stray glyph after it (a bolt, a sticker) made a European LLLNNNN of its last six
-/// (`4EEU387` read `EEU3871`).
+/// (`4EEU387` read `EEU3871`); and Europe's rarer formats weigh half what they weigh read
+/// for Europe: US serials and vanity plates of every state fit them with a look-alike or an
+/// emblem taken in (DC's `BR1932` read `BR193Z`, Florida's `I404MY` read `4034MY`).
 fn prior(region: Region, asked: Region, fmt: &str) -> f32 {
     if fmt.contains('A') {
         if region == Region::Us {
@@ -61,6 +63,9 @@ fn prior(region: Region, asked: Region, fmt: &str) -> f32 {
         }
     } else if fmt == MERCOSUR {
         0.27
+    } else if region == Region::Eu && !EU_COMMON.contains(&fmt) && asked == Region::Auto {
+        // Europe's rarer formats, for an unknown country.
+        0.15
     } else if region == Region::Us && (asked != Region::Auto || fmt != "NLLLNNN")
         || region == Region::Eu && !EU_COMMON.contains(&fmt)
     {
@@ -681,6 +686,20 @@ mod tests {
             decode_marked(&g, &marks, Region::Eu).unwrap().text,
             "VW4X4WP"
         );
+    }
+
+    #[test]
+    fn an_unknown_country_weighs_europes_rarer_formats_less() {
+        // DC's `BR1932` with its last glyph read as the classifier read it (`2` 0.73, `1`
+        // 0.18, `Z` 0.02): Europe's LLNNNL (Italy's old plates, among others) makes it a `Z`
+        // when the plate is known to be European, not when the country is unknown.
+        let mut g: Vec<Probs> = "BR1932".chars().map(sure).collect();
+        g[5] = glyph('2', 0.73, '1');
+        g[5][class_of('1').unwrap()] = 0.18;
+        g[5][class_of('Z').unwrap()] = 0.02;
+        g[5][NOISE] = 0.07;
+        assert_eq!(decode(&g, Region::Eu).unwrap().text, "BR193Z");
+        assert_eq!(decode(&g, Region::Auto).unwrap().text, "BR1932");
     }
 
     #[test]
