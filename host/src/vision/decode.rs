@@ -21,15 +21,17 @@ const SKIP_BELOW: f32 = 0.7;
 
 /// Plate formats per region. `eu` and `us` vary by country and state, so they are length
 /// bounds over any symbols; `br` has the national (LLLNNNN) and Mercosur (LLLNLNN) formats.
+/// `C` is a letter of a Czech region ([`CZECH_REGIONS`]), a letter where a reading's format
+/// is told.
 fn formats(region: Region) -> &'static [&'static str] {
     match region {
         Region::Br => &["LLLNNNN", MERCOSUR],
         // The national formats shared by most single-line European plates (FR/IT/HR/RS
-        // LLNNNLL, ES NNNNLLL, UK LLNNLLL, PL LLNNNNN/LLLNNNN, CZ NLNNNNN/NLLNNNN, BE NLLLNNN,
+        // LLNNNLL, ES NNNNLLL, UK LLNNLLL, PL LLNNNNN/LLLNNNN, CZ NCNNNNN/NCLNNNN, BE NLLLNNN,
         // PT NNLLNN ...), then any text.
         Region::Eu => &[
             "LLNNNLL", "LLNNNNLL", "LLNNNNL", "LLNNNL", "NNNNLLL", "LLNNLLL", "LLLNNNN", "LLNNNNN",
-            "NLNNNNN", "NLLNNNN", "NLLLNNN", "NNLLNN", "LLNNLL", "NNNNLL", "AAAA", "AAAAA",
+            "NCNNNNN", "NCLNNNN", "NLLLNNN", "NNLLNN", "LLNNLL", "NNNNLL", "AAAA", "AAAAA",
             "AAAAAA", "AAAAAAA", "AAAAAAAA",
         ],
         // The serial formats of the most populous states (CA NLLLNNN; TX, NY, PA, OH, MI, GA,
@@ -77,11 +79,11 @@ fn prior(region: Region, asked: Region, fmt: &str) -> f32 {
 }
 
 /// The European formats of the most plates on the road (France and Italy LLNNNLL, Spain
-/// NNNNLLL, the UK LLNNLLL, Poland LLLNNNN and LLNNNNN, Czechia NLNNNNN): where a glyph could
+/// NNNNLLL, the UK LLNNLLL, Poland LLLNNNN and LLNNNNN, Czechia NCNNNNN): where a glyph could
 /// be either kind (`0`/`O`, `1`/`I`, `8`/`B`), a reading in one of them beats one in a rarer
 /// format that differs only there.
 const EU_COMMON: &[&str] = &[
-    "LLNNNLL", "NNNNLLL", "LLNNLLL", "LLLNNNN", "LLNNNNN", "NLNNNNN",
+    "LLNNNLL", "NNNNLLL", "LLNNLLL", "LLLNNNN", "LLNNNNN", "NCNNNNN",
 ];
 
 /// How much a free US reading of `n` glyphs is preferred: a tenth of the log of its length's
@@ -139,9 +141,23 @@ fn lean_to_us_symbols(p: &Probs) -> Probs {
 /// Brazil's Mercosur format.
 const MERCOSUR: &str = "LLLNLNN";
 
+/// The letters of Czechia's regions, the second symbol of its plates (`1B8 0338` is South
+/// Moravia's): no `Q` or `O` there (`4069160` is no Czech `4Q69160`).
+const CZECH_REGIONS: &[u8] = b"ABCEHJKLMPSTUZ";
+
+/// The kind a format's symbol stands for: `L` (a letter) or `N` (a digit), `A` (either).
+fn kind(format_symbol: u8) -> u8 {
+    if format_symbol == b'C' {
+        b'L'
+    } else {
+        format_symbol
+    }
+}
+
 fn allowed(kind: u8, class: usize) -> bool {
     match kind {
         b'L' => SYMBOLS[class].is_ascii_uppercase(),
+        b'C' => CZECH_REGIONS.contains(&SYMBOLS[class]),
         b'N' => SYMBOLS[class].is_ascii_digit(),
         _ => true,
     }
@@ -322,7 +338,7 @@ pub fn decode_marked(glyphs: &[Probs], marks: &[bool], region: Region) -> Option
         format: if fmt.contains('A') {
             String::new()
         } else {
-            fmt.to_string()
+            fmt.bytes().map(|b| kind(b) as char).collect()
         },
     })
 }
@@ -337,7 +353,7 @@ fn mark_score(marks: &[bool], used: &[usize], fmt: &str) -> f32 {
         .zip(fmt.as_bytes().windows(2))
         .filter(|(g, _)| g[1] == g[0] + 1 && marks.get(g[0]).copied().unwrap_or(false))
         .map(|(_, k)| {
-            if k[0] != k[1] {
+            if kind(k[0]) != kind(k[1]) {
                 MARK_WEIGHT
             } else {
                 -MARK_WEIGHT
@@ -700,6 +716,20 @@ mod tests {
         g[5][NOISE] = 0.07;
         assert_eq!(decode(&g, Region::Eu).unwrap().text, "BR193Z");
         assert_eq!(decode(&g, Region::Auto).unwrap().text, "BR1932");
+    }
+
+    #[test]
+    fn czech_plates_have_a_regions_letter_second() {
+        // `1B8 0338` with its `B` as much an `8`: Czechia's format makes it South Moravia's B.
+        let mut g: Vec<Probs> = "1B80338".chars().map(sure).collect();
+        g[1] = glyph('8', 0.6, 'B');
+        let d = decode(&g, Region::Eu).unwrap();
+        assert_eq!((d.text.as_str(), d.format.as_str()), ("1B80338", "NLNNNNN"));
+        // A `0` that might be a `Q` stays a digit: no region's letter is a `Q`.
+        let mut g: Vec<Probs> = "4069160".chars().map(sure).collect();
+        g[1] = glyph('0', 0.6, 'Q');
+        assert_eq!(decode(&g, Region::Eu).unwrap().text, "4069160");
+        assert_eq!(decode(&g, Region::Auto).unwrap().text, "4069160");
     }
 
     #[test]
