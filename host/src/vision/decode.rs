@@ -21,16 +21,16 @@ const SKIP_BELOW: f32 = 0.7;
 
 /// Plate formats per region. `eu` and `us` vary by country and state, so they are length
 /// bounds over any symbols; `br` has the national (LLLNNNN) and Mercosur (LLLNLNN) formats.
-/// `C` is a letter of a Czech region ([`CZECH_REGIONS`]), a letter where a reading's format
-/// is told.
+/// `C` is a letter of a Czech region ([`CZECH_REGIONS`]) and `E` a letter of Spain's serials
+/// ([`SPANISH_LETTERS`]), letters where a reading's format is told.
 fn formats(region: Region) -> &'static [&'static str] {
     match region {
         Region::Br => &["LLLNNNN", MERCOSUR],
         // The national formats shared by most single-line European plates (FR/IT/HR/RS
-        // LLNNNLL, ES NNNNLLL, UK LLNNLLL, PL LLNNNNN/LLLNNNN, CZ NCNNNNN/NCLNNNN, BE NLLLNNN,
+        // LLNNNLL, ES NNNNEEE, UK LLNNLLL, PL LLNNNNN/LLLNNNN, CZ NCNNNNN/NCLNNNN, BE NLLLNNN,
         // PT NNLLNN ...), then any text.
         Region::Eu => &[
-            "LLNNNLL", "LLNNNNLL", "LLNNNNL", "LLNNNL", "NNNNLLL", "LLNNLLL", "LLLNNNN", "LLNNNNN",
+            "LLNNNLL", "LLNNNNLL", "LLNNNNL", "LLNNNL", "NNNNEEE", "LLNNLLL", "LLLNNNN", "LLNNNNN",
             "NCNNNNN", "NCLNNNN", "NLLLNNN", "NNLLNN", "LLNNLL", "NNNNLL", "AAAA", "AAAAA",
             "AAAAAA", "AAAAAAA", "AAAAAAAA",
         ],
@@ -79,11 +79,11 @@ fn prior(region: Region, asked: Region, fmt: &str) -> f32 {
 }
 
 /// The European formats of the most plates on the road (France and Italy LLNNNLL, Spain
-/// NNNNLLL, the UK LLNNLLL, Poland LLLNNNN and LLNNNNN, Czechia NCNNNNN): where a glyph could
+/// NNNNEEE, the UK LLNNLLL, Poland LLLNNNN and LLNNNNN, Czechia NCNNNNN): where a glyph could
 /// be either kind (`0`/`O`, `1`/`I`, `8`/`B`), a reading in one of them beats one in a rarer
 /// format that differs only there.
 const EU_COMMON: &[&str] = &[
-    "LLNNNLL", "NNNNLLL", "LLNNLLL", "LLLNNNN", "LLNNNNN", "NCNNNNN",
+    "LLNNNLL", "NNNNEEE", "LLNNLLL", "LLLNNNN", "LLNNNNN", "NCNNNNN",
 ];
 
 /// How much a free US reading of `n` glyphs is preferred: a tenth of the log of its length's
@@ -141,13 +141,17 @@ fn lean_to_us_symbols(p: &Probs) -> Probs {
 /// Brazil's Mercosur format.
 const MERCOSUR: &str = "LLLNLNN";
 
+/// The letters of Spain's serials (since 2000): consonants but `Q` (`2858GAB` is no Spanish
+/// plate).
+const SPANISH_LETTERS: &[u8] = b"BCDFGHJKLMNPRSTVWXYZ";
+
 /// The letters of Czechia's regions, the second symbol of its plates (`1B8 0338` is South
 /// Moravia's): no `Q` or `O` there (`4069160` is no Czech `4Q69160`).
 const CZECH_REGIONS: &[u8] = b"ABCEHJKLMPSTUZ";
 
 /// The kind a format's symbol stands for: `L` (a letter) or `N` (a digit), `A` (either).
 fn kind(format_symbol: u8) -> u8 {
-    if format_symbol == b'C' {
+    if matches!(format_symbol, b'C' | b'E') {
         b'L'
     } else {
         format_symbol
@@ -158,6 +162,7 @@ fn allowed(kind: u8, class: usize) -> bool {
     match kind {
         b'L' => SYMBOLS[class].is_ascii_uppercase(),
         b'C' => CZECH_REGIONS.contains(&SYMBOLS[class]),
+        b'E' => SPANISH_LETTERS.contains(&SYMBOLS[class]),
         b'N' => SYMBOLS[class].is_ascii_digit(),
         _ => true,
     }
@@ -730,6 +735,17 @@ mod tests {
         g[1] = glyph('0', 0.6, 'Q');
         assert_eq!(decode(&g, Region::Eu).unwrap().text, "4069160");
         assert_eq!(decode(&g, Region::Auto).unwrap().text, "4069160");
+    }
+
+    #[test]
+    fn spanish_plates_end_in_consonants() {
+        let read = |s: &str| {
+            let g: Vec<Probs> = s.chars().map(sure).collect();
+            decode(&g, Region::Eu).unwrap().format
+        };
+        assert_eq!(read("1234BCD"), "NNNNLLL");
+        // Vowels are not Spanish: `1234ABE` is free text.
+        assert_eq!(read("1234ABE"), "");
     }
 
     #[test]
