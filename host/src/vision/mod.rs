@@ -946,9 +946,10 @@ fn marks_between(img: &GrayImage<'_>, chars: &[Rect], inverted: bool) -> Vec<boo
 }
 
 /// Whether a dot or a dash stands between glyphs `a` and `b` (`a` left of `b`): ink in the
-/// gap that keeps clear of both glyphs and of the top and bottom thirds of their line, no
-/// taller than a third of their height (a bolt, a frame's edge or a sticker runs taller; the
-/// bar of an `H` cut in two touches both halves).
+/// gap, clear of both glyphs, centred within a fifth of their height of the middle of their
+/// line and no taller than three tenths of it (a bolt, a frame's edge or a sticker runs
+/// taller; the bar of an `H` cut in two touches both halves), that fills at least 40 % of its
+/// box.
 fn mark_between(img: &GrayImage<'_>, a: Rect, b: Rect, inverted: bool) -> bool {
     let (x0, x1) = (a.x + a.width, b.x);
     if x1 < x0 + 3 {
@@ -1917,7 +1918,8 @@ mod tests {
         let one = (Rect::new(197, 14, 5, 28), sure(1));
         assert_eq!(with(vec![one]).len(), 7);
         // A thin blob in line before the first glyph, 24 px off where the glyphs stand 9 apart:
-        // unreadable, a frame's edge; read surely, a `1` spaced off (as it is 12 px off).
+        // unreadable, it is a frame's edge; read surely, it stays (a `1` spaced off), and so
+        // does an unreadable one 12 px off.
         let off = |x: u32, p: decode::Probs| (Rect::new(x, 20, 5, 28), p);
         assert_eq!(with(vec![off(11, unsure)]), kept);
         assert_eq!(with(vec![off(11, sure(1))]).len(), 7);
