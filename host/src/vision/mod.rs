@@ -883,6 +883,10 @@ fn clearest(
         .max_by(|a, b| best_symbol(&a.1).total_cmp(&best_symbol(&b.1)))
 }
 
+/// The least gray range of a box in which ink is told from its background ([`Ink::contrast`]):
+/// below it a box holds no stroke to trim to or mark to find.
+const LEAST_INK_CONTRAST: u8 = 40;
+
 /// Tells ink from background around a glyph: darker (lighter when `inverted`) than the middle
 /// of the gray range of its box.
 #[derive(Debug, Clone, Copy)]
@@ -959,7 +963,7 @@ fn mark_between(img: &GrayImage<'_>, a: Rect, b: Rect, inverted: bool) -> bool {
     let Some(ink) = Ink::within(img, union(&[a, b]), inverted) else {
         return false;
     };
-    if ink.contrast < 40 || !inside(img, &Rect::new(x0, y0, x1 - x0, h)) {
+    if ink.contrast < LEAST_INK_CONTRAST || !inside(img, &Rect::new(x0, y0, x1 - x0, h)) {
         return false;
     }
     let (mut n, mut left, mut right, mut top, mut bottom) = (0u32, u32::MAX, 0, u32::MAX, 0);
@@ -1030,7 +1034,7 @@ fn trim_to_ink(img: &GrayImage<'_>, r: Rect, inverted: bool) -> Option<Rect> {
 
 /// [`trim_to_ink`] with the ink told by `ink` (of a box inside the image holding `r`).
 fn trim_with(img: &GrayImage<'_>, r: Rect, ink: &Ink) -> Option<Rect> {
-    if ink.contrast < 40 {
+    if ink.contrast < LEAST_INK_CONTRAST {
         return None;
     }
     let inked: Vec<bool> = (r.x..r.x + r.width)
