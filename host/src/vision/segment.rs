@@ -752,7 +752,14 @@ pub fn find_rows(
     // ink is searched: glyphs run into the frame on light plates (light glyphs on dark plates
     // gained nothing on the dev sets, for as much time again).
     if let Some(bin) = fine_dark {
-        let found: Vec<Rect> = rows.iter().map(Row::rect).collect();
+        // The search for faint ink runs where nothing read: a row the components found there
+        // may be the part of a plate whose other glyphs touch its border, so its band is
+        // searched too.
+        let found: Vec<Rect> = if faint {
+            Vec::new()
+        } else {
+            rows.iter().map(Row::rect).collect()
+        };
         rows.extend(banded_rows(&bin, heights, true, &found)?);
     }
     Ok(rows)
@@ -924,6 +931,47 @@ mod tests {
         // Where the components already found a row, the band is not searched again.
         let found = [Rect::new(15, 5, 165, 40)];
         assert!(banded_rows(&bin, heights, true, &found).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_faint_search_reads_the_band_of_a_row_partly_found() {
+        // Seven dark `H`s 24 px tall on a light plate; the first three stand on its dark lower
+        // border, so only the last four are components of their own.
+        let (w, h) = (240usize, 70usize);
+        let mut px = vec![200u8; w * h];
+        let mut ink = |x: usize, y: usize| px[y * w + x] = 40;
+        for x in 10..92 {
+            for y in 43..46 {
+                ink(x, y);
+            }
+        }
+        let left = |i: usize| 20 + i * 28;
+        for i in 0..7 {
+            let x0 = left(i);
+            for y in 20..44 {
+                for dx in [0, 1, 2, 11, 12, 13] {
+                    ink(x0 + dx, y);
+                }
+            }
+            for dx in 3..11 {
+                ink(x0 + dx, 31);
+                ink(x0 + dx, 32);
+            }
+        }
+        let img = GrayImage::new(&px, w, h, w).unwrap();
+        let heights = HeightRange { min: 12, max: 40 };
+        let most = |contrast| {
+            find_rows(&img, heights, contrast)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.blobs.len())
+                .max()
+        };
+        // The usual search takes the four for the text and does not search their band again.
+        assert_eq!(most(CONTRAST), Some(4));
+        // The search for faint ink (which runs where nothing read) cuts the band and finds all
+        // seven.
+        assert_eq!(most(FAINT), Some(7));
     }
 
     #[test]
