@@ -250,6 +250,10 @@ fn is_glyph(b: &Blob, heights: HeightRange) -> bool {
     (0.08..=1.05).contains(&aspect) && (0.12..=max_fill).contains(&fill) && !solid_block
 }
 
+/// Rows the components found with this many glyphs or fewer do not keep the band search
+/// away (see [`find_rows`]): most plates have more.
+const SHORT_ROW: usize = 4;
+
 /// Glyphs taller than this (pixels) are left to the plain components: the lettering of a
 /// plate frame touches small glyphs, not large ones.
 const MAX_BANDED: f32 = 40.0;
@@ -752,13 +756,16 @@ pub fn find_rows(
     // ink is searched: glyphs run into the frame on light plates (light glyphs on dark plates
     // gained nothing on the dev sets, for as much time again).
     if let Some(bin) = fine_dark {
-        // The search for faint ink runs where nothing read: a row the components found there
-        // may be the part of a plate whose other glyphs touch its border, so its band is
-        // searched too.
+        // A row of a few glyphs may be the part of a plate whose other glyphs stand on its
+        // border or a graphic, so its band is searched too; so is every row's in the search
+        // for faint ink, which runs where nothing read.
         let found: Vec<Rect> = if faint {
             Vec::new()
         } else {
-            rows.iter().map(Row::rect).collect()
+            rows.iter()
+                .filter(|r| r.blobs.len() > SHORT_ROW)
+                .map(Row::rect)
+                .collect()
         };
         rows.extend(banded_rows(&bin, heights, true, &found)?);
     }
@@ -933,21 +940,19 @@ mod tests {
         assert!(banded_rows(&bin, heights, true, &found).unwrap().is_empty());
     }
 
-    #[test]
-    fn the_faint_search_reads_the_band_of_a_row_partly_found() {
-        // Seven dark `H`s 24 px tall on a light plate; the first three stand on its dark lower
-        // border, so only the last four are components of their own.
-        let (w, h) = (240usize, 70usize);
+    /// Dark `H`s 24 px tall on a light plate, `touching` of them first standing on its dark
+    /// lower border (one piece with it), then `free` ones, components of their own.
+    fn plate_partly_on_its_border(touching: usize, free: usize) -> Vec<u8> {
+        let (w, h) = (300usize, 70usize);
         let mut px = vec![200u8; w * h];
         let mut ink = |x: usize, y: usize| px[y * w + x] = 40;
-        for x in 10..92 {
+        for x in 10..20 + 28 * touching - 14 {
             for y in 43..46 {
                 ink(x, y);
             }
         }
-        let left = |i: usize| 20 + i * 28;
-        for i in 0..7 {
-            let x0 = left(i);
+        for i in 0..touching + free {
+            let x0 = 20 + i * 28;
             for y in 20..44 {
                 for dx in [0, 1, 2, 11, 12, 13] {
                     ink(x0 + dx, y);
@@ -958,20 +963,29 @@ mod tests {
                 ink(x0 + dx, 32);
             }
         }
-        let img = GrayImage::new(&px, w, h, w).unwrap();
+        px
+    }
+
+    #[test]
+    fn the_band_of_a_row_partly_found_is_searched_when_the_row_is_short_or_ink_faint() {
         let heights = HeightRange { min: 12, max: 40 };
-        let most = |contrast| {
+        let most = |px: &[u8], contrast| {
+            let img = GrayImage::new(px, 300, 70, 300).unwrap();
             find_rows(&img, heights, contrast)
                 .unwrap()
                 .into_iter()
                 .map(|r| r.blobs.len())
                 .max()
         };
-        // The usual search takes the four for the text and does not search their band again.
-        assert_eq!(most(CONTRAST), Some(4));
-        // The search for faint ink (which runs where nothing read) cuts the band and finds all
-        // seven.
-        assert_eq!(most(FAINT), Some(7));
+        // Five found glyphs are taken for the text: their band is not searched again...
+        let five = plate_partly_on_its_border(3, 5);
+        assert_eq!(most(&five, CONTRAST), Some(5));
+        // ...but by the search for faint ink (which runs where nothing read), which cuts the
+        // band and finds all eight.
+        assert_eq!(most(&five, FAINT), Some(8));
+        // Four found glyphs are too few for most plates: the band is searched at once.
+        let four = plate_partly_on_its_border(3, 4);
+        assert_eq!(most(&four, CONTRAST), Some(7));
     }
 
     #[test]
