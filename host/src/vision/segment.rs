@@ -752,9 +752,10 @@ pub fn find_rows(
             }
         }
     }
-    // Glyphs that touch their surroundings, where the components found no text. Only dark
-    // ink is searched: glyphs run into the frame on light plates (light glyphs on dark plates
-    // gained nothing on the dev sets, for as much time again).
+    // Glyphs that touch their surroundings, where the components found no text (or only a
+    // few glyphs, below). Only dark ink is searched: glyphs run into the frame on light
+    // plates (light glyphs on dark plates gained nothing on the dev sets, for as much time
+    // again).
     if let Some(bin) = fine_dark {
         // A row of a few glyphs may be the part of a plate whose other glyphs stand on its
         // border or a graphic, so its band is searched too; so is every row's in the search
