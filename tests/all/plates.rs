@@ -171,6 +171,9 @@ fn dev_photos_read_to_the_exact_plate() {
         ("us", "wts-lg-000189"),
         // Tilted 13 degrees, its A leaning on a cactus: read again level.
         ("us", "car9-7"),
+        // Clutter across the picture reads `KII7006` at 0.51: not well enough to keep the
+        // search for fainter ink, the only one to find the plate, from running.
+        ("br", "JSP7678"),
     ] {
         let (frame, truth, plate) = labelled(set, name);
         let events = detect(&frame, 3, &format!(r#"{{"region": "{set}"}}"#));
