@@ -137,6 +137,54 @@ fn a_faint_plate_is_found_by_the_second_search() {
 }
 
 #[test]
+fn a_quick_search_gives_what_a_thorough_one_would_or_nothing() {
+    use prism::vision::{self, GrayImage, PlateOptions, Region, Search};
+    for (set, name, region) in [("eu", "eu1", Region::Eu), ("us", "car14", Region::Us)] {
+        let (photo, _, plate) = labelled(set, name);
+        let img = GrayImage::of_frame(&photo).unwrap();
+        let read = |search| {
+            let opts = PlateOptions {
+                region,
+                search,
+                ..PlateOptions::default()
+            };
+            vision::detect_plates(&img, &opts).unwrap()
+        };
+        let (thorough, quick) = (read(Search::Thorough), read(Search::Quick));
+        assert_eq!(thorough[0].text, plate, "{thorough:?}");
+        assert_eq!(quick, thorough);
+    }
+    // Clutter reads `KII7006` at 0.51 and only the search for fainter ink finds this plate: a
+    // quick search gives nothing. The filter searches thoroughly every other frame by default
+    // (frames 0 and 2 of three: two readings confirm the plate); one frame in three gives it
+    // a single reading, which confirms nothing.
+    let (photo, _, plate) = labelled("br", "JSP7678");
+    let img = GrayImage::of_frame(&photo).unwrap();
+    let opts = PlateOptions {
+        region: Region::Br,
+        ..PlateOptions::default()
+    };
+    let thorough = vision::detect_plates(&img, &opts).unwrap();
+    assert_eq!(thorough[0].text, plate, "{thorough:?}");
+    let quick = PlateOptions {
+        search: Search::Quick,
+        ..opts
+    };
+    let reads = vision::detect_plates(&img, &quick).unwrap();
+    assert!(reads.is_empty(), "{reads:?}");
+    let plates = |config: &str| -> Vec<String> {
+        let events = detect(&photo, 3, config);
+        events
+            .iter()
+            .map(|e| e["plate"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(plates(r#"{"region": "br"}"#).contains(&plate));
+    let sparse = plates(r#"{"region": "br", "thorough_every": 3}"#);
+    assert!(!sparse.contains(&plate), "{sparse:?}");
+}
+
+#[test]
 fn a_dim_plate_is_read_by_the_usual_search() {
     // A US photo darkened as by an underexposed camera (its light at 0.6, its contrast cut to
     // 0.7): ink a fixed number of gray levels from its surroundings broke the plate's 9 and 8

@@ -23,10 +23,14 @@
 //!
 //! Configuration (every key optional):
 //! `{"region": "auto|eu|us|br", "plate_width_pct": 0, "min_confidence": 0.5, "overlay": true,
-//!   "detect_every": 1, "confirm_frames": 2, "corrections": true}`
+//!   "detect_every": 1, "thorough_every": 2, "confirm_frames": 2, "corrections": true}`
 //! * `plate_width_pct`: expected plate width as a percentage of the frame width (Kurento's
 //!   `setPlateWidthPercentage`), 0 = any size;
 //! * `detect_every`: run detection on one frame in N (tracks carry the boxes in between);
+//! * `thorough_every`: of the detections, one in N is thorough (where nothing reads well the
+//!   host searches again for fainter ink, which doubles the time of a frame with no plate),
+//!   the others quick; a plate found only by the thorough search is read every Nth
+//!   detection, which is enough to follow and vote on it, and 1 makes every search thorough;
 //! * `confirm_frames`: readings of a plate needed before it is reported;
 //! * `corrections`: whether a reported plate may be corrected (`false`: strictly one event per
 //!   appearance, the first reading);
@@ -36,7 +40,7 @@
 
 use std::collections::BTreeMap;
 
-use prism_filter_sdk::vision::{self, PlateOptions, PlateRead, Region};
+use prism_filter_sdk::vision::{self, PlateOptions, PlateRead, Region, Search};
 use prism_filter_sdk::{
     Color, Filter, FilterInfo, Frame, PixelFormat, Rect, Result, emit, export_filter, parse_config,
     text_size,
@@ -79,6 +83,7 @@ struct Config {
     min_confidence: f32,
     overlay: bool,
     detect_every: u32,
+    thorough_every: u32,
     confirm_frames: u32,
     corrections: bool,
 }
@@ -91,6 +96,7 @@ impl Default for Config {
             min_confidence: 0.5,
             overlay: true,
             detect_every: 1,
+            thorough_every: 2,
             confirm_frames: 2,
             corrections: true,
         }
@@ -118,6 +124,12 @@ impl Config {
         }
         if self.detect_every == 0 || self.detect_every > 30 {
             return bad(format!("detect_every {} is not 1..30", self.detect_every));
+        }
+        if self.thorough_every == 0 || self.thorough_every > 30 {
+            return bad(format!(
+                "thorough_every {} is not 1..30",
+                self.thorough_every
+            ));
         }
         if self.confirm_frames == 0 || self.confirm_frames > 30 {
             return bad(format!(
@@ -619,6 +631,7 @@ impl Filter for PlateDetector {
 "min_confidence":{"type":"number","minimum":0,"maximum":1},
 "overlay":{"type":"boolean"},
 "detect_every":{"type":"integer","minimum":1,"maximum":30},
+"thorough_every":{"type":"integer","minimum":1,"maximum":30},
 "confirm_frames":{"type":"integer","minimum":1,"maximum":30},
 "corrections":{"type":"boolean"}}}"#,
             )
@@ -642,12 +655,20 @@ impl Filter for PlateDetector {
             self.last_detection_us = None;
         }
         self.last_us = now;
-        if self.frames.is_multiple_of(self.config.detect_every as u64) {
+        let every = u64::from(self.config.detect_every);
+        if self.frames.is_multiple_of(every) {
+            let thorough =
+                (self.frames / every).is_multiple_of(u64::from(self.config.thorough_every));
             let opts = PlateOptions {
                 region: self.config.region,
                 plate_width_pct: self.config.plate_width_pct,
                 area: None,
                 max_results: 4,
+                search: if thorough {
+                    Search::Thorough
+                } else {
+                    Search::Quick
+                },
             };
             let reads = vision::detect_plates(frame, &opts);
             self.update(&reads, now);
@@ -1106,6 +1127,8 @@ mod tests {
             r#"{"plate_width_pct": 150}"#,
             r#"{"min_confidence": 2}"#,
             r#"{"detect_every": 0}"#,
+            r#"{"thorough_every": 0}"#,
+            r#"{"thorough_every": 31}"#,
             r#"{"colour": "red"}"#,
             r#"{"corrections": "yes"}"#,
         ] {

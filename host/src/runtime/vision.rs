@@ -13,7 +13,7 @@ use super::RuntimeError;
 use super::bindings::WitRect;
 use super::bindings::prism::filter::vision::{
     self as wit, CharGuess, CharRead, Face, FaceOptions, OcrOptions, OcrResult, OcrWord, PageMode,
-    Placement, PlateCandidate, PlateOptions, PlateRead, PlateRegion, TextGuess,
+    Placement, PlateCandidate, PlateOptions, PlateRead, PlateRegion, PlateSearch, TextGuess,
 };
 use super::state::{FrameResource, StoreData};
 use crate::vision::{self, GrayImage, Rect, Region, RgbaImage, faces, ocr};
@@ -122,6 +122,10 @@ fn options(o: &PlateOptions) -> vision::PlateOptions {
         },
         area: o.area.map(Into::into),
         max_results: o.max_results.clamp(1, MAX_RESULTS) as usize,
+        search: match o.search {
+            PlateSearch::Thorough => vision::Search::Thorough,
+            PlateSearch::Quick => vision::Search::Quick,
+        },
     }
 }
 
