@@ -450,8 +450,19 @@ impl Reader {
                 }
             }
             Reader::Native => {
-                for f in frames {
-                    ms.push(self.read(f, config)?.1);
+                // The filter's cadence of thorough and quick searches (`thorough_every`, 2 by
+                // default), so that the WASM / native ratio is the filter's overhead.
+                let every = serde_json::from_str::<Value>(config)?["thorough_every"]
+                    .as_u64()
+                    .unwrap_or(2)
+                    .max(1);
+                for (i, f) in frames.iter().enumerate() {
+                    let search = if (i as u64).is_multiple_of(every) {
+                        vision::Search::Thorough
+                    } else {
+                        vision::Search::Quick
+                    };
+                    ms.push(read_natively(f, config, search)?.1);
                 }
             }
         }
@@ -510,42 +521,50 @@ impl Reader {
                     .collect();
                 Ok((detections, ms))
             }
-            Reader::Native => {
-                let cfg: Value = serde_json::from_str(config)?;
-                let opts = vision::PlateOptions {
-                    region: cfg["region"]
-                        .as_str()
-                        .unwrap_or("auto")
-                        .parse()
-                        .map_err(anyhow::Error::msg)?,
-                    plate_width_pct: cfg["plate_width_pct"].as_f64().unwrap_or(0.0) as f32,
-                    ..vision::PlateOptions::default()
-                };
-                let min = cfg["min_confidence"]
-                    .as_f64()
-                    .unwrap_or(vision::DEFAULT_MIN_CONFIDENCE as f64);
-                let img = vision::GrayImage::of_frame(buf).context("an i420 frame")?;
-                let t = Instant::now();
-                let reads = vision::detect_plates(&img, &opts)?;
-                let ms = t.elapsed().as_secs_f64() * 1000.0;
-                let detections = reads
-                    .into_iter()
-                    .filter(|r| r.confidence as f64 >= min)
-                    .map(|r| Detection {
-                        plate: r.text,
-                        confidence: r.confidence as f64,
-                        bbox: BBox {
-                            x: r.bounds.x as f64,
-                            y: r.bounds.y as f64,
-                            w: r.bounds.width as f64,
-                            h: r.bounds.height as f64,
-                        },
-                    })
-                    .collect();
-                Ok((detections, ms))
-            }
+            Reader::Native => read_natively(buf, config, vision::Search::Thorough),
         }
     }
+}
+
+/// The native reader's detections of `buf` and its time, ms.
+fn read_natively(
+    buf: &FrameBuf,
+    config: &str,
+    search: vision::Search,
+) -> anyhow::Result<(Vec<Detection>, f64)> {
+    let cfg: Value = serde_json::from_str(config)?;
+    let opts = vision::PlateOptions {
+        region: cfg["region"]
+            .as_str()
+            .unwrap_or("auto")
+            .parse()
+            .map_err(anyhow::Error::msg)?,
+        plate_width_pct: cfg["plate_width_pct"].as_f64().unwrap_or(0.0) as f32,
+        search,
+        ..vision::PlateOptions::default()
+    };
+    let min = cfg["min_confidence"]
+        .as_f64()
+        .unwrap_or(vision::DEFAULT_MIN_CONFIDENCE as f64);
+    let img = vision::GrayImage::of_frame(buf).context("an i420 frame")?;
+    let t = Instant::now();
+    let reads = vision::detect_plates(&img, &opts)?;
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    let detections = reads
+        .into_iter()
+        .filter(|r| r.confidence as f64 >= min)
+        .map(|r| Detection {
+            plate: r.text,
+            confidence: r.confidence as f64,
+            bbox: BBox {
+                x: r.bounds.x as f64,
+                y: r.bounds.y as f64,
+                w: r.bounds.width as f64,
+                h: r.bounds.height as f64,
+            },
+        })
+        .collect();
+    Ok((detections, ms))
 }
 
 /// Clips one after another through one filter instance, as a camera sees car after car.
