@@ -250,21 +250,38 @@ impl Cnn {
     /// mean errs less than any one of them; asked only then, they cost little time. Within
     /// [`remembering`], a patch classified before is not classified again.
     pub fn classify(&self, patch: &[f32; PATCH_LEN]) -> [f32; CLASSES] {
+        self.remembered(patch, || self.classify_alone(patch))
+    }
+
+    /// [`Cnn::classify`] of a patch whose first network's probabilities
+    /// ([`Cnn::classify_alone`]) are `first`.
+    pub fn classify_from(&self, patch: &[f32; PATCH_LEN], first: [f32; CLASSES]) -> [f32; CLASSES] {
+        self.remembered(patch, || first)
+    }
+
+    /// [`Cnn::with_peers`] of the first network's probabilities (`first`, called unless the
+    /// patch is remembered).
+    fn remembered(
+        &self,
+        patch: &[f32; PATCH_LEN],
+        first: impl FnOnce() -> [f32; CLASSES],
+    ) -> [f32; CLASSES] {
         if MEMO.with(|m| m.borrow().depth == 0) {
-            return self.classify_fresh(patch);
+            return self.with_peers(patch, first());
         }
         let (net, hash) = (self as *const Cnn as usize, patch_hash(patch));
         if let Some(p) = MEMO.with(|m| m.borrow().recall(hash, net, patch)) {
             return p;
         }
-        let p = self.classify_fresh(patch);
+        let p = self.with_peers(patch, first());
         MEMO.with(|m| m.borrow_mut().keep(hash, net, patch, p));
         p
     }
 
-    /// [`Cnn::classify`] without the memo.
-    fn classify_fresh(&self, patch: &[f32; PATCH_LEN]) -> [f32; CLASSES] {
-        let mut p = self.classify_alone(patch);
+    /// The first network's probabilities `first`, or where it is unsure, the mean of every
+    /// network's.
+    fn with_peers(&self, patch: &[f32; PATCH_LEN], first: [f32; CLASSES]) -> [f32; CLASSES] {
+        let mut p = first;
         let unsure = p.iter().copied().fold(0.0, f32::max) < PEERS_UNLESS_SURE
             && p[NOISE] < PEERS_UNLESS_NOISE;
         if unsure && !self.peers.is_empty() {
