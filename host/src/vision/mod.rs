@@ -1282,6 +1282,12 @@ fn plates_at(
         .filter_map(|((r, k), p)| k.then_some((p, r)))
         .collect();
     reads.sort_by(|(pa, a), (pb, b)| pa.cmp(pb).then(b.confidence.total_cmp(&a.confidence)));
+    // Where a row that stands alone reads well (a plate), those rows are not reported at all:
+    // ranking after it, they only took the places that clutter left (a sign's `PRIVATE` over
+    // its `PROPERTY` beside a car's plate).
+    if reads.iter().any(|(p, r)| !p && r.confidence >= READ_WELL) {
+        reads.retain(|(p, _)| !p);
+    }
     Ok(apart(reads.into_iter().map(|(_, r)| r), opts.max_results))
 }
 
