@@ -253,8 +253,17 @@ impl Cnn {
         self.remembered(patch, || self.classify_alone(patch))
     }
 
-    /// [`Cnn::classify`] of a patch whose first network's probabilities
-    /// ([`Cnn::classify_alone`]) are `first`.
+    /// The first network's probabilities of a patch ([`Cnn::classify_alone`]); within
+    /// [`remembering`], those of a patch classified before are not computed again.
+    pub fn first(&self, patch: &[f32; PATCH_LEN]) -> [f32; CLASSES] {
+        match self.recall(patch) {
+            Some((first, _)) => first,
+            None => self.classify_alone(patch),
+        }
+    }
+
+    /// [`Cnn::classify`] of a patch whose first network's probabilities ([`Cnn::first`]) are
+    /// `first`.
     pub fn classify_from(&self, patch: &[f32; PATCH_LEN], first: [f32; CLASSES]) -> [f32; CLASSES] {
         self.remembered(patch, || first)
     }
@@ -266,16 +275,28 @@ impl Cnn {
         patch: &[f32; PATCH_LEN],
         first: impl FnOnce() -> [f32; CLASSES],
     ) -> [f32; CLASSES] {
-        if MEMO.with(|m| m.borrow().depth == 0) {
-            return self.with_peers(patch, first());
-        }
-        let (net, hash) = (self as *const Cnn as usize, patch_hash(patch));
-        if let Some(p) = MEMO.with(|m| m.borrow().recall(hash, net, patch)) {
+        if let Some((_, p)) = self.recall(patch) {
             return p;
         }
-        let p = self.with_peers(patch, first());
-        MEMO.with(|m| m.borrow_mut().keep(hash, net, patch, p));
+        let first = first();
+        let p = self.with_peers(patch, first);
+        if MEMO.with(|m| m.borrow().depth > 0) {
+            let (net, hash) = (self as *const Cnn as usize, patch_hash(patch));
+            MEMO.with(|m| m.borrow_mut().keep(hash, net, patch, (first, p)));
+        }
         p
+    }
+
+    /// What this network's [`Cnn::first`] and [`Cnn::classify`] gave a patch before, within
+    /// [`remembering`].
+    fn recall(&self, patch: &[f32; PATCH_LEN]) -> Option<FirstAndAll> {
+        MEMO.with(|m| {
+            let m = m.borrow();
+            if m.depth == 0 {
+                return None;
+            }
+            m.recall(patch_hash(patch), self as *const Cnn as usize, patch)
+        })
     }
 
     /// The first network's probabilities `first`, or where it is unsure, the mean of every
@@ -471,8 +492,11 @@ struct Memo {
     seen: std::collections::HashMap<u64, Vec<Remembered>>,
 }
 
-/// A network (its address), a patch and its probabilities.
-type Remembered = (usize, Box<[f32; PATCH_LEN]>, [f32; CLASSES]);
+/// A network (its address), a patch, and its probabilities: the first network's and, with
+/// its peers', [`Cnn::classify`]'s.
+type Remembered = (usize, Box<[f32; PATCH_LEN]>, FirstAndAll);
+
+type FirstAndAll = ([f32; CLASSES], [f32; CLASSES]);
 
 thread_local! {
     static MEMO: std::cell::RefCell<Memo> = std::cell::RefCell::new(Memo::default());
@@ -486,7 +510,7 @@ fn patch_hash(patch: &[f32; PATCH_LEN]) -> u64 {
 }
 
 impl Memo {
-    fn recall(&self, hash: u64, net: usize, patch: &[f32; PATCH_LEN]) -> Option<[f32; CLASSES]> {
+    fn recall(&self, hash: u64, net: usize, patch: &[f32; PATCH_LEN]) -> Option<FirstAndAll> {
         self.seen
             .get(&hash)?
             .iter()
@@ -494,7 +518,7 @@ impl Memo {
             .map(|(_, _, probs)| *probs)
     }
 
-    fn keep(&mut self, hash: u64, net: usize, patch: &[f32; PATCH_LEN], probs: [f32; CLASSES]) {
+    fn keep(&mut self, hash: u64, net: usize, patch: &[f32; PATCH_LEN], probs: FirstAndAll) {
         self.seen
             .entry(hash)
             .or_default()
@@ -805,6 +829,7 @@ mod tests {
                     .recall(patch_hash(patch), m as *const Cnn as usize, patch)
             })
         };
+        let alone = m.classify_alone(&patch);
         let (first, again, inside) = remembering(|| {
             let first = m.classify(&patch);
             let again = m.classify(&patch);
@@ -814,7 +839,8 @@ mod tests {
         });
         assert_eq!(first, fresh);
         assert_eq!(again, fresh);
-        assert_eq!(inside, Some(fresh));
+        // The first network's probabilities are remembered with them.
+        assert_eq!(inside, Some((alone, fresh)));
         // A patch that differs in one value was not classified.
         let mut other = patch;
         other[3] += 0.5;

@@ -489,7 +489,7 @@ fn read_group(
         .iter()
         .map(|r| char_patch(img, *r, !inverted))
         .collect();
-    let firsts: Vec<decode::Probs> = patches.iter().map(|p| model.classify_alone(p)).collect();
+    let firsts: Vec<decode::Probs> = patches.iter().map(|p| model.first(p)).collect();
     if firsts.iter().filter(|p| best_symbol(p) >= LEGIBLE).count() < LEGIBLE_GLYPHS {
         return None;
     }
